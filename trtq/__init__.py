@@ -1,0 +1,29 @@
+"""trtq: a trained PyTorch model to a fast, accurate INT8 TensorRT engine.
+
+The public API is imported lazily so `import trtq` stays cheap and works without TensorRT.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "export_onnx": "trtq.export",
+    "load_data": "trtq.data",
+    "Preprocess": "trtq.data",
+    "OnnxRuntimeRunner": "trtq.backends.onnxrt",
+    "build": "trtq.build",
+    "BuildResult": "trtq.build",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'trtq' has no attribute {name!r}")

@@ -1,0 +1,89 @@
+"""Writing artifacts safely: temporary file then rename, never a half-written file, never a silent overwrite."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trtq.errors import UsageError
+
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "save_onnx", "prepare_out_dir", "check_writable"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it over `path`, on any error remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_onnx(model: Any, path: str | os.PathLike) -> Path:
+    """Save an onnx.ModelProto atomically, weights inline (models here stay under 2 GB)."""
+    return write_bytes(path, model.SerializeToString(deterministic=True))
+
+
+def check_writable(path: str | os.PathLike, force: bool) -> None:
+    """Refuse to overwrite an existing user file unless force is set."""
+    p = Path(path)
+    if p.exists() and not force:
+        raise UsageError(f"{p} already exists; pass --force to overwrite it or choose another path")
+
+
+def prepare_out_dir(out: str | os.PathLike, force: bool) -> Path:
+    """Create a run folder; refuse a non-empty existing one unless force (then clear trtq's own files)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise UsageError(f"output folder {out} already exists and is not empty; pass --force to overwrite it")
+        for child in out.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out

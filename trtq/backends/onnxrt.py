@@ -1,0 +1,133 @@
+"""ONNX Runtime runner that executes Q/DQ graphs as written.
+
+ONNX Runtime's default CPU optimisations replace QuantizeLinear/DequantizeLinear pairs around Conv/MatMul
+with its own int8 kernels. On CPUs without VNNI those kernels saturate and lose tens of points of
+accuracy, and in any case they are not what TensorRT computes. TensorRT's numerics follow the graph as
+written (quantize, dequantize, float math), so by default this runner disables the Q/DQ fusion pass and
+keeps every other optimisation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from trtq.backends.base import BaseRunner, TensorMeta
+
+__all__ = ["OnnxRuntimeRunner", "QDQ_FUSION_OPTIMIZERS", "expose_tensors"]
+
+#: ORT graph transformers that turn Q/DQ into int8 kernels; disabled to execute Q/DQ as written.
+QDQ_FUSION_OPTIMIZERS = ["QDQSelectorActionTransformer"]
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+
+
+def expose_tensors(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+    """Return a copy of `model` whose graph also outputs the named intermediate tensors."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    existing = {o.name for o in out.graph.output}
+    wanted = [n for n in names if n not in existing]
+    if not wanted:
+        return out
+    types: dict[str, int] = {}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(out)
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+            types[vi.name] = vi.type.tensor_type.elem_type
+    except Exception:  # shape inference is a nicety here; unknown types default to float
+        pass
+    for name in wanted:
+        out.graph.output.append(
+            onnx.helper.make_tensor_value_info(name, types.get(name) or onnx.TensorProto.FLOAT, None)
+        )
+    return out
+
+
+class OnnxRuntimeRunner(BaseRunner):
+    """Run an ONNX model (path, bytes or ModelProto) in ONNX Runtime on the CPU.
+
+    Args:
+        model: the model to run.
+        extra_outputs: intermediate tensor names to return besides the graph outputs.
+        qdq_as_written: disable ORT's Q/DQ -> int8-kernel fusion (default True; see module doc).
+        threads: intra-op threads (default: ORT's choice).
+        providers: execution providers (default CPU).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | bytes | onnx.ModelProto,
+        *,
+        extra_outputs: Sequence[str] = (),
+        qdq_as_written: bool = True,
+        threads: int | None = None,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        name: str = "onnxruntime",
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self._model = model
+        self._extra = list(extra_outputs)
+        self._qdq_as_written = qdq_as_written
+        self._threads = threads
+        self._providers = list(providers)
+        self.session = None
+
+    def _model_bytes(self) -> bytes:
+        m = self._model
+        if self._extra:
+            if isinstance(m, (str, os.PathLike)):
+                m = onnx.load(str(m))
+            elif isinstance(m, bytes):
+                m = onnx.load_from_string(m)
+            return expose_tensors(m, self._extra).SerializeToString()
+        if isinstance(m, onnx.ModelProto):
+            return m.SerializeToString()
+        if isinstance(m, bytes):
+            return m
+        return Path(m).read_bytes()
+
+    def activate_impl(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if self._threads:
+            opts.intra_op_num_threads = self._threads
+        disabled = QDQ_FUSION_OPTIMIZERS if self._qdq_as_written else None
+        self.session = ort.InferenceSession(
+            self._model_bytes(), opts, providers=self._providers, disabled_optimizers=disabled
+        )
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.output_names()
+        values = self.session.run(names, dict(feed))
+        return dict(zip(names, values))
+
+    def input_metadata(self) -> TensorMeta:
+        assert self.session is not None, "activate the runner first"
+        return {
+            i.name: (np.dtype(_ORT_TYPES.get(i.type, np.float32)), tuple(i.shape))
+            for i in self.session.get_inputs()
+        }
+
+    def output_names(self) -> list[str]:
+        assert self.session is not None, "activate the runner first"
+        return [o.name for o in self.session.get_outputs()]
