@@ -13,7 +13,15 @@ from typing import Any
 
 from trtq.errors import UsageError
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "save_onnx", "prepare_out_dir", "check_writable"]
+__all__ = [
+    "atomic_path",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "save_onnx",
+    "prepare_out_dir",
+    "check_writable",
+]
 
 
 @contextlib.contextmanager
@@ -79,7 +87,9 @@ def prepare_out_dir(out: str | os.PathLike, force: bool) -> Path:
         raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise UsageError(f"output folder {out} already exists and is not empty; pass --force to overwrite it")
+            raise UsageError(
+                f"output folder {out} already exists and is not empty; pass --force to overwrite it"
+            )
         for child in out.iterdir():
             if child.is_dir():
                 shutil.rmtree(child)
