@@ -159,11 +159,13 @@ def _load_image(path: Path, pre: Preprocess | None) -> np.ndarray:
         ) from None
     if pre.size is not None:
         if pre.resize is not None:
+            # same arithmetic as torchvision's Resize(int) + CenterCrop, so accuracy numbers carry over
             w, h = img.size
-            s = pre.resize / min(w, h)
-            img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR)
+            short, long = (w, h) if w <= h else (h, w)
+            new_long = int(pre.resize * long / short)
+            img = img.resize((pre.resize, new_long) if w <= h else (new_long, pre.resize), Image.BILINEAR)
             w, h = img.size
-            left, top = (w - pre.size) // 2, (h - pre.size) // 2
+            left, top = int(round((w - pre.size) / 2.0)), int(round((h - pre.size) / 2.0))
             if left < 0 or top < 0:
                 raise UsageError(f"--resize {pre.resize} is smaller than --size {pre.size}")
             img = img.crop((left, top, left + pre.size, top + pre.size))

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn as nn
 
 __all__ = ["DigitsNet", "prepare_demo", "run_demo", "DemoFiles", "DEMO_PREPROCESS", "demo_build_command"]
 
@@ -26,34 +28,23 @@ __all__ = ["DigitsNet", "prepare_demo", "run_demo", "DemoFiles", "DEMO_PREPROCES
 DEMO_PREPROCESS = {"size": 8, "resize": None, "mean": (0.5,), "std": (0.5,), "channels": 1}
 
 
-def DigitsNet() -> Any:  # noqa: N802 - factory named like the class it returns (entry point)
+class DigitsNet(nn.Module):
     """The demo architecture: conv stem, a residual block, pooling, a wider conv, global pool, linear."""
-    import torch
-    import torch.nn as nn
 
-    class _DigitsNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = nn.Sequential(
-                nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU()
-            )
-            self.conv1 = nn.Sequential(
-                nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU()
-            )
-            self.conv2 = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32))
-            self.pool = nn.MaxPool2d(2)
-            self.conv3 = nn.Sequential(
-                nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU()
-            )
-            self.head = nn.Linear(64, 10)
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        self.conv1 = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32))
+        self.pool = nn.MaxPool2d(2)
+        self.conv3 = nn.Sequential(nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        self.head = nn.Linear(64, 10)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = self.stem(x)
-            x = torch.relu(x + self.conv2(self.conv1(x)))
-            x = self.conv3(self.pool(x))
-            return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-    return _DigitsNet()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = torch.relu(x + self.conv2(self.conv1(x)))
+        x = self.conv3(self.pool(x))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
 @dataclass
