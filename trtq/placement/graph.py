@@ -8,7 +8,7 @@ both call it, so the names a plan refers to are the names insertion finds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import onnx
@@ -109,9 +109,11 @@ class GraphIndex:
 
     Args:
         model: a model returned by `normalize`.
+        batch_hint: value given to a symbolic first dim of each graph input before shape inference (the
+            batch of the engine's smallest profile); other symbolic dims stay unknown.
     """
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, batch_hint: int = 1) -> None:
         self.model = model
         g = model.graph
         self.nodes: list[onnx.NodeProto] = list(g.node)
@@ -128,12 +130,33 @@ class GraphIndex:
             for name in node.input:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
-        self._shapes = _infer_shapes(model)
+        self._shapes = _infer_shapes(model, batch_hint)
         self._arrays: dict[str, np.ndarray] = {}
+        self._const_like: dict[str, bool] = {}
 
     def is_const(self, name: str) -> bool:
         """Whether `name` is an initializer (after normalisation, constants are initializers)."""
         return name in self.initializers
+
+    def is_const_like(self, name: str) -> bool:
+        """Whether `name` is a constant, a scalar/size-1 broadcast, or computed only from constants and shapes.
+
+        Such inputs (e.g. the `1/sqrt(sqrt(d))` attention scale an exporter computes from `Shape`) are
+        parameters of an element-wise op, not a second activation to quantize.
+        """
+        if name in self._const_like:
+            return self._const_like[name]
+        self._const_like[name] = False  # guards cycles
+        shape = self.shape(name)
+        result = self.is_const(name) or (shape is not None and all(d == 1 for d in shape))
+        if not result:
+            p = self.producer_of(name)
+            result = p is not None and (
+                p.op_type in ("Shape", "Size", "Constant", "ConstantOfShape")
+                or all(self.is_const_like(i) for i in p.input if i)
+            )
+        self._const_like[name] = result
+        return result
 
     def array(self, name: str) -> np.ndarray:
         """The value of an initializer as a numpy array (cached)."""
@@ -163,15 +186,26 @@ class GraphIndex:
         """Non-empty, non-constant inputs of `node`."""
         return [name for name in node.input if name and not self.is_const(name)]
 
+    def tensor_inputs(self, node: onnx.NodeProto) -> list[str]:
+        """Inputs of `node` that are real activations (not constant-like, see `is_const_like`)."""
+        return [name for name in node.input if name and not self.is_const_like(name)]
+
     def topo_weighted(self, op_types: Iterable[str] = WEIGHTED_OPS) -> list[onnx.NodeProto]:
         """Nodes of the given op types in graph (topological) order."""
         wanted = set(op_types)
         return [n for n in self.nodes if n.op_type in wanted]
 
 
-def _infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
+def _infer_shapes(model: onnx.ModelProto, batch_hint: int) -> dict[str, tuple[int | None, ...]]:
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for vi in fixed.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) and not dims[0].HasField("dim_value"):
+            dims[0].Clear()
+            dims[0].dim_value = batch_hint
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception:  # shapes only refine rules (GEMV detection); a graph without them still plans
         return {}
     shapes: dict[str, tuple[int | None, ...]] = {}
@@ -182,3 +216,103 @@ def _infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
             continue
         shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
     return shapes
+
+
+#: Ops that only move or reshape data: Q/DQ commute with them, TensorRT propagates Q/DQ across them.
+COPY_OPS = frozenset(
+    {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Expand", "Slice", "Gather", "Tile",
+     "Split", "DepthToSpace", "SpaceToDepth"}
+)  # fmt: skip
+#: Unary activations TensorRT fuses into a convolution/GEMM epilogue.
+EPILOGUE_UNARY = frozenset(
+    {"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus",
+     "Gelu", "Mish", "PRelu", "BatchNormalization"}
+)  # fmt: skip
+
+
+def _variable_inputs(index: GraphIndex, node: onnx.NodeProto) -> list[str]:
+    return [i for i in node.input if i and not index.is_const(i)]
+
+
+def _unary_elementwise(index: GraphIndex, node: onnx.NodeProto) -> bool:
+    var = _variable_inputs(index, node)
+    return len(var) == 1 and (node.op_type in EPILOGUE_UNARY or node.op_type in ("Add", "Mul", "Sub", "Div"))
+
+
+def activation_mul_source(index: GraphIndex, node: onnx.NodeProto) -> str | None:
+    """For `Mul(x, f(x))` with f a chain of unary element-wise ops (SiLU, HardSwish written out), return x.
+
+    Such a Mul is an activation TensorRT fuses into the preceding layer, not a product of two tensors.
+    """
+    if node.op_type != "Mul":
+        return None
+    inputs = _variable_inputs(index, node)
+    if len(inputs) != 2:
+        return None
+    a, b = inputs
+    for x, y in ((a, b), (b, a)):
+        p = index.producer_of(y)
+        while p is not None and _unary_elementwise(index, p):
+            src = _variable_inputs(index, p)[0]
+            if src == x:
+                return x
+            p = index.producer_of(src)
+    return None
+
+
+def fused_backbone(
+    index: GraphIndex,
+    tensor: str,
+    backbone_ops: Iterable[str],
+    *,
+    through_copy: bool = True,
+    fused_adds: Mapping[str, str] | None = None,
+) -> onnx.NodeProto | None:
+    """The weighted node whose fused epilogue produces `tensor`, if any.
+
+    Walks back from the producer through what TensorRT fuses after a convolution/GEMM: bias Add and scale
+    Mul with a constant, BatchNormalization, unary activations, `x * sigmoid(x)`-style activations and
+    (optionally) copy ops, and returns the first node of `backbone_ops` reached. `fused_adds` maps residual
+    Add nodes already fused into a convolution to their fused input, so the walk continues through them.
+    """
+    ops = set(backbone_ops)
+    p = index.producer_of(tensor)
+    seen = 0
+    while p is not None and seen < 64:
+        seen += 1
+        if p.op_type in ops:
+            return p
+        var = _variable_inputs(index, p)
+        act_src = activation_mul_source(index, p)
+        if fused_adds and p.name in fused_adds:
+            nxt = fused_adds[p.name]
+        elif _unary_elementwise(index, p):
+            nxt = var[0]
+        elif act_src is not None:
+            nxt = act_src
+        elif through_copy and p.op_type in COPY_OPS and var:
+            nxt = var[0]
+        else:
+            return None
+        p = index.producer_of(nxt)
+    return None
+
+
+def ancestor_distances(index: GraphIndex, tensor: str) -> dict[str, int]:
+    """Node name -> fewest producer hops from `tensor` back to that node (its producer is at 0)."""
+    dist: dict[str, int] = {}
+    start = index.producer_of(tensor)
+    if start is None:
+        return dist
+    frontier = [start]
+    dist[start.name] = 0
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for name in _variable_inputs(index, node):
+                p = index.producer_of(name)
+                if p is not None and p.name not in dist:
+                    dist[p.name] = dist[node.name] + 1
+                    nxt.append(p)
+        frontier = nxt
+    return dist

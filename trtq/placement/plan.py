@@ -26,7 +26,10 @@ class PlacementConfig:
         skip_gemv: leave matrix-vector and small (K or N < 16) MatMul/Gemm unquantized.
         residual_add: Q/DQ on the residual input of an Add that TensorRT fuses into a convolution.
         pooling: Q/DQ on AveragePool/GlobalAveragePool inputs that continue an INT8 chain.
-        concat_shared_scale: Concat inputs that all get Q/DQ share one scale.
+        int8_elementwise: Q/DQ on the inputs of an Add/Mul of two tensors between quantized layers.
+        concat_shared_scale: a Concat's quantized output and quantized inputs share one scale.
+        batch_hint: the value assumed for symbolic dims when detecting matrix-vector products (1: the
+            batch-1 engine profile, as ModelOpt's batch-1 calibration run sees it).
     """
 
     exclude_nodes: Sequence[str] = ()
@@ -36,7 +39,9 @@ class PlacementConfig:
     skip_gemv: bool = True
     residual_add: bool = True
     pooling: bool = True
+    int8_elementwise: bool = True
     concat_shared_scale: bool = True
+    batch_hint: int = 1
 
 
 @dataclass
@@ -131,7 +136,7 @@ def plan_qdq(model: onnx.ModelProto, config: PlacementConfig | None = None) -> Q
         activation and node name of `model`.
     """
     config = config or PlacementConfig()
-    index = GraphIndex(normalize(model))
+    index = GraphIndex(normalize(model), batch_hint=config.batch_hint)
     weighted = index.topo_weighted(WEIGHTED_OPS)
     first_last: frozenset[str] = frozenset()
     if config.keep_first_last and weighted:
@@ -141,6 +146,7 @@ def plan_qdq(model: onnx.ModelProto, config: PlacementConfig | None = None) -> Q
         exclude_nodes=tuple(config.exclude_nodes),
         exclude_op_types=tuple(config.exclude_op_types),
         first_last=first_last,
+        batch_hint=config.batch_hint,
     )
     rules = [
         r
@@ -170,4 +176,31 @@ def plan_qdq(model: onnx.ModelProto, config: PlacementConfig | None = None) -> Q
                 b.quantize_input(name, node.name)
         b.plan.quantized_nodes.append(node.name)
         b.decide(node, True, "QuantizeWeightedInputs", "activation input(s) per-tensor, weight per-channel")
+
+    switches = {
+        R.ResidualAdd: config.residual_add,
+        R.Int8Elementwise: config.int8_elementwise,
+        R.PoolingChain: config.pooling,
+    }
+    pattern_rules = [r for r in R.default_pattern_rules() if switches.get(type(r), True)]
+    exclusions = [R.ExcludedByName(), R.ExcludedByOpType()]
+    view = R.PlanView(quantized=set(b.plan.quantized_nodes), consumers=b.plan.consumers)
+    for rule in pattern_rules:
+        for node in index.nodes:
+            if node.op_type not in rule.op_types or b.plan.decision_for(node.name) is not None:
+                continue
+            verdict = rule.apply(node, ctx, view)
+            if verdict is None:
+                continue
+            excluded = next(((x.name, r) for x in exclusions if (r := x.check(node, ctx))), None)
+            if excluded and verdict.inputs:
+                b.decide(node, False, excluded[0], excluded[1])
+                continue
+            for t in verdict.inputs:
+                b.quantize_input(t, node.name)
+            if verdict.fused_input:
+                view.fused_adds[node.name] = verdict.fused_input
+            b.decide(node, bool(verdict.inputs), rule.name, verdict.reason)
+    if config.concat_shared_scale:
+        b.plan.scale_groups = R.concat_scale_groups(ctx, b.plan.activations)
     return b.plan

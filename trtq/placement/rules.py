@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from trtq.placement.graph import GraphIndex
+from trtq.placement.graph import (
+    COPY_OPS,
+    WEIGHTED_OPS,
+    GraphIndex,
+    activation_mul_source,
+    ancestor_distances,
+    fused_backbone,
+)
 
 __all__ = [
     "PlacementContext",
@@ -27,6 +34,15 @@ __all__ = [
     "weight_axis",
     "weight_input",
     "default_weighted_rules",
+    "Verdict",
+    "PlanView",
+    "PatternRule",
+    "ResidualAdd",
+    "Int8Elementwise",
+    "PoolingChain",
+    "Commuting",
+    "default_pattern_rules",
+    "concat_scale_groups",
 ]
 
 
@@ -40,6 +56,7 @@ class PlacementContext:
     first_last: frozenset[str] = field(default_factory=frozenset)
     min_conv_channels: int = 16
     min_gemm_dim: int = 16
+    batch_hint: int = 1
 
 
 def weight_input(node: onnx.NodeProto, index: GraphIndex) -> int | None:
@@ -167,7 +184,8 @@ class SmallOrGemv(WeightedRule):
     """MatMul/Gemm that is a matrix-vector product (M or N == 1) or has K or N < 16.
 
     Such products cannot use INT8 tensor cores well; Q/DQ around them makes TensorRT slower (ModelOpt's
-    GEMV rule). Dims come from static shapes: a symbolic batch dimension is not taken as 1.
+    GEMV rule). Dims come from shape inference with the batch fixed to `batch_hint` (1 by default, the
+    batch ModelOpt's calibration run uses), so a classifier Gemm `[batch, classes]` counts as a GEMV.
     """
 
     name = "SmallOrGemv"
@@ -175,18 +193,26 @@ class SmallOrGemv(WeightedRule):
     def check(self, node: onnx.NodeProto, ctx: PlacementContext) -> str | None:
         if node.op_type not in ("MatMul", "Gemm"):
             return None
-        out = ctx.index.shape(node.output[0])
-        if out is None or len(out) < 1:
-            return None
-        n = out[-1]
-        m = out[-2] if len(out) >= 2 else 1
-        if n == 1 or m == 1:
+        out = ctx.index.shape(node.output[0]) or ()
+        both_variable = not any(ctx.index.is_const(i) for i in node.input[:2])
+        if both_variable and len(out) >= 2 and (out[-1] == 1 or out[-2] == 1):
             return f"matrix-vector product (output shape {_fmt(out)})"
+        if not both_variable and 0 < len(out) < 3 and 1 in out:
+            return f"matrix-vector product (output shape {_fmt(out)} at batch {ctx.batch_hint})"
+        n = out[-1] if out else self._n_dim(node, ctx)
         k = self._k_dim(node, ctx)
         small = ctx.min_gemm_dim
         if (n is not None and n < small) or (k is not None and k < small):
             return f"small GEMM (N={n}, K={k} < {small})"
         return None
+
+    @staticmethod
+    def _n_dim(node: onnx.NodeProto, ctx: PlacementContext) -> int | None:
+        shape = ctx.index.shape(node.input[1]) if len(node.input) > 1 else None
+        if not shape or len(shape) < 2:
+            return None
+        trans_b = node.op_type == "Gemm" and bool(_attr(node, "transB", 0))
+        return shape[-2] if trans_b else shape[-1]
 
     @staticmethod
     def _k_dim(node: onnx.NodeProto, ctx: PlacementContext) -> int | None:
@@ -213,3 +239,193 @@ def default_weighted_rules() -> list[WeightedRule]:
         SmallConv(),
         SmallOrGemv(),
     ]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rules for nodes around the weighted ops. Each returns None when the node is not its candidate, else a
+# Verdict: the inputs that get Q/DQ (empty: none) and the reason. They run after the weighted rules, in the
+# order of `default_pattern_rules`, and see the plan built so far through `PlanView`.
+
+
+@dataclass
+class Verdict:
+    """A pattern rule's answer for one node."""
+
+    inputs: list[str]
+    reason: str
+    fused_input: str | None = None  # ResidualAdd: the input produced by the convolution it fuses into
+
+
+@dataclass
+class PlanView:
+    """The plan so far, as pattern rules see it."""
+
+    quantized: set[str]  # weighted nodes with quantized inputs
+    consumers: dict[str, list[str]]  # tensor -> nodes that read its DequantizeLinear output
+    fused_adds: dict[str, str] = field(default_factory=dict)  # residual Add -> its conv-fused input
+
+    def reads_dq(self, tensor: str, node: str) -> bool:
+        return node in self.consumers.get(tensor, ())
+
+
+def _reaches_quantized(tensor: str, ctx: PlacementContext, view: PlanView, depth: int = 0) -> bool:
+    """Whether `tensor` feeds, directly or through copy ops, a node that reads it quantized."""
+    if depth > 16:
+        return False
+    for c in ctx.index.consumers_of(tensor):
+        if view.reads_dq(tensor, c.name):
+            return True
+        if c.op_type in COPY_OPS and c.output and _reaches_quantized(c.output[0], ctx, view, depth + 1):
+            return True
+    return False
+
+
+def _follows_quantized(tensor: str, ctx: PlacementContext, view: PlanView) -> bool:
+    """Whether `tensor` is the fused output of a quantized weighted op (so that op can write it in INT8)."""
+    bb = fused_backbone(ctx.index, tensor, WEIGHTED_OPS, fused_adds=view.fused_adds)
+    return bb is not None and bb.name in view.quantized
+
+
+class PatternRule:
+    """Base class for rules on non-weighted nodes."""
+
+    name: str = "PatternRule"
+    op_types: tuple[str, ...] = ()
+
+    def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
+        raise NotImplementedError
+
+
+class ResidualAdd(PatternRule):
+    """Add of a quantized convolution's output and another tensor: Q/DQ on the other (residual) input.
+
+    TensorRT fuses Conv(+BN+act)+Add; the residual input's precision decides the fused op's output
+    precision, so a quantized residual gives an INT8-in/INT8-out convolution (TENSORRT.md (a) #4). When
+    both inputs come from convolutions, the one on the longer path from their lowest common ancestor is
+    fused (ModelOpt's `build_non_residual_input_map`); when the fused conv's own output is the other input
+    (ConvNeXt-style), the Add is not a residual Add.
+    """
+
+    name = "ResidualAdd"
+    op_types = ("Add",)
+
+    def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
+        idx = ctx.index
+        inputs = idx.tensor_inputs(node)
+        if len(node.input) != 2 or len(inputs) != 2 or any(idx.producer_of(t) is None for t in inputs):
+            return None
+        bbs = [fused_backbone(idx, t, ("Conv", "ConvTranspose")) for t in inputs]
+        if not any(bbs):
+            return None
+        live = [bb if bb is not None and bb.name in view.quantized else None for bb in bbs]
+        if not any(live):
+            return Verdict([], "the convolution it would fuse into is kept in high precision")
+        d0, d1 = ancestor_distances(idx, inputs[0]), ancestor_distances(idx, inputs[1])
+        common = [n.name for n in idx.nodes if n.name in d0 and n.name in d1]
+        lca = min(common, key=lambda n: d0[n] + d1[n]) if common else None
+        if live[0] and live[1]:
+            if live[0].name == live[1].name:
+                return Verdict([], "both inputs come from the same convolution")
+            fused = 0 if d0.get(lca, 0) > d1.get(lca, 0) else 1
+        else:
+            fused = 0 if live[0] else 1
+            if lca is not None and lca == live[fused].name:
+                return Verdict(
+                    [], "the other input branches off the fused convolution itself (not a residual)"
+                )
+        residual = inputs[1 - fused]
+        return Verdict(
+            [residual],
+            f"residual input of a Conv+Add fusion with {live[fused].name}",
+            fused_input=inputs[fused],
+        )
+
+
+class Int8Elementwise(PatternRule):
+    """Add/Mul of two tensors inside an INT8 chain: Q/DQ on all inputs (TENSORRT.md (a) #5).
+
+    Applies when an input is the fused output of a quantized weighted op and the result feeds a quantized
+    node, e.g. the squeeze-excitation `x * sigmoid(s)` before a projection conv. Activations written as
+    `x * f(x)` (SiLU) are part of the preceding layer and are not candidates.
+    """
+
+    name = "Int8Elementwise"
+    op_types = ("Add", "Mul")
+
+    def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
+        inputs = ctx.index.tensor_inputs(node)
+        if len(inputs) < 2 or activation_mul_source(ctx.index, node) is not None:
+            return None
+        if not any(_follows_quantized(t, ctx, view) for t in inputs):
+            return Verdict([], "no input comes from a quantized layer")
+        if not _reaches_quantized(node.output[0], ctx, view):
+            return Verdict([], "its output feeds no quantized layer (the INT8 chain ends here)")
+        return Verdict(list(dict.fromkeys(inputs)), "element-wise op between quantized layers runs in INT8")
+
+
+class PoolingChain(PatternRule):
+    """AveragePool/GlobalAveragePool: Q/DQ on the input when that keeps the chain INT8.
+
+    That is when the input is the fused output of a quantized layer (which then writes INT8) or the
+    output feeds a quantized layer (TensorRT fuses the pool with its input DQ and output Q).
+    """
+
+    name = "PoolingChain"
+    op_types = ("AveragePool", "GlobalAveragePool")
+
+    def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
+        inputs = ctx.index.activation_inputs(node)
+        if not inputs:
+            return None
+        x = inputs[0]
+        if _follows_quantized(x, ctx, view):
+            return Verdict([x], "input is the output of a quantized layer: pool in INT8")
+        if _reaches_quantized(node.output[0], ctx, view):
+            return Verdict([x], "output feeds a quantized layer: pool in INT8")
+        return Verdict([], "neither side of the pool is quantized")
+
+
+class Commuting(PatternRule):
+    """MaxPool and friends commute with Q/DQ: TensorRT moves Q/DQ across them, so none go on them."""
+
+    name = "Commuting"
+    op_types = ("MaxPool", "GlobalMaxPool")
+
+    def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
+        return Verdict([], f"{node.op_type} commutes with Q/DQ; TensorRT propagates the neighbouring Q/DQ")
+
+
+def default_pattern_rules() -> list[PatternRule]:
+    """Rules for non-weighted nodes, in the order they run (a node takes the first rule that answers)."""
+    return [ResidualAdd(), Int8Elementwise(), PoolingChain(), Commuting()]
+
+
+def concat_scale_groups(ctx: PlacementContext, activations: Sequence[str]) -> list[list[str]]:
+    """Tensors that must share one scale: a Concat's quantized output with its quantized inputs.
+
+    TensorRT moves the Q after a Concat in front of each input; equal scales let it drop the resulting
+    DQ->Q pairs (ModelOpt's `concat_elimination`). Groups that share a tensor are merged.
+    """
+    quantized = set(activations)
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for node in ctx.index.nodes:
+        if node.op_type != "Concat" or node.output[0] not in quantized:
+            continue
+        members = [t for t in ctx.index.activation_inputs(node) if t in quantized]
+        if not members:
+            continue
+        for t in members:
+            parent[find(t)] = find(node.output[0])
+    order = {t: i for i, t in enumerate(activations)}
+    groups: dict[str, list[str]] = {}
+    for t in sorted(parent, key=lambda t: order[t]):
+        groups.setdefault(find(t), []).append(t)
+    return [g for g in groups.values() if len(g) > 1]
