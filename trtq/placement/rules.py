@@ -317,26 +317,25 @@ class ResidualAdd(PatternRule):
         bbs = [fused_backbone(idx, t, ("Conv", "ConvTranspose")) for t in inputs]
         if not any(bbs):
             return None
-        live = [bb if bb is not None and bb.name in view.quantized else None for bb in bbs]
-        if not any(live):
-            return Verdict([], "the convolution it would fuse into is kept in high precision")
         d0, d1 = ancestor_distances(idx, inputs[0]), ancestor_distances(idx, inputs[1])
         common = [n.name for n in idx.nodes if n.name in d0 and n.name in d1]
         lca = min(common, key=lambda n: d0[n] + d1[n]) if common else None
-        if live[0] and live[1]:
-            if live[0].name == live[1].name:
+        if bbs[0] is not None and bbs[1] is not None:
+            if bbs[0].name == bbs[1].name:
                 return Verdict([], "both inputs come from the same convolution")
             fused = 0 if d0.get(lca, 0) > d1.get(lca, 0) else 1
         else:
-            fused = 0 if live[0] else 1
-            if lca is not None and lca == live[fused].name:
+            fused = 0 if bbs[0] is not None else 1
+            if lca is not None and lca == bbs[fused].name:
                 return Verdict(
                     [], "the other input branches off the fused convolution itself (not a residual)"
                 )
+        if bbs[fused].name not in view.quantized:
+            return Verdict([], f"the convolution it fuses into ({bbs[fused].name}) is kept in high precision")
         residual = inputs[1 - fused]
         return Verdict(
             [residual],
-            f"residual input of a Conv+Add fusion with {live[fused].name}",
+            f"residual input of a Conv+Add fusion with {bbs[fused].name}",
             fused_input=inputs[fused],
         )
 
