@@ -18,6 +18,9 @@ _API = {
     "OnnxRuntimeRunner": "trtq.backends.onnxrt",
     "build": "trtq.build",
     "BuildResult": "trtq.build",
+    "calibrate": "trtq.calibrate",
+    "Calibration": "trtq.calibrate",
+    "choose_method": "trtq.calibrate",
 }
 
 __all__ = ["__version__", *_API]

@@ -11,9 +11,20 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-__all__ = ["Calibrator", "register_calibrator", "get_calibrator", "list_calibrators", "CALIBRATORS"]
+__all__ = [
+    "Calibrator",
+    "register_calibrator",
+    "register_alias",
+    "canonical_method",
+    "get_calibrator",
+    "list_calibrators",
+    "CALIBRATORS",
+    "ALIASES",
+]
 
 CALIBRATORS: dict[str, type[Calibrator]] = {}
+#: other names accepted for a registered method (alias -> method), e.g. "max" -> "minmax"
+ALIASES: dict[str, str] = {}
 
 
 class Calibrator:
@@ -41,11 +52,25 @@ def register_calibrator(name: str) -> Callable[[type[Calibrator]], type[Calibrat
     return deco
 
 
+def register_alias(alias: str, name: str) -> None:
+    """Accept `alias` wherever the registered method `name` is accepted."""
+    if alias in CALIBRATORS or alias in ALIASES:
+        raise ValueError(f"calibrator name {alias!r} registered twice")
+    ALIASES[alias] = name
+
+
+def canonical_method(name: str) -> str:
+    """The registered method name for `name` or one of its aliases (unknown names are returned as given)."""
+    return ALIASES.get(name, name)
+
+
 def get_calibrator(name: str, **kwargs: object) -> Calibrator:
     try:
-        cls = CALIBRATORS[name]
+        cls = CALIBRATORS[canonical_method(name)]
     except KeyError:
-        raise KeyError(f"unknown calibration method {name!r}; choose from {', '.join(sorted(CALIBRATORS))}") from None
+        raise KeyError(
+            f"unknown calibration method {name!r}; choose from {', '.join(sorted(CALIBRATORS))}"
+        ) from None
     return cls(**kwargs)
 
 

@@ -1,0 +1,233 @@
+"""Streaming per-tensor statistics and |x| histograms that every calibration method reads.
+
+One `HistogramCollector` sees each batch once; every method (minmax, entropy, percentile, mse) computes its
+amax from the same collected state, so comparing methods costs one pass over the data.
+
+Binning scheme (exact, order-free): each tensor keeps a *fine* histogram of |x| with `fine_bins` bins
+(a power of two, 65536 by default) of width 2**e, where e is the smallest integer with
+max|x| < fine_bins * 2**e. A bin index is floor(|x| * 2**-e); multiplying by a power of two is exact in
+floating point, so the index is exact. When a later batch has a larger max|x|, e grows by m and every
+2**m adjacent bins merge into one; floor(floor(v / 2**m)) == floor(v / 2**(e+m)), so the merged
+histogram is bit-for-bit the histogram the data would have had with the final width from the start. The
+fine histogram therefore depends only on the multiset of values seen, never on batch size or order, and
+no late range doubling leaves bins empty: max|x| always lies in the upper half of the fine range.
+
+Methods that search thresholds (entropy, mse) work on a *coarse* histogram of about `num_bins` bins
+(2048 by default): c = ceil(k / num_bins) fine bins merged per coarse bin, where k is the number of fine
+bins up to the one holding max|x|. Because max|x| is in the upper half of the fine range, the coarse
+histogram has between 0.94 * num_bins and num_bins bins (for fine_bins = 32 * num_bins), covering
+[0, max|x|] up to less than one coarse bin, again exactly (whole fine bins merged).
+
+Memory is tensors x fine_bins x 8 bytes (512 KiB per tensor by default), independent of the sample count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trtq.errors import TrtqError, UsageError
+
+__all__ = ["HistogramCollector", "TensorHistogram", "CoarseHistogram", "NonFiniteActivation"]
+
+_CHUNK = 1 << 18  # elements histogrammed at a time: bounds temporaries and stays cache friendly
+
+
+class NonFiniteActivation(TrtqError):
+    """An activation contains NaN or Inf, so no finite amax exists."""
+
+    def __init__(self, tensor: str, batch_index: int | None = None) -> None:
+        where = f" in calibration batch {batch_index}" if batch_index is not None else ""
+        super().__init__(
+            f"activation {tensor!r} contains NaN or Inf{where}; check the calibration data "
+            "(normalisation, dtype) and the model before calibrating"
+        )
+        self.tensor = tensor
+        self.batch_index = batch_index
+
+
+@dataclass(frozen=True)
+class CoarseHistogram:
+    """About `num_bins` bins of |x| over [0, len(counts) * bin_width]; bin j covers [j*w, (j+1)*w)."""
+
+    counts: np.ndarray
+    bin_width: float
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.arange(len(self.counts) + 1, dtype=np.float64) * self.bin_width
+
+    @property
+    def centers(self) -> np.ndarray:
+        return (np.arange(len(self.counts), dtype=np.float64) + 0.5) * self.bin_width
+
+
+@dataclass
+class TensorHistogram:
+    """Everything collected for one tensor: running moments, extremes and the fine |x| histogram."""
+
+    name: str
+    count: int = 0
+    nonzero: int = 0
+    min: float = math.inf
+    max: float = -math.inf
+    sum: float = 0.0
+    sumsq: float = 0.0
+    fine: np.ndarray | None = field(default=None, repr=False)
+    exponent: int | None = None  # fine bin width = 2**exponent
+    _pending_zeros: int = field(default=0, repr=False)
+
+    @property
+    def absmax(self) -> float:
+        """max |x| seen (0.0 before any data or for an all-zero tensor)."""
+        if self.count == 0:
+            return 0.0
+        return float(max(-self.min, self.max, 0.0))
+
+    @property
+    def fine_width(self) -> float:
+        return 0.0 if self.exponent is None else math.ldexp(1.0, self.exponent)
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+    @property
+    def std(self) -> float:
+        if not self.count:
+            return 0.0
+        var = self.sumsq / self.count - self.mean**2
+        return math.sqrt(max(var, 0.0))
+
+    def coarse(self, num_bins: int = 2048) -> CoarseHistogram:
+        """Merge whole fine bins into at most `num_bins` bins that reach just past max|x|."""
+        if self.fine is None:
+            return CoarseHistogram(np.zeros(0, dtype=np.int64), 0.0)
+        nz = np.flatnonzero(self.fine)
+        k = int(nz[-1]) + 1
+        per = -(-k // num_bins)
+        nb = -(-k // per)
+        fine = self.fine[: nb * per]
+        if len(fine) < nb * per:
+            fine = np.concatenate([fine, np.zeros(nb * per - len(fine), dtype=fine.dtype)])
+        return CoarseHistogram(fine.reshape(nb, per).sum(axis=1), per * self.fine_width)
+
+    def quantile(self, q: float) -> float:
+        """Upper edge of the fine bin holding the q-quantile of |x| (0 <= q <= 1), at most max|x|."""
+        if self.fine is None:
+            return 0.0
+        cum = np.cumsum(self.fine)
+        target = q * float(cum[-1])
+        b = int(np.searchsorted(cum, target, side="left"))
+        b = min(b, len(cum) - 1)
+        return min((b + 1) * self.fine_width, self.absmax)
+
+
+class HistogramCollector:
+    """Fold batches of named activations into per-tensor statistics and exact fine |x| histograms.
+
+    Args:
+        fine_bins: bins of the fine histogram per tensor; a power of two (default 65536 = 32 x 2048).
+        histograms: keep histograms (False keeps only min/max/moments, which is all minmax needs).
+    """
+
+    def __init__(self, fine_bins: int = 1 << 16, *, histograms: bool = True) -> None:
+        if fine_bins < 2 or fine_bins & (fine_bins - 1):
+            raise UsageError(f"fine_bins must be a power of two >= 2, got {fine_bins}")
+        self.fine_bins = int(fine_bins)
+        self._log2_bins = self.fine_bins.bit_length() - 1
+        self.keep_histograms = histograms
+        self.tensors: dict[str, TensorHistogram] = {}
+        self.batches = 0
+        self._fbuf = np.empty(_CHUNK, dtype=np.float32)
+        self._ibuf = np.empty(_CHUNK, dtype=np.intp)
+
+    def __getitem__(self, name: str) -> TensorHistogram:
+        return self.tensors[name]
+
+    def collect(self, tensors: Mapping[str, np.ndarray], *, batch_index: int | None = None) -> None:
+        """Fold one batch (tensor name -> array) into the statistics; the arrays are not kept.
+
+        Raises:
+            NonFiniteActivation: a tensor holds NaN or Inf.
+            UsageError: a tensor is not floating point.
+        """
+        for name, value in tensors.items():
+            rec = self.tensors.get(name)
+            if rec is None:
+                rec = self.tensors[name] = TensorHistogram(name)
+            self._fold(rec, np.asarray(value), batch_index)
+        self.batches += 1
+
+    def _fold(self, rec: TensorHistogram, x: np.ndarray, batch_index: int | None) -> None:
+        if not np.issubdtype(x.dtype, np.floating):
+            raise UsageError(
+                f"tensor {rec.name!r} is {x.dtype}, not a floating-point activation; only float tensors "
+                "can be calibrated (leave it out of the tensor list)"
+            )
+        if x.dtype == np.float16:
+            x = x.astype(np.float32)
+        flat = x.reshape(-1)
+        n = flat.size
+        if n == 0:
+            return
+        lo, hi = float(flat.min()), float(flat.max())  # NaN propagates through min/max
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise NonFiniteActivation(rec.name, batch_index)
+        rec.count += n
+        rec.min = min(rec.min, lo)
+        rec.max = max(rec.max, hi)
+        wide = flat if max(-lo, hi) < 1e15 else flat.astype(np.float64)  # float32 x*x overflows past 1.8e19
+        rec.sum += float(wide.sum(dtype=wide.dtype))
+        rec.sumsq += float(np.dot(wide, wide))
+        rec.nonzero += int(np.count_nonzero(flat))
+        if not self.keep_histograms:
+            return
+        absmax = max(-lo, hi)
+        if absmax == 0.0:
+            if rec.fine is None:
+                rec._pending_zeros += n
+            else:
+                rec.fine[0] += n
+            return
+        # smallest e with absmax < fine_bins * 2**e
+        e = math.frexp(absmax)[1] - self._log2_bins
+        if rec.fine is None:
+            rec.exponent = e
+            rec.fine = np.zeros(self.fine_bins, dtype=np.int64)
+            rec.fine[0] += rec._pending_zeros
+            rec._pending_zeros = 0
+        elif e > rec.exponent:
+            self._grow(rec, e)
+        self._bin(rec, flat)
+
+    def _grow(self, rec: TensorHistogram, e: int) -> None:
+        """Coarsen the fine histogram to width 2**e by merging 2**(e - old) adjacent bins (exact)."""
+        m = e - rec.exponent
+        merged = np.zeros(self.fine_bins, dtype=np.int64)
+        if m >= self._log2_bins:
+            merged[0] = rec.fine.sum()
+        else:
+            group = 1 << m
+            merged[: self.fine_bins // group] = rec.fine.reshape(-1, group).sum(axis=1)
+        rec.fine = merged
+        rec.exponent = e
+
+    def _bin(self, rec: TensorHistogram, flat: np.ndarray) -> None:
+        scale = math.ldexp(1.0, -rec.exponent)
+        work_dtype = flat.dtype
+        if flat.dtype == np.float32 and not (1e-37 < scale < 1e37):
+            work_dtype = np.dtype(np.float64)  # 2**-e not a normal float32: bin in float64 (still exact)
+        s = work_dtype.type(scale)
+        fbuf = self._fbuf if work_dtype == np.float32 else np.empty(_CHUNK, dtype=work_dtype)
+        ibuf = self._ibuf
+        for start in range(0, flat.size, _CHUNK):
+            chunk = flat[start : start + _CHUNK]
+            k = chunk.size
+            f, i = fbuf[:k], ibuf[:k]
+            np.abs(chunk, out=f)
+            np.multiply(f, s, out=i, casting="unsafe")  # truncation == floor for |x| >= 0
+            rec.fine += np.bincount(i, minlength=self.fine_bins)

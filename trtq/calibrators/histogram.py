@@ -1,0 +1,52 @@
+"""Base class for calibrators that read a (possibly shared) `HistogramCollector`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from trtq.calibrators.base import Calibrator
+from trtq.calibrators.collector import HistogramCollector, TensorHistogram
+
+__all__ = ["CollectorCalibrator", "fine_bins_for"]
+
+
+def fine_bins_for(num_bins: int) -> int:
+    """Fine histogram size for `num_bins` coarse bins: a power of two, at least 32 x num_bins."""
+    return 1 << max(16, (32 * int(num_bins) - 1).bit_length())
+
+
+class CollectorCalibrator(Calibrator):
+    """A calibrator whose statistics live in a `HistogramCollector`.
+
+    Pass one collector to several calibrators to compute all their methods from a single pass: feed
+    the collector (or any one of the calibrators) once per batch, then ask each calibrator for its amax.
+
+    Args:
+        num_bins: coarse histogram bins the threshold search runs over.
+        collector: a shared collector; by default the calibrator owns a new one.
+    """
+
+    #: False when only min/max/moments are needed (the collector can skip histograms)
+    needs_histogram: bool = True
+
+    def __init__(self, *, num_bins: int = 2048, collector: HistogramCollector | None = None) -> None:
+        if num_bins < 2:
+            raise ValueError(f"num_bins must be >= 2, got {num_bins}")
+        self.num_bins = int(num_bins)
+        if collector is None:
+            collector = HistogramCollector(fine_bins_for(num_bins), histograms=self.needs_histogram)
+        elif self.needs_histogram and not collector.keep_histograms:
+            raise ValueError(f"{type(self).__name__} needs a collector that keeps histograms")
+        self.collector = collector
+
+    def collect(self, tensors: Mapping[str, np.ndarray]) -> None:
+        self.collector.collect(tensors)
+
+    def compute_amax(self) -> dict[str, float]:
+        return {name: float(self.amax_from(rec)) for name, rec in self.collector.tensors.items()}
+
+    def amax_from(self, rec: TensorHistogram) -> float:
+        """The threshold for one tensor's collected statistics (0.0 for a tensor that was all zeros)."""
+        raise NotImplementedError

@@ -1,0 +1,36 @@
+"""Percentile calibration: amax is the p-th percentile of |x|."""
+
+from __future__ import annotations
+
+from trtq.calibrators.base import register_calibrator
+from trtq.calibrators.collector import HistogramCollector, TensorHistogram
+from trtq.calibrators.histogram import CollectorCalibrator
+
+__all__ = ["PercentileCalibrator"]
+
+
+@register_calibrator("percentile")
+class PercentileCalibrator(CollectorCalibrator):
+    """amax = the `percentile`-th percentile of |x| (0-100], read off the fine histogram.
+
+    The result is the upper edge of the fine bin that holds the percentile (capped at max|x|), so it is
+    at most one fine bin (max|x| / 32768 with the default sizes) above numpy.percentile(|x|, p).
+
+    Args:
+        percentile: the percentile of |x| to keep unclipped, 0 < p <= 100 (default 99.99).
+        num_bins: coarse bins (unused by this method; accepted for a uniform signature).
+        collector: a shared collector.
+    """
+
+    def __init__(
+        self, percentile: float = 99.99, *, num_bins: int = 2048, collector: HistogramCollector | None = None
+    ) -> None:
+        if not 0.0 < float(percentile) <= 100.0:
+            raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+        super().__init__(num_bins=num_bins, collector=collector)
+        self.percentile = float(percentile)
+
+    def amax_from(self, rec: TensorHistogram) -> float:
+        if self.percentile == 100.0:
+            return rec.absmax
+        return rec.quantile(self.percentile / 100.0)

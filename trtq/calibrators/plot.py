@@ -1,0 +1,96 @@
+"""Plots of calibration histograms with each method's threshold marked (PNG, matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from trtq._io import write_bytes
+from trtq.errors import UsageError
+
+if TYPE_CHECKING:
+    from trtq.calibrate import Calibration
+
+__all__ = ["plot_thresholds", "disagreement"]
+
+_COLORS = {"entropy": "tab:red", "minmax": "black", "percentile": "tab:green", "mse": "tab:blue"}
+
+
+def disagreement(calibration: Calibration) -> dict[str, float]:
+    """tensor -> (largest amax - smallest amax) / largest amax across the computed methods."""
+    out: dict[str, float] = {}
+    for t in calibration.tensors:
+        values = [calibration.amax[m][t] for m in calibration.methods]
+        hi = max(values)
+        out[t] = (hi - min(values)) / hi if hi > 0 else 0.0
+    return out
+
+
+def _file_name(tensor: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", tensor).strip("._") or "tensor"
+    return f"calib_{slug[:80]}.png"
+
+
+def plot_thresholds(
+    calibration: Calibration, tensors_or_top_k: int | Sequence[str], out_dir: str | os.PathLike
+) -> list[Path]:
+    """Draw, per tensor, the |x| histogram (log y) with a vertical line at each method's amax.
+
+    Args:
+        calibration: a result of `calibrate()` in this process (histograms are kept in memory, not saved).
+        tensors_or_top_k: tensor names, or k to plot the k tensors where the methods disagree most.
+        out_dir: folder for the PNG files (`calib_<tensor>.png`).
+
+    Returns:
+        The files written, most disagreeing tensor first when k is given.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not calibration.histograms:
+        raise UsageError(
+            "this calibration has no histograms (they are kept in memory only, not in calibration.json); "
+            "plot right after calibrate()"
+        )
+    if isinstance(tensors_or_top_k, int):
+        spread = disagreement(calibration)
+        ranked = sorted(calibration.tensors, key=lambda t: (-spread[t], calibration.tensors.index(t)))
+        tensors = ranked[: max(tensors_or_top_k, 0)]
+    else:
+        tensors = list(tensors_or_top_k)
+    unknown = [t for t in tensors if t not in calibration.histograms]
+    if unknown:
+        raise UsageError(f"tensor {unknown[0]!r} was not calibrated; cannot plot it")
+
+    out = Path(out_dir)
+    written: list[Path] = []
+    for t in tensors:
+        rec = calibration.histograms[t]
+        hist = rec.coarse(int(calibration.settings.get("num_bins", 2048)))
+        fig = Figure(figsize=(7, 3.6), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        if len(hist.counts):
+            ax.stairs(np.maximum(hist.counts, 0.8), hist.edges, fill=True, color="0.7", baseline=0.8)
+        ax.set_yscale("log")
+        for m in calibration.methods:
+            a = calibration.amax[m][t]
+            ax.axvline(a, color=_COLORS.get(m, "tab:purple"), linewidth=1.2, label=f"{m}: {a:.4g}")
+        ax.set_xlabel("|x|")
+        ax.set_ylabel("count")
+        ax.set_title(t if len(t) <= 70 else "..." + t[-67:], fontsize=9)
+        ax.legend(fontsize=8, loc="upper right")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", metadata={"Software": None})
+        path = out / _file_name(t)
+        if path in written:
+            path = out / _file_name(f"{t}_{len(written)}")
+        written.append(write_bytes(path, buf.getvalue()))
+    return written
