@@ -34,6 +34,7 @@ __all__ = [
     "Calibration",
     "calibrate",
     "choose_method",
+    "calibrate_model",
     "plot_thresholds",
     "read_trt_cache",
     "write_trt_cache",
@@ -472,3 +473,100 @@ def _fidelity(
     if agree:
         result["top1_agreement"] = float(np.concatenate(agree).mean())
     return result
+
+
+def calibrate_model(
+    model: onnx.ModelProto | str | os.PathLike,
+    calib_data: Any,
+    out: str | os.PathLike,
+    *,
+    methods: Sequence[str] | str = ("entropy",),
+    tensors: Sequence[str] | str = "auto",
+    placement: Any = None,
+    preprocess: Any = "imagenet",
+    limit: int | None = 512,
+    batch_size: int = 32,
+    seed: int = 0,
+    eval_data: Any = None,
+    eval_limit: int | None = None,
+    percentile: float = 99.99,
+    trt_cache: str | os.PathLike | None = None,
+    trt_version: tuple[int, int, int] = (10, 3, 0),
+    plots: str | os.PathLike | None = None,
+    force: bool = False,
+) -> Calibration:
+    """Calibrate an FP32 ONNX file from a data source and write calibration.json (what `trtq calibrate` does).
+
+    Args:
+        model: the FP32 ONNX model.
+        calib_data: anything `trtq.data.load_data` opens (image folder, .npy/.npz, array, iterable).
+        out: calibration.json to write.
+        methods: method names or "all".
+        tensors: "auto" (the activations trtq's Q/DQ placement quantizes) or explicit tensor names.
+        placement: a `trtq.placement.PlacementConfig` for "auto".
+        preprocess: preprocessing for image folders (a `trtq.data.Preprocess` or preset name).
+        limit: reproducible subset of the calibration data (None = all).
+        batch_size: batch size of the pass.
+        seed: seed of the subsets.
+        eval_data: held-out data; with several methods and "auto" tensors, the most faithful method is
+            chosen on it (`choose_method`); without it the first method stays chosen.
+        eval_limit: subset of the held-out data.
+        percentile: for the percentile method.
+        trt_cache: also write a TensorRT calibration cache of the chosen method here.
+        trt_version: TensorRT version for the cache header.
+        plots: folder for threshold plots of the 4 most disagreeing tensors (several methods only).
+        force: overwrite existing output files.
+    """
+    from trtq._io import check_writable
+    from trtq.data import load_data
+    from trtq.placement import normalize, plan_qdq
+
+    check_writable(out, force)
+    if trt_cache is not None:
+        check_writable(trt_cache, force)
+    proto = normalize(_load_model(model))
+    inputs = [i.name for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    if len(inputs) != 1:
+        raise UsageError(
+            f"the model has {len(inputs)} inputs; calibration from a data folder needs exactly one"
+        )
+    plan = None
+    if isinstance(tensors, str):
+        if tensors != "auto":
+            tensors = [t.strip() for t in tensors.split(",") if t.strip()]
+        else:
+            plan = plan_qdq(proto, placement)
+            tensors = list(plan.activations)
+            if not tensors:
+                raise UsageError(
+                    "the Q/DQ placement quantizes no activation in this model; nothing to calibrate"
+                )
+    data = load_data(calib_data, preprocess, limit=limit, seed=seed, what="--calib-data")
+    cal = calibrate(
+        proto,
+        data.feeds(inputs[0], batch_size),
+        list(tensors),
+        methods,
+        num_batches=data.num_batches(batch_size),
+        percentile=percentile,
+    )
+    if len(cal.methods) > 1 and eval_data is not None:
+        if plan is None:
+            cal.warnings.append("method not chosen: choosing needs --tensors auto (the Q/DQ plan)")
+        else:
+            from trtq.qdq import insert_qdq
+
+            held = load_data(eval_data, preprocess, limit=eval_limit, seed=seed, what="--eval-data")
+            choose_method(
+                cal,
+                lambda a: insert_qdq(proto, plan, a),
+                list(held.feeds(inputs[0], batch_size)),
+                reference_model=proto,
+            )
+    cal.save(out)
+    if trt_cache is not None:
+        algo = "MinMaxCalibration" if cal.method == "minmax" else "EntropyCalibration2"
+        write_trt_cache(trt_cache, cal.amax_for(), trt_version=trt_version, algorithm=algo)
+    if plots is not None and len(cal.methods) > 1:
+        cal.settings["plots"] = [str(p) for p in plot_thresholds(cal, 4, plots)]
+    return cal
