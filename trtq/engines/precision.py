@@ -44,7 +44,7 @@ __all__ = [
 _BOOKKEEPING = {"reformat", "noop", "constant", "shape", "signal", "wait", "shuffle", "identity"}
 #: Substrings of LayerType / ParameterType that mark a weighted (quantizable) layer.
 _WEIGHTED = ("convolution", "deconvolution", "matrixmultiply", "fullyconnected", "gemm")
-#: Order used to pick a layer's precision from its inputs: the narrowest float-like type wins.
+#: Float-like precisions, narrowest first (used when a layer's first input tells nothing).
 _RANK = ("int8", "fp8", "int4", "fp4", "fp16", "bf16", "fp32")
 
 
@@ -98,6 +98,14 @@ class LayerPrecision:
 
 
 def _layer_precision(layer: Mapping[str, Any]) -> str:
+    """The precision a layer computes in: that of its first input (TensorRT Engine Explorer's rule: a
+    convolution's first input is its activation), else the narrowest float-like type among the other
+    inputs, then the outputs (shape-only layers)."""
+    inputs = list(layer.get("Inputs") or [])
+    if inputs:
+        first = tensor_precision(_tensor_desc(inputs[0]))
+        if first in _RANK:
+            return first
     for key in ("Inputs", "Outputs"):
         found = {tensor_precision(_tensor_desc(t)) for t in layer.get(key) or []}
         for p in _RANK:
@@ -211,7 +219,7 @@ def check_precision(
             raise TrtqError(
                 f"engine runs {got} weighted layers in INT8 but the graph quantized {expected_int8_layers} "
                 f"(at least {need} required); layers by precision: {_fmt(by)}. TensorRT did not fuse the Q/DQ; "
-                "check the placement (trtq inspect) or the TensorRT log"
+                "check the Q/DQ placement and the TensorRT log (--verbose)"
             )
         if got < expected_int8_layers:
             warnings.append(f"{got} of {expected_int8_layers} quantized layers run in INT8")
