@@ -395,10 +395,14 @@ def _export_torch(
             raise TrtqError(
                 f"export of {source.spec}: output shape {g.shape} in ONNX vs {r.shape} in PyTorch"
             )
-        diff = float(np.max(np.abs(r - g))) if r.size else 0.0
+        finite = np.isfinite(r)
+        if not np.array_equal(finite, np.isfinite(g)):
+            raise TrtqError(f"export of {source.spec}: ONNX Runtime and PyTorch disagree on which outputs are NaN/Inf")
+        # NaN/Inf that both produce are left for calibration to report by tensor name
+        diff = float(np.max(np.abs(r[finite] - g[finite]))) if finite.any() else 0.0
         worst = max(worst, diff)
-        bound = atol + rtol * float(np.max(np.abs(r))) if r.size else atol
-        if not np.isfinite(diff) or diff > bound:
+        bound = atol + rtol * float(np.max(np.abs(r[finite]))) if finite.any() else atol
+        if diff > bound:
             raise TrtqError(
                 f"export of {source.spec}: ONNX Runtime and PyTorch disagree, max abs error {diff:.3g} > "
                 f"{bound:.3g}; the model may use ops the exporter mis-translates"

@@ -1,0 +1,87 @@
+"""`trtq build` end to end on real data (scikit-learn digits) and on a torchvision CNN with an image folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from tests.conftest import make_image_folder
+from trtq.build import build
+
+
+@pytest.fixture(scope="session")
+def digits_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A trained DigitsNet (TorchScript), 256 calibration samples and 300 labelled eval samples."""
+    from trtq.demo import _digits_uint8, _normalise, train_digits
+
+    root = tmp_path_factory.mktemp("digits_model")
+    model, _, val_imgs, val_labels = train_digits(epochs=6)
+    ts = root / "digits.ts"
+    torch.jit.save(torch.jit.trace(model, torch.zeros(1, 1, 8, 8)), str(ts))
+    imgs, _ = _digits_uint8()
+    np.save(root / "calib.npy", _normalise(imgs[:256]))
+    np.savez(root / "val.npz", x=_normalise(val_imgs[:300]), y=val_labels[:300])
+    return ts, root / "calib.npy", root / "val.npz"
+
+
+def _dq_fed(model: onnx.ModelProto) -> set[str]:
+    dq_out = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return {
+        n.name
+        for n in model.graph.node
+        if n.op_type in ("Conv", "Gemm") and n.input[0] in dq_out and n.input[1] in dq_out
+    }
+
+
+def test_digits_build_end_to_end(digits_model: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    ts, calib, val = digits_model
+    res = build(str(ts), calib_data=calib, eval_data=val, out=tmp_path / "run", calib="entropy")
+    for name in ("model.onnx", "calibration.json", "calibration.cache", "model.int8.onnx", "model.trt.onnx",
+                 "report.json", "report.md"):  # fmt: skip
+        assert (tmp_path / "run" / name).is_file(), name
+    int8 = onnx.load(str(tmp_path / "run" / "model.int8.onnx"))
+    onnx.checker.check_model(int8, full_check=True)
+    # every Conv/Gemm reads weight and input through DQ, unless placement says why not
+    skipped = {s["node"] for s in res.metrics["placement"]["skipped"]}
+    weighted = {n.name for n in int8.graph.node if n.op_type in ("Conv", "Gemm")}
+    assert weighted - skipped == _dq_fed(int8)
+    assert len(_dq_fed(int8)) >= 4
+    cls = res.metrics["validation"]["classification"]
+    assert cls["reference_top1"] > 0.9  # real accuracy of a trained model on held-out digits
+    assert abs(cls["reference_top1"] - cls["candidate_top1"]) <= 0.02
+    assert cls["top1_agreement"] >= 0.97
+    assert "engine" in res.engine_status and "TensorRT" in res.engine_status
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["metrics"]["validation"]["classification"] == cls
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "INT8 (model.int8.onnx)" in md and f"{100 * cls['candidate_top1']:.2f}%" in md
+    assert not list(tmp_path.glob(".run.partial-*"))
+
+
+def test_build_is_deterministic(digits_model: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    ts, calib, val = digits_model
+    for name in ("a", "b"):
+        build(
+            str(ts),
+            calib_data=calib,
+            out=tmp_path / name,
+            calib="minmax",
+            typed_graph=False,
+            calib_samples=64,
+        )
+    for art in ("model.onnx", "model.int8.onnx", "calibration.json", "calibration.cache"):
+        assert (tmp_path / "a" / art).read_bytes() == (tmp_path / "b" / art).read_bytes(), art
+
+
+def test_resnet18_random_init_with_an_image_folder(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "imgs", classes=2, per_class=4, size=72)
+    res = build("resnet18", calib_data=tmp_path / "imgs", out=tmp_path / "r18", preprocess={"size": 64,
+                "resize": 72}, typed_graph=False)  # fmt: skip
+    int8 = onnx.load(str(res.int8_onnx))
+    assert len(_dq_fed(int8)) >= 19  # 20 convs + fc; ModelOpt-style rules may skip the 3-channel stem
+    assert res.metrics["validation"]["samples"] == 8
