@@ -21,6 +21,12 @@ _API = {
     "calibrate": "trtq.calibrate",
     "Calibration": "trtq.calibrate",
     "choose_method": "trtq.calibrate",
+    "tensorrt_status": "trtq.engines",
+    "EngineOptions": "trtq.engines",
+    "build_engine": "trtq.engines",
+    "TensorRTRunner": "trtq.engines",
+    "bench": "trtq.bench",
+    "BenchSettings": "trtq.bench",
 }
 
 __all__ = ["__version__", *_API]

@@ -1,0 +1,63 @@
+"""`trtq bench`: latency percentiles and throughput of ONNX files (ONNX Runtime, CPU) and engines (GPU)."""
+
+from __future__ import annotations
+
+import argparse
+
+from trtq.cli._common import emit
+
+NAME = "bench"
+HELP = "latency (min/median/p90/p95/p99) and throughput of .onnx (ONNX Runtime, CPU) and .plan (TensorRT)"
+DESCRIPTION = (
+    "Benchmark one or more artifacts at several batch sizes: warm-up, then timed runs. ONNX files run in ONNX "
+    "Runtime on the CPU (wall clock; Q/DQ executed as written, so INT8 graphs are not faster there); TensorRT "
+    "engines run on the GPU, timed with CUDA events on a non-default stream. Prints a table and writes "
+    "bench.json and bench.png to --out."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".onnx, .plan or .engine files")
+    p.add_argument("--batch", default="1,8", help="batch sizes to time, e.g. 1,8,32 (default 1,8)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs per batch size (default 10)")
+    p.add_argument("--iterations", type=int, default=100, help="timed runs per batch size (default 100)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=10.0,
+        help="stop timing a batch size after this long (default 10)",
+    )
+    p.add_argument("--cuda-graph", action="store_true", help="TensorRT: capture and replay a CUDA graph")
+    p.add_argument(
+        "--no-copies", action="store_true", help="TensorRT: leave host<->device copies out of the timing"
+    )
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument(
+        "--out", "-o", default="bench", help="folder for bench.json and bench.png (default ./bench)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite bench.json / bench.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trtq.bench import BenchSettings, bench, parse_batches, render_table
+
+    settings = BenchSettings(
+        batches=parse_batches(args.batch),
+        warmup=args.warmup,
+        iterations=args.iterations,
+        max_seconds=args.max_seconds,
+        cuda_graph=args.cuda_graph,
+        include_copies=not args.no_copies,
+        threads=args.threads,
+        seed=args.seed,
+    )
+    doc = bench(args.artifacts, settings, out_dir=args.out, force=args.force)
+    if not (args.json or args.quiet):
+        from rich.console import Console
+
+        Console().print(render_table(doc))
+        for s in doc["skipped"]:
+            print(f"skipped {s['artifact']} at batch {s['batch']}: {s['reason']}")
+    emit(args, doc, "written: " + ", ".join(doc.get("files", [])))
+    return 0
