@@ -176,6 +176,14 @@ def test_base_images_are_pinned_nvidia_tensorrt_containers_for_11_and_10(instrs:
     assert arg_defaults(by_stage[""])["TRT"] == "11"
     assert "base-custom" in by_stage and by_stage["base-custom"][0].args.startswith("${BASE_IMAGE}")
     assert list(by_stage)[-1] == "runtime"
+    # FROM lines can only use ARGs declared before the first FROM (Docker's rule)
+    global_args = {i.args.split("=")[0] for i in by_stage[""] if i.cmd == "ARG"}
+    for ins in instrs:
+        if ins.cmd == "FROM":
+            used = set(re.findall(r"\$\{?(\w+)", ins.args))
+            assert used <= global_args, (
+                f"line {ins.line}: {used - global_args} not declared before the first FROM"
+            )
     assert by_stage["runtime"][0].args == "base-trt${TRT} AS runtime"
 
 
