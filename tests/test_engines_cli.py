@@ -104,3 +104,25 @@ def test_validate_cli_two_onnx_files(tmp_path, capsys):
     argv[2] = str(far)
     assert main(argv) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_gpu_smoke_script_is_valid_bash():
+    """scripts/gpu_smoke.sh cannot run without a GPU; at least it must parse (and lint where shellcheck is)."""
+    import shutil
+    import subprocess
+
+    script = Path(__file__).parent.parent / "scripts" / "gpu_smoke.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    for needed in (
+        "trtq demo",
+        "trtq build",
+        "trtq engine",
+        "trtq validate",
+        "trtq bench",
+        "GPU SMOKE: PASS",
+    ):
+        assert needed in text
+    if shutil.which("shellcheck"):
+        proc = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout
