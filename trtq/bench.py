@@ -19,7 +19,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,6 @@ class BenchSettings:
     include_copies: bool = True
     threads: int | None = None
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.batches = tuple(int(b) for b in self.batches)
@@ -345,7 +344,7 @@ def bench(
                 )
     doc = {
         "trtq_version": __version__,
-        "settings": {k: v for k, v in asdict(settings).items() if k != "extra"},
+        "settings": asdict(settings),
         "host": {**_host_info(), **devices},
         "timing": {
             "onnxruntime": "wall clock around session.run on the CPU",

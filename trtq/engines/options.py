@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class EngineOptions:
     calib_cache: Path | None = None
     min_int8_fraction: float = 0.5
     verbose: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.batch = _check_batch(tuple(int(b) for b in self.batch))

@@ -78,6 +78,8 @@ class TensorRTRunner(BaseRunner):
         self._device_index = int(device)
         self._host_code_allowed = host_code_allowed
         self._holder: Any = None
+        self._torch: Any = None
+        self._device: Any = None
         self.engine: Any = None
         self.context: Any = None
         self.stream: Any = None
