@@ -1,0 +1,250 @@
+"""The strongly typed FP16 + INT8 graph: validity, typing, FP32 islands, and agreement with the FP32-typed graph."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torchvision
+from onnx import TensorProto, helper, numpy_helper
+
+from trtq.backends.onnxrt import OnnxRuntimeRunner
+from trtq.placement import normalize, plan_qdq
+from trtq.precision import fp32_nodes, measure_ranges, to_strongly_typed
+from trtq.qdq import insert_qdq
+
+RNG = np.random.default_rng(0)
+F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
+
+
+def _types(m: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
+    g = inferred.graph
+    out = {
+        vi.name: vi.type.tensor_type.elem_type for vi in list(g.input) + list(g.value_info) + list(g.output)
+    }
+    out.update({t.name: t.data_type for t in g.initializer})
+    return out
+
+
+def _small_cnn() -> onnx.ModelProto:
+    """conv -> relu -> conv -> add(residual) -> GAP -> flatten -> gemm, with a shared bias initializer."""
+
+    def c(name, shape, scale=0.2):
+        return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [
+        c("w1", (32, 16, 3, 3)),
+        c("w2", (32, 32, 3, 3)),
+        c("b", (32,)),
+        c("fc.w", (10, 32)),
+        c("fc.b", (10,)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b"], ["c1"], "conv1", pads=[1] * 4),
+        helper.make_node("Relu", ["c1"], ["r1"], "relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b"], ["c2"], "conv2", pads=[1] * 4),
+        helper.make_node("Add", ["c2", "r1"], ["s"], "add"),
+        helper.make_node("Relu", ["s"], ["r2"], "relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["p"], "gap"),
+        helper.make_node("Flatten", ["p"], ["f"], "flat"),
+        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["y"], "fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cnn",
+        [helper.make_tensor_value_info("x", F32, ["N", 16, 8, 8])],
+        [helper.make_tensor_value_info("y", F32, ["N", 10])],
+        initializer=inits,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def _int8(m: onnx.ModelProto, x: np.ndarray, **plan_kw) -> onnx.ModelProto:
+    plan = plan_qdq(m, **plan_kw)
+    ranges = measure_ranges(normalize(m), [{"x": x}])
+    return insert_qdq(
+        m, plan, {t: ranges[t] if t in ranges else float(np.abs(x).max()) for t in plan.activations}
+    )
+
+
+def _run(m: onnx.ModelProto, feed: dict) -> np.ndarray:
+    with OnnxRuntimeRunner(m) as r:
+        return next(iter(r.infer(feed).values()))
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_everything_fp16_except_graph_io_and_valid():
+    m = _small_cnn()
+    x = RNG.standard_normal((4, 16, 8, 8)).astype(np.float32)
+    q = _int8(m, x)
+    t = to_strongly_typed(q)
+    onnx.checker.check_model(t, full_check=True)
+    types = _types(t)  # strict shape inference passes
+    assert next(o.version for o in t.opset_import if o.domain == "") >= 19
+    assert types["x"] == F32 and types["y"] == F32
+    float_like = {n: ty for n, ty in types.items() if ty in (F32, F16)}
+    fp32_inside = {n for n, ty in float_like.items() if ty == F32} - {"x", "y"}
+    assert fp32_inside == set(), fp32_inside
+    # Q/DQ scales are FP16 (DequantizeLinear therefore yields FP16), zero points stay int8
+    for n in t.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            assert types[n.input[1]] == F16 and types[n.input[2]] == TensorProto.INT8
+    casts = [n for n in t.graph.node if n.op_type == "Cast"]
+    assert [(c.input[0], c.output[0]) for c in casts] == [("x", "x_fp16"), ("y_fp16", "y")]
+    a, b = _run(q, {"x": x}), _run(t, {"x": x})
+    assert b.dtype == np.float32
+    assert _cos(a, b) > 0.999 and (a.argmax(1) == b.argmax(1)).all()
+
+
+def test_kept_fp32_nodes_get_casts_and_shared_initializer_is_duplicated():
+    m = _small_cnn()
+    x = RNG.standard_normal((2, 16, 8, 8)).astype(np.float32)
+    q = _int8(m, x)
+    t = to_strongly_typed(q, keep_fp32_nodes=[r"conv\d"], keep_fp32_op_types=["Gemm"])
+    types = _types(t)
+    by_name = {n.name: n for n in t.graph.node}
+    for conv in ("conv1", "conv2"):
+        assert all(types[i] == F32 for i in by_name[conv].input)
+        assert types[by_name[conv].output[0]] == F32
+    assert types["b"] == F32 and "b_fp16" not in types  # the shared bias is only read by FP32 convs
+    assert (
+        by_name["fc"].output[0] == "y" and types["y"] == F32
+    )  # FP32 output layer writes the output directly
+    assert types["r1"] == F16
+    assert {d.node for d in fp32_nodes(q, keep_fp32_nodes=[r"conv\d"], keep_fp32_op_types=["Gemm"])} == {
+        "conv1",
+        "conv2",
+        "fc",
+    }
+    a, b = _run(q, {"x": x}), _run(t, {"x": x})
+    assert _cos(a, b) > 0.999
+
+
+def test_shared_initializer_between_fp16_and_fp32_readers_runs():
+    m = _small_cnn()
+    x = RNG.standard_normal((2, 16, 8, 8)).astype(np.float32)
+    t = to_strongly_typed(_int8(m, x), keep_fp32_nodes=["conv2"])
+    types = _types(t)
+    conv1 = next(n for n in t.graph.node if n.name == "conv1")
+    conv2 = next(n for n in t.graph.node if n.name == "conv2")
+    assert types[conv1.input[2]] == F16 and types[conv2.input[2]] == F32
+    assert conv1.input[2] != conv2.input[2]
+    _run(t, {"x": x})  # ONNX Runtime loads it (onnxconverter-common's converter fails here)
+
+
+def test_overflowing_tensors_keep_their_node_fp32():
+    m = _small_cnn()
+    x = RNG.standard_normal((2, 16, 8, 8)).astype(np.float32)
+    q = _int8(m, x)
+    ranges = measure_ranges(q, [{"x": x}])
+    # measure_ranges agrees with a direct ONNX Runtime run
+    with OnnxRuntimeRunner(q, extra_outputs=["r1"]) as r:
+        assert ranges["r1"] == pytest.approx(float(np.abs(r.infer({"x": x})["r1"]).max()))
+    ranges = dict(ranges, s=1e6)
+    kept = {d.node: d.reason for d in fp32_nodes(q, ranges=ranges)}
+    assert set(kept) == {"add", "relu2"} and "overflow" in kept["add"]
+    t = to_strongly_typed(q, ranges=ranges)
+    assert _types(t)["s"] == F32
+
+
+def test_same_model_gives_same_bytes():
+    m = _small_cnn()
+    x = RNG.standard_normal((2, 16, 8, 8)).astype(np.float32)
+    q = _int8(m, x)
+    assert to_strongly_typed(q).SerializeToString(deterministic=True) == to_strongly_typed(
+        q
+    ).SerializeToString(deterministic=True)
+
+
+def test_resize_scales_stay_float32():
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], "relu"),
+        helper.make_node("Resize", ["r", "", "scales"], ["y"], "up", mode="nearest"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "r",
+        [helper.make_tensor_value_info("x", F32, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("y", F32, [1, 2, 8, 8])],
+        initializer=[scales],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    t = to_strongly_typed(m)
+    types = _types(t)
+    assert types["scales"] == F32 and types["r"] == F16
+    x = RNG.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(t, {"x": x}), _run(m, {"x": x}), atol=2e-3)
+
+
+def _export(model: torch.nn.Module, res: int, path) -> onnx.ModelProto:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            torch.randn(1, 3, res, res),
+            str(path),
+            opset_version=17,
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    return onnx.load(str(path))
+
+
+@pytest.mark.slow
+def test_resnet18_and_vit_typed_graph_agree_with_int8_fp32_graph_and_autocast(tmp_path):
+    """Torchvision CNN and ViT: typed graph vs FP32-typed INT8 graph in ONNX Runtime, tensor types vs AutoCast."""
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(
+        image_size=64, patch_size=16, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
+    )
+    torch.nn.init.normal_(vit.heads.head.weight, std=0.1)  # torchvision zero-inits the head
+    for name, model in (("resnet18", torchvision.models.resnet18()), ("vit", vit)):
+        m = _export(model, 64, tmp_path / f"{name}.onnx")
+        x = RNG.standard_normal((8, 3, 64, 64)).astype(np.float32)
+        plan = plan_qdq(m)
+        ranges = measure_ranges(normalize(m), [{"input": x}])
+        q = insert_qdq(m, plan, {k: ranges[k] for k in plan.activations})
+        t = to_strongly_typed(q, ranges=ranges)
+        onnx.checker.check_model(t, full_check=True)
+        types = _types(t)
+        a, b = _run(q, {"input": x}), _run(t, {"input": x})
+        assert _cos(a, b) > 0.999, name
+        assert (a.argmax(1) == b.argmax(1)).mean() >= 7 / 8, name
+
+        onnx.save(q, str(tmp_path / f"{name}.int8.onnx"))
+        ac = convert_to_mixed_precision(
+            onnx_path=str(tmp_path / f"{name}.int8.onnx"),
+            low_precision_type="fp16",
+            keep_io_types=True,
+            providers=["cpu"],
+        )
+        ac_types = _types(ac)
+        outputs = [o for n in q.graph.node for o in n.output if o in ac_types and o in types]
+        float_outputs = [o for o in outputs if ac_types[o] in (F32, F16)]
+        assert len(float_outputs) > 20
+        # Everything AutoCast types FP16 is FP16 here too, except the exporter's float shape arithmetic
+        # (sqrt of the head size in attention), which trtq keeps FP32 on purpose.
+        kept = {d.node: d.reason for d in fp32_nodes(q, ranges=ranges)}
+        producer = {o: n.name for n in q.graph.node for o in n.output}
+        differ = [o for o in float_outputs if types[o] != ac_types[o]]
+        for o in differ:
+            assert types[o] == F32 and ac_types[o] == F16, (name, o)
+            assert "shape arithmetic" in kept[producer[o]] or "output type" in kept[producer[o]], (name, o)
+        assert len(differ) <= len(float_outputs) // 10, name
+        c = _run(ac, {"input": x})
+        assert _cos(b, c) > 0.999, name
