@@ -116,14 +116,29 @@ class TensorHistogram:
         return CoarseHistogram(fine.reshape(nb, per).sum(axis=1), per * self.fine_width)
 
     def quantile(self, q: float) -> float:
-        """Upper edge of the fine bin holding the q-quantile of |x| (0 <= q <= 1), at most max|x|."""
+        """The q-quantile of |x| (0 <= q <= 1) as numpy.percentile defines it (linear between order statistics).
+
+        Each order statistic is read as the upper edge of the fine bin that holds it (capped at max|x|),
+        so the result is at most one fine bin above numpy's value, and never below it.
+        """
         if self.fine is None:
             return 0.0
         cum = np.cumsum(self.fine)
-        target = q * float(cum[-1])
-        b = int(np.searchsorted(cum, target, side="left"))
-        b = min(b, len(cum) - 1)
-        return min((b + 1) * self.fine_width, self.absmax)
+        n = int(cum[-1])
+        rank = q * (n - 1)
+        k = min(int(math.floor(rank)), n - 1)
+        frac = rank - k
+
+        def upper_edge(
+            order: int,
+        ) -> float:  # order statistic `order` (0-based) lies in the first bin with cum > order
+            b = int(np.searchsorted(cum, order + 1, side="left"))
+            return min((b + 1) * self.fine_width, self.absmax)
+
+        lo = upper_edge(k)
+        if frac == 0.0 or k + 1 >= n:
+            return lo
+        return lo + frac * (upper_edge(k + 1) - lo)
 
 
 class HistogramCollector:

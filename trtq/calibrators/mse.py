@@ -1,10 +1,17 @@
 """MSE calibration: the threshold that minimises the expected squared int8 quantization error of |x|.
 
-Each histogram bin is represented by its center (as ModelOpt does). For a candidate amax a (the center
-of bin i, i = 128 ... bins - 1), a value c quantizes to min(round(c * 127 / a), 127) * a / 127, and the
-expected error is sum_j counts_j * (q(c_j) - c_j)^2. The search is exhaustive over the candidates: the
-clipped part (c_j > a, error (c_j - a)^2) comes from suffix sums of counts, counts * c and counts * c^2;
-the rounded part (c_j <= a) is evaluated exactly, candidate by candidate, in vectorised blocks.
+The histogram is read as a piecewise-uniform density: the values of a bin are spread evenly over it. For
+a candidate amax a = i bin widths (i = 128 ... bins) and step s = a / 127, a value x below a rounds to
+the nearest multiple of s and a value above is clipped to a, so the expected error is
+
+    sum over bins below a:  count / width * integral of (x - s round(x / s))^2 dx
+    sum over bins above a:  count / width * integral of (x - a)^2 dx
+
+Both integrals have closed forms: with H(u) = floor(u + 1/2) / 12 + r^3 / 3, r = u - round(u), the
+antiderivative of the squared rounding error is s^3 H(x / s). The search is exhaustive over the
+candidates (vectorised in blocks), so it equals a brute-force evaluation of the same objective. Unlike
+putting each bin's mass at its center (ModelOpt's choice), this does not alias the 127 quantization
+levels against the bin grid, and agrees with a brute-force search on the raw samples to a bin or two.
 """
 
 from __future__ import annotations
@@ -15,51 +22,66 @@ from trtq.calibrators.base import register_calibrator
 from trtq.calibrators.collector import HistogramCollector, TensorHistogram
 from trtq.calibrators.histogram import CollectorCalibrator
 
-__all__ = ["MSECalibrator", "mse_errors", "mse_threshold_bin"]
+__all__ = ["MSECalibrator", "mse_errors", "mse_threshold_bins", "rounding_error_integral"]
 
-_BLOCK = 128  # candidates evaluated together
+_BLOCK = 64  # candidates evaluated together
+
+
+def rounding_error_integral(u: np.ndarray) -> np.ndarray:
+    """H(u) = integral from 0 to u of (v - round(v))^2 dv, for u >= 0."""
+    k = np.floor(u + 0.5)
+    r = u - k
+    return k * (1.0 / 12.0) + r * r * r * (1.0 / 3.0)
 
 
 def mse_errors(
     counts: np.ndarray, *, start_bin: int = 128, max_int: int = 127
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Expected squared quantization error (in squared bin widths) for each candidate threshold.
+    """Expected squared quantization error, in squared bin widths, for each candidate threshold.
 
     Args:
-        counts: histogram counts of |x|.
-        start_bin: first candidate bin; the candidate amax of bin i is its center (i + 0.5) bin widths.
+        counts: histogram counts of |x| (bin j covers [j, j + 1) bin widths).
+        start_bin: smallest candidate threshold in bins.
         max_int: largest quantized magnitude (127 for symmetric narrow-range int8).
 
     Returns:
-        (candidates, errors): candidate bin indices and sum_j counts_j (q(c_j) - c_j)^2 for each.
+        (candidates, errors): candidate thresholds i (amax = i bin widths), i = start_bin ... len(counts),
+        and the summed expected squared error of all counted values for each.
     """
     n = np.asarray(counts, dtype=np.float64)
     nb = len(n)
-    cand = np.arange(min(start_bin, max(nb - 1, 0)), nb, dtype=np.int64)
+    cand = np.arange(min(start_bin, nb), nb + 1, dtype=np.int64)
+    cand = cand[cand >= 1]
     if len(cand) == 0:
         return cand, np.zeros(0)
-    c = np.arange(nb, dtype=np.float64) + 0.5
-    # suffix sums over j > i for the clipped part: sum n (c - a)^2 = S2 - 2 a S1 + a^2 S0
+    j = np.arange(nb, dtype=np.float64)
+    # clipped part, bins j >= i: count * ((j + 1 - i)^3 - (j - i)^3) / 3 = count * ((j - i)^2 + (j - i) + 1/3)
     s0 = np.concatenate([np.cumsum(n[::-1])[::-1], [0.0]])
-    s1 = np.concatenate([np.cumsum((n * c)[::-1])[::-1], [0.0]])
-    s2 = np.concatenate([np.cumsum((n * c * c)[::-1])[::-1], [0.0]])
-    a = cand + 0.5
-    clipped = s2[cand + 1] - 2 * a * s1[cand + 1] + a * a * s0[cand + 1]
+    s1 = np.concatenate([np.cumsum((n * j)[::-1])[::-1], [0.0]])
+    s2 = np.concatenate([np.cumsum((n * j * j)[::-1])[::-1], [0.0]])
+    i = cand.astype(np.float64)
+    t0, t1, t2 = s0[cand], s1[cand], s2[cand]
+    # sum n (j - i)^2 + n (j - i) + n / 3
+    clipped = (t2 - 2 * i * t1 + i * i * t0) + (t1 - i * t0) + t0 / 3.0
     rounded = np.empty(len(cand))
+    edges = np.arange(nb + 1, dtype=np.float64)
+    weights = n / 1.0
     for lo in range(0, len(cand), _BLOCK):
         blk = cand[lo : lo + _BLOCK]
-        width = int(blk[-1]) + 1
-        ab = (blk + 0.5)[:, None]
-        cj = c[None, :width]
-        q = np.minimum(np.rint(cj * (max_int / ab)), max_int) * (ab / max_int)
-        err = (q - cj) ** 2
-        err[cj > ab] = 0.0  # counted in the clipped part
-        rounded[lo : lo + len(blk)] = err @ n[:width]
+        width = int(blk[-1])
+        step = blk.astype(np.float64)[:, None] / max_int
+        u = edges[None, : width + 1] * (1.0 / step)
+        h = rounding_error_integral(u)
+        per_bin = np.diff(h, axis=1)  # integral over each bin of the squared rounding error / step^3
+        per_bin *= weights[None, :width]
+        # only bins below the threshold round; the rest were counted as clipped
+        per_bin = np.cumsum(per_bin, axis=1)
+        rounded[lo : lo + len(blk)] = per_bin[np.arange(len(blk)), blk - 1] * step[:, 0] ** 3
     return cand, np.maximum(clipped, 0.0) + rounded
 
 
-def mse_threshold_bin(counts: np.ndarray, *, start_bin: int = 128) -> int:
-    """Bin whose center is the MSE-optimal amax (the first minimum)."""
+def mse_threshold_bins(counts: np.ndarray, *, start_bin: int = 128) -> int:
+    """The MSE-optimal threshold in bins (amax = result * bin width; the first minimum)."""
     cand, err = mse_errors(counts, start_bin=start_bin)
     if len(cand) == 0:
         return 0
@@ -86,5 +108,5 @@ class MSECalibrator(CollectorCalibrator):
         hist = rec.coarse(self.num_bins)
         if len(hist.counts) == 0:
             return 0.0
-        i = mse_threshold_bin(hist.counts, start_bin=self.start_bin)
-        return min((i + 0.5) * hist.bin_width, rec.absmax)
+        i = mse_threshold_bins(hist.counts, start_bin=self.start_bin)
+        return min(i * hist.bin_width, rec.absmax)

@@ -13,8 +13,9 @@ __all__ = ["PercentileCalibrator"]
 class PercentileCalibrator(CollectorCalibrator):
     """amax = the `percentile`-th percentile of |x| (0-100], read off the fine histogram.
 
-    The result is the upper edge of the fine bin that holds the percentile (capped at max|x|), so it is
-    at most one fine bin (max|x| / 32768 with the default sizes) above numpy.percentile(|x|, p).
+    numpy.percentile's definition (linear interpolation between order statistics), with each order
+    statistic read as the upper edge of its fine bin: the result is at most one fine bin
+    (max|x| / 32768 .. max|x| / 65536 with the default sizes) above numpy.percentile(|x|, p).
 
     Args:
         percentile: the percentile of |x| to keep unclipped, 0 < p <= 100 (default 99.99).
