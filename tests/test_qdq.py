@@ -171,3 +171,76 @@ def test_plan_round_trips_through_json():
 def test_weight_scales_axis_matches_numpy():
     w = RNG.standard_normal((8, 4, 3, 3)).astype(np.float32)
     np.testing.assert_allclose(weight_scales(w, 1), np.abs(w).max(axis=(0, 2, 3)) / 127, rtol=1e-7)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# trtq.quantize and `trtq quantize`
+
+
+def _calibration_file(tmp_path, amax):
+    from trtq.calibrate import Calibration
+
+    path = tmp_path / "calibration.json"
+    Calibration.from_amax(amax, method="entropy").save(path)
+    return path
+
+
+def test_quantize_api_matches_plan_and_insert(tmp_path):
+    from trtq.quantize import quantize
+
+    m = conv_relu_conv()
+    amax = {"x": 2.0, "r1": 3.0, "unused": 1.0}
+    direct = insert_qdq(m, plan_qdq(m), amax).SerializeToString(deterministic=True)
+    from_dict = quantize(m, amax)
+    assert from_dict.model.SerializeToString(deterministic=True) == direct
+    assert from_dict.amax == {"x": 2.0, "r1": 3.0} and from_dict.typed is None
+    path = tmp_path / "m.onnx"
+    onnx.save(m, str(path))
+    from_file = quantize(path, _calibration_file(tmp_path, amax), typed=True)
+    assert from_file.model.SerializeToString(deterministic=True) == direct
+    assert from_file.method == "entropy"
+    assert (
+        from_file.typed is not None
+        and from_file.typed.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    )
+
+
+def test_quantize_refuses_mismatched_calibration_and_qdq_models(tmp_path):
+    from trtq.quantize import quantize
+
+    m = conv_relu_conv()
+    with pytest.raises(UsageError, match=r"calibration file .* no amax for 1 tensor.*'r1'"):
+        quantize(m, _calibration_file(tmp_path, {"x": 1.0}))
+    q = insert_qdq(m, plan_qdq(m), {"x": 1.0, "r1": 1.0})
+    with pytest.raises(UsageError, match="already has QuantizeLinear"):
+        quantize(q, {"x": 1.0, "r1": 1.0})
+    with pytest.raises(UsageError, match="does not exist"):
+        quantize(tmp_path / "nope.onnx", {"x": 1.0})
+
+
+def test_cli_quantize_writes_outputs_and_refuses_overwrite(tmp_path, capsys):
+    import json
+
+    from trtq.cli import main
+
+    model = tmp_path / "model.onnx"
+    onnx.save(conv_relu_conv(), str(model))
+    cal = _calibration_file(tmp_path, {"x": 2.0, "r1": 3.0})
+    out, trt, plan = tmp_path / "model.int8.onnx", tmp_path / "model.trt.onnx", tmp_path / "plan.json"
+    argv = ["quantize", "--model", str(model), "--calibration", str(cal), "--out", str(out)]
+    argv += ["--trt-out", str(trt), "--plan-out", str(plan)]
+    assert main([*argv, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["quantized_nodes"] == 2 and payload["activation_qdq"] == 2 and payload["method"] == "entropy"
+    onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    typed = onnx.load(str(trt))
+    onnx.checker.check_model(typed, full_check=True)
+    assert any(t.data_type == TensorProto.FLOAT16 for t in typed.graph.initializer)
+    assert json.loads(plan.read_text())["activations"] == ["x", "r1"]
+
+    before = out.read_bytes()
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_bytes() == before
+    assert main([*argv, "--force", "--exclude", "conv2", "-q"]) == 0
+    assert len(onnx.load(str(out)).graph.node) < len(onnx.load_from_string(before).graph.node)
+    assert main(["quantize", "--model", str(tmp_path / "missing.onnx"), "--calibration", str(cal)]) == 2
