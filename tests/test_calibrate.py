@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from trtq.calibrate import MIN_AMAX, Calibration, calibrate
+from trtq.calibrate import MIN_AMAX, Calibration, calibrate, choose_method, plot_thresholds
 from trtq.errors import TrtqError, UsageError
 from trtq.progress import set_quiet
 
@@ -197,3 +197,82 @@ def test_load_refuses_corrupt_and_mismatched_files(convnet, tmp_path):
     bad.write_text(json.dumps(doc))
     with pytest.raises(UsageError, match="malformed"):
         Calibration.load(bad)
+
+
+def _insert_qdq(model: onnx.ModelProto, amax: dict[str, float]) -> onnx.ModelProto:
+    """A minimal independent Q/DQ inserter: per-tensor int8 Q/DQ on each named activation."""
+    from onnx import TensorProto, helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    for t, a in amax.items():
+        s, z = f"{t}_s", f"{t}_z"
+        g.initializer.extend(
+            [
+                helper.make_tensor(s, TensorProto.FLOAT, [], [a / 127.0]),
+                helper.make_tensor(z, TensorProto.INT8, [], [0]),
+            ]
+        )
+        for n in g.node:
+            for i, name in enumerate(n.input):
+                if name == t:
+                    n.input[i] = f"{t}_dq"
+        g.node.extend(
+            [
+                helper.make_node("QuantizeLinear", [t, s, z], [f"{t}_q"]),
+                helper.make_node("DequantizeLinear", [f"{t}_q", s, z], [f"{t}_dq"]),
+            ]
+        )
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(_toposort(nodes, {i.name for i in g.input} | {i.name for i in g.initializer}))
+    return out
+
+
+def _toposort(nodes, ready):
+    ready, done, order = set(ready), set(), []
+    while len(order) < len(nodes):
+        for k, n in enumerate(nodes):
+            if k not in done and all(i in ready or not i for i in n.input):
+                order.append(n)
+                done.add(k)
+                ready.update(n.output)
+    return order
+
+
+def test_choose_method_prefers_the_faithful_thresholds(convnet):
+    names = _acts(convnet)
+    cal = calibrate(convnet, _batches(4), names, ["minmax"])
+    good = cal.amax_for("minmax")
+    bad = {t: v / 40 for t, v in good.items()}  # clips almost everything
+    two = Calibration(methods=["bad", "good"], amax={"bad": bad, "good": good})
+    best, scores = choose_method(
+        two, lambda a: _insert_qdq(convnet, a), _batches(2, seed=9), reference_model=convnet
+    )
+    assert best == "good" and two.method == "good" and two.scores == scores
+    assert scores["good"]["cosine"] > scores["bad"]["cosine"] and scores["good"]["mse"] < scores["bad"]["mse"]
+    assert 0 <= scores["bad"]["top1_agreement"] <= scores["good"]["top1_agreement"] <= 1
+    # the same with reference outputs given instead of the model
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(convnet.SerializeToString(), providers=["CPUExecutionProvider"])
+    refs = [{"y": sess.run(None, b)[0]} for b in _batches(2, seed=9)]
+    assert (
+        choose_method(two, lambda a: _insert_qdq(convnet, a), _batches(2, seed=9), reference_outputs=refs)[1]
+        == scores
+    )
+
+
+def test_plots_mark_the_most_disagreeing_tensors(convnet, tmp_path):
+    from trtq.calibrators.plot import disagreement
+
+    cal = calibrate(convnet, _batches(3), _acts(convnet), ["all"])
+    spread = disagreement(cal)
+    files = plot_thresholds(cal, 2, tmp_path)
+    top = sorted(spread, key=lambda t: -spread[t])[:2]
+    assert len(files) == 2 and all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
+    assert [f.name for f in files] == [f"calib_{t.strip('/').replace('/', '_')}.png" for t in top]
+    cal.save(tmp_path / "c.json")
+    with pytest.raises(UsageError, match="in memory only"):
+        plot_thresholds(Calibration.load(tmp_path / "c.json"), 1, tmp_path)
