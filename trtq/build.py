@@ -389,9 +389,9 @@ def _engine_stage(result: BuildResult, clock: _Clock, stage: Path, out: Path, op
     ok, reason = tensorrt_status()
     trt_onnx = result.artifacts.get("model.trt.onnx") or result.artifacts["model.int8.onnx"]
     if not ok:
-        result.engine_status = (
-            f"skipped: the engine step needs a GPU with TensorRT ({reason}); TensorRT-ready ONNX: {trt_onnx}"
-        )
+        why = "TensorRT is not installed" if "not installed" in reason else reason.split(";")[0]
+        result.engine_status = f"skipped: the engine step needs an NVIDIA GPU with TensorRT ({why}); TensorRT-ready ONNX: {trt_onnx}"
+        result.extra["engine_skipped_reason"] = reason
         return
     with clock("engine"):
         summary = engine_stage(

@@ -17,6 +17,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from trtq import __version__
@@ -65,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from trtq.progress import set_quiet
+
+    if not args.debug:  # torch's own deprecation chatter is not for trtq's users
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\..*")
 
     set_quiet(bool(args.quiet or args.json))
     try:
