@@ -98,9 +98,20 @@ def render_markdown(result: Any) -> str:
         ]
         scores = m.get("method_scores")
         if scores:
-            lines += ["| method | fidelity score |", "|---|---|"]
-            for meth, s in scores.items():
-                lines.append(f"| {meth} | {s if not isinstance(s, float) else f'{s:.6f}'} |")
+            keys = sorted({k for v in scores.values() if isinstance(v, dict) for k in v})
+            lines += [
+                "Fidelity of each method's Q/DQ model to FP32 on held-out data (the chosen one is in bold):",
+                "",
+                "| method | " + " | ".join(keys) + " |",
+                "|---|" + "---|" * len(keys),
+            ]
+            for meth, sc in scores.items():
+                name = f"**{meth}**" if meth == cal.get("method") else meth
+                cells = [
+                    f"{sc.get(k):.6g}" if isinstance(sc, dict) and sc.get(k) is not None else "—"
+                    for k in keys
+                ]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")
         pngs = [name for name in result.artifacts if name.endswith(".png") and name.startswith("calib")]
         for name in pngs:
