@@ -34,6 +34,9 @@ _API = {
     "TensorRTRunner": "trtq.engines",
     "bench": "trtq.bench",
     "BenchSettings": "trtq.bench",
+    "qat": "trtq.qat",
+    "build_from_qat": "trtq.qat",
+    "QATResult": "trtq.qat",
 }
 
 __all__ = ["__version__", *_API]
