@@ -248,3 +248,42 @@ def test_resnet18_and_vit_typed_graph_agree_with_int8_fp32_graph_and_autocast(tm
         assert len(differ) <= len(float_outputs) // 10, name
         c = _run(ac, {"input": x})
         assert _cos(b, c) > 0.999, name
+
+
+def test_trained_like_cnn_typed_graph_runs_right_in_onnxruntime():
+    """Folded BatchNorm gives conv biases far above x_scale * w_scale. ONNX Runtime's WeightBiasQuantization
+    rewrite computes bias / (x_scale * w_scale) in FP16, overflows and corrupts the typed graph's output; the
+    runner executes Q/DQ as written (that rewrite disabled) and the typed graph agrees with the FP32-typed one."""
+    import io
+
+    from trtq.demo import DigitsNet
+
+    torch.manual_seed(0)
+    net = DigitsNet()
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):  # statistics like a trained model's, not the identity
+            mod.running_mean.uniform_(-1, 1)
+            mod.running_var.uniform_(0.5, 2)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-2, 2)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net.eval(),
+            torch.randn(1, 1, 8, 8),
+            buf,
+            opset_version=17,
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    m = onnx.load_from_string(buf.getvalue())
+    x = RNG.standard_normal((16, 1, 8, 8)).astype(np.float32)
+    plan = plan_qdq(m)
+    ranges = measure_ranges(normalize(m), [{"input": x}])
+    q = insert_qdq(m, plan, {k: ranges[k] for k in plan.activations})
+    a, b = _run(q, {"input": x}), _run(to_strongly_typed(q), {"input": x})
+    assert np.abs(a - b).max() < 2e-2 * np.abs(a).max()
+    assert (a.argmax(1) == b.argmax(1)).all()

@@ -20,8 +20,10 @@ from trtq.backends.base import BaseRunner, TensorMeta
 
 __all__ = ["OnnxRuntimeRunner", "QDQ_FUSION_OPTIMIZERS", "expose_tensors"]
 
-#: ORT graph transformers that turn Q/DQ into int8 kernels; disabled to execute Q/DQ as written.
-QDQ_FUSION_OPTIMIZERS = ["QDQSelectorActionTransformer"]
+#: ORT graph transformers that rewrite Q/DQ; disabled to execute Q/DQ as written. QDQSelectorActionTransformer
+#: turns Q/DQ into int8 kernels; WeightBiasQuantization quantizes conv biases to int32 with scale
+#: x_scale * w_scale, which overflows in FP16-typed graphs (model.trt.onnx) and corrupts the output.
+QDQ_FUSION_OPTIMIZERS = ["QDQSelectorActionTransformer", "WeightBiasQuantization"]
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
