@@ -63,8 +63,10 @@ def _fake_names() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def answers(request, scanned):
-    cache = Path(request.config.cache.mkdir("trt-bindings"))
+def answers(request, scanned, tmp_path_factory):
+    # pytest's cache keeps the downloaded wheels between runs; without it (-p no:cacheprovider) use a temp dir
+    cache_cfg = getattr(request.config, "cache", None)
+    cache = Path(cache_cfg.mkdir("trt-bindings")) if cache_cfg else tmp_path_factory.mktemp("trt-bindings")
     req = _request(scanned)
     out = {}
     for version in VERSIONS:
