@@ -99,6 +99,15 @@ def add_placement_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def preprocess_given(args: argparse.Namespace) -> bool:
+    """Whether the user set any preprocessing option (else a recorded or default one may apply)."""
+    return (
+        args.preset != "imagenet"
+        or args.no_resize
+        or any(getattr(args, k) is not None for k in ("size", "resize", "mean", "std", "channels"))
+    )
+
+
 def preprocess_from(args: argparse.Namespace) -> Any:
     from trtq.data import PRESETS
 

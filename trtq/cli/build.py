@@ -13,6 +13,7 @@ from trtq.cli._options import (
     names,
     placement_from,
     preprocess_from,
+    preprocess_given,
 )
 
 NAME = "build"
@@ -25,7 +26,13 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_args(p)
+    add_model_args(p, required=False)
+    p.add_argument(
+        "--from-qat",
+        metavar="MODEL_QAT_ONNX",
+        help="continue from `trtq qat`'s model.qat.onnx instead of calibrating (needs --eval-data)",
+    )
+    p.add_argument("--fp32-onnx", help="with --from-qat: the FP32 reference (default: model.onnx beside it)")
     p.add_argument(
         "--calib",
         default="entropy",
@@ -86,6 +93,12 @@ def engine_options(args: argparse.Namespace) -> object:
 
 def run(args: argparse.Namespace) -> int:
     from trtq.build import build
+    from trtq.errors import UsageError
+
+    if args.from_qat:
+        return _run_from_qat(args)
+    if not args.model:
+        raise UsageError("--model is required (or --from-qat MODEL_QAT_ONNX)")
 
     result = build(
         args.model,
@@ -108,6 +121,30 @@ def run(args: argparse.Namespace) -> int:
         max_drop=args.max_drop,
         fallback=_fallback(args.fallback),
         metric=args.metric,
+        engine=engine_options(args),
+        build_engine=not args.no_engine,
+        seed=args.seed,
+        force=args.force,
+    )
+    emit(args, result.to_json(), summary_text(result))
+    return 0
+
+
+def _run_from_qat(args: argparse.Namespace) -> int:
+    from trtq.errors import UsageError
+    from trtq.qat import build_from_qat
+
+    if not args.eval_data:
+        raise UsageError("--from-qat needs --eval-data to validate the QAT graph against FP32")
+    result = build_from_qat(
+        args.from_qat,
+        args.fp32_onnx,
+        args.eval_data,
+        args.out,
+        preprocess=preprocess_from(args) if preprocess_given(args) else None,
+        eval_samples=args.eval_samples or None,
+        batch_size=args.batch_size,
+        typed_graph=not args.no_typed,
         engine=engine_options(args),
         build_engine=not args.no_engine,
         seed=args.seed,
