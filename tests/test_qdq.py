@@ -231,7 +231,9 @@ def test_cli_quantize_writes_outputs_and_refuses_overwrite(tmp_path, capsys):
     argv += ["--trt-out", str(trt), "--plan-out", str(plan)]
     assert main([*argv, "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["quantized_nodes"] == 2 and payload["activation_qdq"] == 2 and payload["method"] == "entropy"
+    assert (
+        payload["quantized_nodes"] == 2 and payload["activation_qdq"] == 2 and payload["method"] == "entropy"
+    )
     onnx.checker.check_model(onnx.load(str(out)), full_check=True)
     typed = onnx.load(str(trt))
     onnx.checker.check_model(typed, full_check=True)

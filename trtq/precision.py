@@ -4,7 +4,7 @@ TensorRT 11 removed the builder precision flags, and TensorRT 10.12+ strongly ty
 graph itself must say which tensors are FP16. `to_strongly_typed` retypes a Q/DQ model (or a plain FP32 one):
 
 - every float32 tensor becomes float16, including Q/DQ scales (DequantizeLinear then outputs FP16, so the
-  INT8 layer it feeds computes and writes FP16) and weights;
+  INT8 layer it feeds computes and writes FP16; scales are clipped to FP16's normal range) and weights;
 - graph inputs and outputs keep float32: a Cast follows each input and precedes each output;
 - nodes chosen by name/regex or op type stay float32, with Casts around them, as do nodes TensorRT would
   overflow in FP16 (`ranges` above `data_max`, weights beyond the FP16 range), scalar shape arithmetic
@@ -48,6 +48,7 @@ _TYPE_SETTING_OPS = frozenset(
 #: Inputs that the ONNX spec types as float32 whatever the data type (op -> input positions).
 _FLOAT32_ONLY_INPUTS = {"Resize": (2,), "Upsample": (1,)}
 _MIN_OPSET = 19
+_FP16_MIN_NORMAL = 2.0**-14
 
 
 @dataclass
@@ -278,10 +279,14 @@ def to_strongly_typed(
                 init_readers.setdefault(name, set()).add(as_low)
     fp16_inits: dict[str, str] = {}
     new_inits: list[TensorProto] = []
+    scales = {n.input[1] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
     for name, kinds in init_readers.items():
         if True not in kinds:
             continue
-        arr = numpy_helper.to_array(g.inits[name]).astype(np.float16)
+        arr = numpy_helper.to_array(g.inits[name])
+        if name in scales:  # keep Q/DQ scales positive and normal in FP16
+            arr = np.clip(arr, _FP16_MIN_NORMAL, FP16_MAX)
+        arr = arr.astype(np.float16)
         if kinds == {True}:
             g.inits[name].CopyFrom(numpy_helper.from_array(arr, name))
             fp16_inits[name] = name
