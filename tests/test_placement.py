@@ -311,3 +311,9 @@ def test_legacy_identity_and_constant_nodes_are_normalised():
 @pytest.mark.parametrize("bad", ["nope", "conv9"])
 def test_unknown_exclusions_are_harmless(bad):
     assert plan_qdq(residual_block(), PlacementConfig(exclude_nodes=[bad])).quantized_nodes
+
+
+def test_excluded_residual_add_gets_one_decision_and_no_qdq():
+    plan = plan_qdq(residual_block(), PlacementConfig(exclude_nodes=["add"]))
+    assert [d.rule for d in plan.decisions if d.node == "add"] == ["ExcludedByName"]
+    assert plan.consumers["stem_relu_out"] == ["conv1"]

@@ -185,13 +185,15 @@ def plan_qdq(model: onnx.ModelProto, config: PlacementConfig | None = None) -> Q
     pattern_rules = [r for r in R.default_pattern_rules() if switches.get(type(r), True)]
     exclusions = [R.ExcludedByName(), R.ExcludedByOpType()]
     view = R.PlanView(quantized=set(b.plan.quantized_nodes), consumers=b.plan.consumers)
+    decided = {d.node for d in b.plan.decisions}
     for rule in pattern_rules:
         for node in index.nodes:
-            if node.op_type not in rule.op_types or b.plan.decision_for(node.name) is not None:
+            if node.op_type not in rule.op_types or node.name in decided:
                 continue
             verdict = rule.apply(node, ctx, view)
             if verdict is None:
                 continue
+            decided.add(node.name)
             excluded = next(((x.name, r) for x in exclusions if (r := x.check(node, ctx))), None)
             if excluded and verdict.inputs:
                 b.decide(node, False, excluded[0], excluded[1])
