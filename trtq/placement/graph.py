@@ -139,7 +139,7 @@ class GraphIndex:
         return name in self.initializers
 
     def is_const_like(self, name: str) -> bool:
-        """Whether `name` is a constant, a scalar/size-1 broadcast, or computed only from constants and shapes.
+        """Whether `name` is a constant, a rank-0 scalar, or computed only from constants and shapes.
 
         Such inputs (e.g. the `1/sqrt(sqrt(d))` attention scale an exporter computes from `Shape`) are
         parameters of an element-wise op, not a second activation to quantize.
@@ -148,7 +148,7 @@ class GraphIndex:
             return self._const_like[name]
         self._const_like[name] = False  # guards cycles
         shape = self.shape(name)
-        result = self.is_const(name) or (shape is not None and all(d == 1 for d in shape))
+        result = self.is_const(name) or (shape is not None and len(shape) == 0)
         if not result:
             p = self.producer_of(name)
             result = p is not None and (
