@@ -9,6 +9,7 @@ stage succeeded, so an error or Ctrl-C never leaves a half-written run behind.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -370,11 +371,13 @@ def _typed_stage(
     val_ds: Any, input_name: str, batch_size: int,
 ) -> None:  # fmt: skip
     from trtq._io import save_onnx
-    from trtq.precision import to_strongly_typed
+    from trtq.precision import measure_ranges, to_strongly_typed
     from trtq.validate import compare
 
     with clock("typed_graph"), status("typing the non-INT8 remainder FP16 (model.trt.onnx)"):
-        typed = to_strongly_typed(int8)
+        # tensors whose FP32 range would overflow FP16 stay FP32 (measured on two batches)
+        ranges = measure_ranges(fp32, itertools.islice(val_ds.feeds(input_name, batch_size), 2))
+        typed = to_strongly_typed(int8, ranges=ranges)
     save_onnx(typed, stage / "model.trt.onnx")
     result.artifacts["model.trt.onnx"] = out / "model.trt.onnx"
     with clock("validate"):

@@ -31,12 +31,12 @@ def names(values: list[str] | None) -> list[str]:
     return [v.strip() for group in values or [] for v in group.split(",") if v.strip()]
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument(
         "--model",
         "-m",
-        required=True,
+        required=required,
         help="torchvision name (resnet50), package.module:factory, TorchScript/.pt2 file, or .onnx",
     )
     g.add_argument("--weights", help="torchvision weights, e.g. DEFAULT (downloads them)")
