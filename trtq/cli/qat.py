@@ -94,6 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--device", default="auto", help="auto (CUDA when present), cpu or cuda; mixed precision on CUDA"
     )
     g.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    g.add_argument("--threads", type=int, help="PyTorch CPU threads (default: PyTorch's choice)")
     add_preprocess_args(p)
     add_placement_args(p)
     g = p.add_argument_group("hand-off to the build path")
@@ -143,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         force=args.force,
         progress=lambda line: info(args, line),
+        threads=args.threads,
     )
     emit(args, result.to_json(), summary_text(result))
     return 0

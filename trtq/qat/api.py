@@ -153,6 +153,7 @@ def qat(
     seed: int = 0,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> QATResult:
     """Quantization-aware training with trtq's placement and scales, exported to the build path.
 
@@ -183,6 +184,8 @@ def qat(
         seed: seeds model construction, shuffling and data subsets; the same seed reproduces the metrics.
         force: replace a non-empty `out`.
         progress: receives one line per epoch.
+        threads: PyTorch CPU threads for the run (None = PyTorch's default). On a busy CPU, 1 is often
+            much faster than several; a different count may change the last bits of the results.
     """
     import torch
 
@@ -198,170 +201,191 @@ def qat(
     from trtq.qat.quantize import calibrate_inputs, quantize_model
     from trtq.qat.train import TrainConfig, evaluate, fit, plot_curves
 
-    cfg = TrainConfig(
-        epochs=epochs, lr=lr, fp32_lr=fp32_lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-        label_smoothing=label_smoothing, warmup_epochs=warmup_epochs, freeze_bn_epoch=freeze_bn_epoch,
-        quant_delay_epochs=quant_delay_epochs, grad_clip=grad_clip, batch_size=batch_size, amp=amp,
-        workers=workers, seed=seed,
-    )  # fmt: skip
-    if train_fn is None:
-        cfg.validate()
-    method = canonical_method(calib)
-    if method not in list_calibrators():
-        raise UsageError(f"--calib {calib!r} is not a method; choose from {', '.join(list_calibrators())}")
-    if opset < 13:
-        raise UsageError(f"--opset {opset}: per-channel Q/DQ needs opset >= 13")
-    dev = _device(device)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, not {threads}")
+        torch.set_num_threads(threads)
+    try:
+        cfg = TrainConfig(
+            epochs=epochs, lr=lr, fp32_lr=fp32_lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
+            label_smoothing=label_smoothing, warmup_epochs=warmup_epochs, freeze_bn_epoch=freeze_bn_epoch,
+            quant_delay_epochs=quant_delay_epochs, grad_clip=grad_clip, batch_size=batch_size, amp=amp,
+            workers=workers, seed=seed,
+        )  # fmt: skip
+        if train_fn is None:
+            cfg.validate()
+        method = canonical_method(calib)
+        if method not in list_calibrators():
+            raise UsageError(
+                f"--calib {calib!r} is not a method; choose from {', '.join(list_calibrators())}"
+            )
+        if opset < 13:
+            raise UsageError(f"--opset {opset}: per-channel Q/DQ needs opset >= 13")
+        dev = _device(device)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
 
-    # inputs, checked before anything is written -------------------------------------------------
-    source = resolve_model(
-        model, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle, seed=seed
-    )
-    if source.is_onnx or not isinstance(source.module, torch.nn.Module) or source.kind == "torchscript":
-        raise UsageError(
-            f"--model {source.spec}: QAT needs the PyTorch module (torchvision name, package.module:factory or "
-            "nn.Module, with --checkpoint for trained weights); TorchScript and ONNX cannot be fine-tuned"
+        # inputs, checked before anything is written -------------------------------------------------
+        source = resolve_model(
+            model, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle, seed=seed
         )
-    pre = _resolve_preprocess(preprocess, input_channels(source))
-    if train_data is None and train_fn is None:
-        raise UsageError("--train-data is required (the built-in loop trains on it)")
-    train_ds = (
-        load_data(train_data, pre, limit=train_samples, seed=seed, what="--train-data")
-        if train_data
-        else None
-    )
-    val_ds = (
-        load_data(val_data, pre, limit=val_samples, seed=seed, what="--val-data")
-        if val_data is not None
-        else None
-    )
-    if train_fn is None:
-        if val_ds is None:
-            raise UsageError("--val-data is required (best-epoch selection and the FP32/PTQ/QAT comparison)")
-        for ds, opt in ((train_ds, "--train-data"), (val_ds, "--val-data")):
-            if not ds.has_labels:
-                raise UsageError(f"{opt} {ds.name} has no labels; use class sub-folders (or y in a .npz)")
-    calib_src = calib_data if calib_data is not None else train_data
-    if calib_src is None:
-        raise UsageError("--calib-data is required when there is no --train-data")
-    calib_ds = load_data(calib_src, pre, limit=calib_samples, seed=seed, what="--calib-data")
-    check_ds = val_ds or calib_ds
-    if train_ds is not None and train_ds.sample_shape != calib_ds.sample_shape:
-        raise UsageError(
-            f"--train-data samples {train_ds.sample_shape} and --calib-data samples {calib_ds.sample_shape} differ"
+        if source.is_onnx or not isinstance(source.module, torch.nn.Module) or source.kind == "torchscript":
+            raise UsageError(
+                f"--model {source.spec}: QAT needs the PyTorch module (torchvision name, package.module:factory or "
+                "nn.Module, with --checkpoint for trained weights); TorchScript and ONNX cannot be fine-tuned"
+            )
+        pre = _resolve_preprocess(preprocess, input_channels(source))
+        if train_data is None and train_fn is None:
+            raise UsageError("--train-data is required (the built-in loop trains on it)")
+        train_ds = (
+            load_data(train_data, pre, limit=train_samples, seed=seed, what="--train-data")
+            if train_data
+            else None
         )
-    sample, _ = next(calib_ds.iter_batches(min(2, len(calib_ds))))
-    config = placement or PlacementConfig()
-    if exclude:
-        config = replace(config, exclude_nodes=(*config.exclude_nodes, *exclude))
+        val_ds = (
+            load_data(val_data, pre, limit=val_samples, seed=seed, what="--val-data")
+            if val_data is not None
+            else None
+        )
+        if train_fn is None:
+            if val_ds is None:
+                raise UsageError(
+                    "--val-data is required (best-epoch selection and the FP32/PTQ/QAT comparison)"
+                )
+            for ds, opt in ((train_ds, "--train-data"), (val_ds, "--val-data")):
+                if not ds.has_labels:
+                    raise UsageError(f"{opt} {ds.name} has no labels; use class sub-folders (or y in a .npz)")
+        calib_src = calib_data if calib_data is not None else train_data
+        if calib_src is None:
+            raise UsageError("--calib-data is required when there is no --train-data")
+        calib_ds = load_data(calib_src, pre, limit=calib_samples, seed=seed, what="--calib-data")
+        check_ds = val_ds or calib_ds
+        if train_ds is not None and train_ds.sample_shape != calib_ds.sample_shape:
+            raise UsageError(
+                f"--train-data samples {train_ds.sample_shape} and --calib-data samples {calib_ds.sample_shape} differ"
+            )
+        sample, _ = next(calib_ds.iter_batches(min(2, len(calib_ds))))
+        config = placement or PlacementConfig()
+        if exclude:
+            config = replace(config, exclude_nodes=(*config.exclude_nodes, *exclude))
 
-    root = prepare_out_dir(out, force)
-    result = QATResult(out_dir=root, timings=timings)
-    metrics: dict[str, Any] = {"seed": seed, "device": dev.type}
+        root = prepare_out_dir(out, force)
+        result = QATResult(out_dir=root, timings=timings)
+        metrics: dict[str, Any] = {"seed": seed, "device": dev.type}
 
-    # FP32 export, plan, quantizers, calibration -----------------------------------------------------
-    with status("exporting the FP32 model"):
-        exported = export_onnx(source, sample, root / "model.onnx", opset=opset)
-    fp32 = exported.model
-    input_name, _ = onnx_input_shape(fp32)
-    result.artifacts["model.onnx"] = root / "model.onnx"
-    plan = plan_qdq(fp32, config)
-    qm = quantize_model(source.module, fp32, plan)
-    qm.model.to(dev)
+        # FP32 export, plan, quantizers, calibration -----------------------------------------------------
+        with status("exporting the FP32 model"):
+            exported = export_onnx(source, sample, root / "model.onnx", opset=opset)
+        fp32 = exported.model
+        input_name, _ = onnx_input_shape(fp32)
+        result.artifacts["model.onnx"] = root / "model.onnx"
+        plan = plan_qdq(fp32, config)
+        qm = quantize_model(source.module, fp32, plan, sample)
+        qm.model.to(dev)
 
-    def calib_batches() -> Any:
-        return (x for x, _ in calib_ds.iter_batches(batch_size))
+        def calib_batches() -> Any:
+            return (x for x, _ in calib_ds.iter_batches(batch_size))
 
-    def recalibrate() -> None:
-        calibrate_inputs(qm, calib_batches(), method, percentile=percentile, device=dev)
+        def recalibrate() -> None:
+            calibrate_inputs(qm, calib_batches(), method, percentile=percentile, device=dev)
 
-    with status(f"calibrating activation ranges ({method})"):
-        recalibrate()
-    metrics["calibration"] = {"method": method, "samples": len(calib_ds), "amax": dict(qm.amax)}
-    metrics["quantized_modules"] = [asdict(t) for t in qm.targets]
-    timings["prepare"] = time.perf_counter() - t0
+        with status(f"calibrating activation ranges ({method})"):
+            recalibrate()
+        metrics["calibration"] = {"method": method, "samples": len(calib_ds), "amax": dict(qm.amax)}
+        metrics["quantized_modules"] = [asdict(t) for t in qm.targets]
+        metrics["output_quantizers"] = [asdict(o) for o in qm.outputs]
+        metrics["export_only"] = dict(qm.export_only)
+        timings["prepare"] = time.perf_counter() - t0
 
-    # PTQ baseline through the same export path ----------------------------------------------------
-    t = time.perf_counter()
-    export_kw = {"calib_batches": calib_batches, "method": method, "percentile": percentile, "opset": opset}
-    ptq = export_qat_onnx(qm, sample, fp32, **export_kw)
-    save_onnx(ptq.model, root / "model.ptq.onnx")
-    result.artifacts["model.ptq.onnx"] = root / "model.ptq.onnx"
-    timings["ptq_export"] = time.perf_counter() - t
-
-    # training ------------------------------------------------------------------------------------
-    t = time.perf_counter()
-    torch.manual_seed(seed)
-    metrics["config"] = cfg.to_json()
-    if train_fn is not None:
-        ctx = TrainContext(device=dev, train_data=train_ds, val_data=val_ds, out_dir=root, seed=seed)
-        user = train_fn(qm.model, ctx)
-        qm.set_quantization(True)
-        metrics["training"] = {
-            "train_fn": getattr(train_fn, "__qualname__", repr(train_fn)),
-            "user_metrics": dict(user or {}),
+        # PTQ baseline through the same export path ----------------------------------------------------
+        t = time.perf_counter()
+        export_kw = {
+            "calib_batches": calib_batches,
+            "method": method,
+            "percentile": percentile,
+            "opset": opset,
         }
-        history = None
-    else:
-        history = fit(
-            qm.model, train_ds, val_ds, cfg, device=dev, set_quantization=qm.set_quantization,
-            recalibrate=recalibrate, checkpoint_dir=root / "checkpoints", progress=progress,
-        )  # fmt: skip
-        metrics["training"] = history.to_json()
-        for name in ("last.pt", "best.pt"):
-            if (root / "checkpoints" / name).is_file():
-                result.artifacts[f"checkpoints/{name}"] = root / "checkpoints" / name
-    timings["train"] = time.perf_counter() - t
+        ptq = export_qat_onnx(qm, sample, fp32, **export_kw)
+        save_onnx(ptq.model, root / "model.ptq.onnx")
+        result.artifacts["model.ptq.onnx"] = root / "model.ptq.onnx"
+        timings["ptq_export"] = time.perf_counter() - t
 
-    # export and checks ---------------------------------------------------------------------------
-    t = time.perf_counter()
-    with status("exporting the QAT graph"):
-        exp = export_qat_onnx(qm, sample, fp32, **export_kw)
-    if not exp.check.matches:
-        raise TrtqError(exp.check.summary())
-    meta = {"placement": asdict(config), "preprocess": pre.to_json(), "calib": method, "seed": seed}
-    exp.model.metadata_props.add(key=QAT_METADATA_KEY, value=json.dumps(meta, sort_keys=True))
-    save_onnx(exp.model, root / "model.qat.onnx")
-    result.artifacts["model.qat.onnx"] = root / "model.qat.onnx"
-    metrics["export"] = exp.summary()
-    metrics["export_ptq"] = {"added_at_export": ptq.added, "placement_matches": ptq.check.matches}
-    metrics["export_check"] = torch_vs_onnx(
-        qm.model, exp.model, ((x, y) for x, y in check_ds.iter_batches(batch_size)), device=dev
-    )
-    if val_ds is not None and val_ds.has_labels:
-        with status("FP32 / PTQ / QAT accuracy (ONNX Runtime)"):
-            metrics["accuracy"] = _accuracy(fp32, ptq.model, exp.model, val_ds, input_name, batch_size)
-        if history is not None:
-            fp32_dev = next(source.module.parameters()).device
-            _, fp32_torch = evaluate(source.module, val_ds, fp32_dev)
-            metrics["torch"] = {
-                "fp32_top1": fp32_torch,
-                "ptq_top1": history.records[0].val_top1 if history.records[0].quantized else None,
-                "qat_top1": history.best.val_top1,
+        # training ------------------------------------------------------------------------------------
+        t = time.perf_counter()
+        torch.manual_seed(seed)
+        metrics["config"] = cfg.to_json()
+        if train_fn is not None:
+            ctx = TrainContext(device=dev, train_data=train_ds, val_data=val_ds, out_dir=root, seed=seed)
+            user = train_fn(qm.model, ctx)
+            qm.set_quantization(True)
+            metrics["training"] = {
+                "train_fn": getattr(train_fn, "__qualname__", repr(train_fn)),
+                "user_metrics": dict(user or {}),
             }
-    timings["export_and_check"] = time.perf_counter() - t
+            history = None
+        else:
+            history = fit(
+                qm.model, train_ds, val_ds, cfg, device=dev, set_quantization=qm.set_quantization,
+                recalibrate=recalibrate, checkpoint_dir=root / "checkpoints", progress=progress,
+            )  # fmt: skip
+            metrics["training"] = history.to_json()
+            for name in ("last.pt", "best.pt"):
+                if (root / "checkpoints" / name).is_file():
+                    result.artifacts[f"checkpoints/{name}"] = root / "checkpoints" / name
+        timings["train"] = time.perf_counter() - t
 
-    if history is not None:
-        refs = {}
-        acc = metrics.get("accuracy", {})
-        if acc.get("fp32", {}).get("top1") is not None:
-            refs["FP32 (ONNX Runtime)"] = acc["fp32"]["top1"]
-            refs["PTQ (ONNX Runtime)"] = acc["ptq"]["top1"]
-        plot_curves(history, root / "training_curves.png", refs)
-        result.artifacts["training_curves.png"] = root / "training_curves.png"
-    timings["total"] = time.perf_counter() - t0
-    result.metrics = metrics
-    write_json(root / "metrics.json", {**metrics, "timings_s": {k: round(v, 3) for k, v in timings.items()}})
-    result.artifacts["metrics.json"] = root / "metrics.json"
+        # export and checks ---------------------------------------------------------------------------
+        t = time.perf_counter()
+        with status("exporting the QAT graph"):
+            exp = export_qat_onnx(qm, sample, fp32, **export_kw)
+        if not exp.check.matches:
+            raise TrtqError(exp.check.summary())
+        meta = {"placement": asdict(config), "preprocess": pre.to_json(), "calib": method, "seed": seed}
+        exp.model.metadata_props.add(key=QAT_METADATA_KEY, value=json.dumps(meta, sort_keys=True))
+        save_onnx(exp.model, root / "model.qat.onnx")
+        result.artifacts["model.qat.onnx"] = root / "model.qat.onnx"
+        metrics["export"] = exp.summary()
+        metrics["export_ptq"] = {"added_at_export": ptq.added, "placement_matches": ptq.check.matches}
+        metrics["export_check"] = torch_vs_onnx(
+            qm.model, exp.model, ((x, y) for x, y in check_ds.iter_batches(batch_size)), device=dev
+        )
+        if val_ds is not None and val_ds.has_labels:
+            with status("FP32 / PTQ / QAT accuracy (ONNX Runtime)"):
+                metrics["accuracy"] = _accuracy(fp32, ptq.model, exp.model, val_ds, input_name, batch_size)
+            if history is not None:
+                fp32_dev = next(source.module.parameters()).device
+                _, fp32_torch = evaluate(source.module, val_ds, fp32_dev)
+                metrics["torch"] = {
+                    "fp32_top1": fp32_torch,
+                    "ptq_top1": history.records[0].val_top1 if history.records[0].quantized else None,
+                    "qat_top1": history.best.val_top1,
+                }
+        timings["export_and_check"] = time.perf_counter() - t
 
-    if handoff:
-        result.build = build_from_qat(
-            root / "model.qat.onnx", root / "model.onnx", val_ds or calib_ds, root / "run",
-            batch_size=batch_size, placement=config, strict=True, qat_metrics=metrics, typed_graph=typed_graph,
-            engine=engine, build_engine=build_engine, seed=seed,
-        )  # fmt: skip
-        result.artifacts["run"] = root / "run"
-        timings["handoff"] = result.build.timings.get("total", 0.0)
-    return result
+        if history is not None:
+            refs = {}
+            acc = metrics.get("accuracy", {})
+            if acc.get("fp32", {}).get("top1") is not None:
+                refs["FP32 (ONNX Runtime)"] = acc["fp32"]["top1"]
+                refs["PTQ (ONNX Runtime)"] = acc["ptq"]["top1"]
+            plot_curves(history, root / "training_curves.png", refs)
+            result.artifacts["training_curves.png"] = root / "training_curves.png"
+        timings["total"] = time.perf_counter() - t0
+        result.metrics = metrics
+        write_json(
+            root / "metrics.json", {**metrics, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
+        )
+        result.artifacts["metrics.json"] = root / "metrics.json"
+
+        if handoff:
+            result.build = build_from_qat(
+                root / "model.qat.onnx", root / "model.onnx", val_ds or calib_ds, root / "run",
+                batch_size=batch_size, placement=config, strict=True, qat_metrics=metrics, typed_graph=typed_graph,
+                engine=engine, build_engine=build_engine, seed=seed,
+            )  # fmt: skip
+            result.artifacts["run"] = root / "run"
+            timings["handoff"] = result.build.timings.get("total", 0.0)
+        return result
+    finally:
+        torch.set_num_threads(previous_threads)

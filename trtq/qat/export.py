@@ -2,12 +2,12 @@
 
 Steps (`export_qat_onnx`):
 
-1. weight quantizers get a fixed amax = max |w| per output channel of the current weights (training
-   recomputes it every step; the exporter needs a constant);
+1. weight quantizers get a fixed amax = max |w| per output channel of the current weights for the export
+   (training recomputes it every step; the exporter needs a constant);
 2. the legacy TorchScript exporter (`dynamo=False`: the dynamo exporter fails on fake-quant modules) writes
    ModelOpt's QuantizeLinear/DequantizeLinear pairs, with the same input/output names as `trtq.export`;
 3. `trtq.placement.normalize`, no-op Casts dropped, BatchNorm folded into the convolutions (exactly, see
-   `trtq.qat.graph`), duplicate pairs on one tensor merged;
+   `trtq.qat.graph`), re-quantization with an identical scale dropped, duplicate pairs on one tensor merged;
 4. pairs the plan wants on non-weighted consumers (residual Add inputs, pooling) are added
    (`trtq.qat.graph.align_to_plan`), calibrated with the user's method on the fine-tuned graph where no
    trained quantizer covers the tensor;
@@ -16,7 +16,6 @@ Steps (`export_qat_onnx`):
 
 from __future__ import annotations
 
-import copy
 import io
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +31,7 @@ from trtq.qat.graph import (
     PlacementCheck,
     align_to_plan,
     check_placement,
+    collapse_requantization,
     drop_noop_casts,
     fold_batchnorm,
     merge_duplicate_qdq,
@@ -48,7 +48,7 @@ class QATExport:
     Attributes:
         model: the Q/DQ graph (BatchNorm folded, one pair per tensor, plan-aligned).
         check: its placement compared with the PTQ graph.
-        folded_batchnorms, merged_pairs, dropped_casts: what the clean-up passes did.
+        folded_batchnorms, merged_pairs, dropped_casts, collapsed_pairs: what the clean-up passes did.
         added: tensors that got a Q/DQ pair at export (not simulated in training), with their amax.
     """
 
@@ -57,6 +57,7 @@ class QATExport:
     folded_batchnorms: int = 0
     merged_pairs: int = 0
     dropped_casts: int = 0
+    collapsed_pairs: int = 0
     added: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -65,6 +66,7 @@ class QATExport:
             "folded_batchnorms": self.folded_batchnorms,
             "merged_duplicate_pairs": self.merged_pairs,
             "dropped_noop_casts": self.dropped_casts,
+            "collapsed_requantizations": self.collapsed_pairs,
             "added_at_export": self.added,
             "nodes": len(self.model.graph.node),
         }
@@ -92,12 +94,16 @@ def graph_amax(
     return amax
 
 
-def _freeze_weight_amax(model: Any, qm: QATModel) -> None:
+def _set_weight_amax(qm: QATModel, frozen: bool) -> None:
+    """Fix each weight quantizer's amax to max |w| per channel (the exporter needs it), or back to dynamic."""
     import torch
 
-    modules = dict(model.named_modules())
+    modules = dict(qm.model.named_modules())
     for t in qm.targets:
         mod = modules[t.module]
+        if not frozen:
+            mod.weight_quantizer.reset_amax()
+            continue
         w = mod.weight.detach()
         dims = [d for d in range(w.ndim) if d != t.weight_axis]
         mod.weight_quantizer.amax = w.abs().amax(dim=dims, keepdim=True).to(torch.float32)
@@ -135,28 +141,36 @@ def export_qat_onnx(
     """
     import torch
 
-    model = copy.deepcopy(qm.model).cpu().eval()
-    _freeze_weight_amax(model, qm)
-    x = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
-    out_names = _output_names(model, x)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (x,),
-            buf,
-            input_names=["input"],
-            output_names=out_names,
-            opset_version=opset,
-            dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in out_names}},
-            do_constant_folding=True,
-            training=torch.onnx.TrainingMode.EVAL,
-            dynamo=False,
-        )
+    model = qm.model  # exported in place: the output quantizers' hooks belong to this instance
+    was_training = model.training
+    model.eval()
+    _set_weight_amax(qm, frozen=True)
+    try:
+        device = next(model.parameters()).device
+        x = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32)).to(device)
+        out_names = _output_names(model, x)
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (x,),
+                buf,
+                input_names=["input"],
+                output_names=out_names,
+                opset_version=opset,
+                dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in out_names}},
+                do_constant_folding=True,
+                training=torch.onnx.TrainingMode.EVAL,
+                dynamo=False,
+            )
+    finally:
+        _set_weight_amax(qm, frozen=False)
+        model.train(was_training)
     graph = normalize(onnx.load_from_string(buf.getvalue()))
     graph, dropped = drop_noop_casts(graph)
     graph, folded = fold_batchnorm(graph)
+    graph, collapsed = collapse_requantization(graph)
     graph, merged = merge_duplicate_qdq(graph)
     added: dict[str, float] = {}
 
@@ -169,7 +183,7 @@ def export_qat_onnx(
     graph = normalize(graph)
     onnx.checker.check_model(graph, full_check=True)
     check = check_placement(graph, fp32, qm.plan)
-    return QATExport(graph, check, folded, merged, dropped, added)
+    return QATExport(graph, check, folded, merged, dropped, collapsed, added)
 
 
 def torch_vs_onnx(

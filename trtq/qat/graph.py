@@ -33,6 +33,7 @@ __all__ = [
     "fold_batchnorm",
     "drop_noop_casts",
     "merge_duplicate_qdq",
+    "collapse_requantization",
     "align_to_plan",
     "QDQLayout",
     "qdq_layout",
@@ -260,6 +261,31 @@ def merge_duplicate_qdq(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         merged += 1
     _prune_initializers(out)
     return out, merged
+
+
+def collapse_requantization(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Drop a Q/DQ pair that re-quantizes a dequantized value with the same scale, zero point and axis.
+
+    An output quantizer and the input quantizer of a conv reading the same tensor export as
+    `Q -> DQ -> Q -> DQ -> Conv` with one scale; the second pair is the identity on the int8 grid.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = _Graph(out)
+    removed = 0
+    for q2, dq2 in _pairs(graph):
+        dq1 = graph.producer.get(q2.input[0])
+        if dq1 is None or dq1.op_type != "DequantizeLinear" or dq2.output[0] in graph.outputs:
+            continue
+        q1 = graph.producer.get(dq1.input[0])
+        if q1 is None or q1.op_type != "QuantizeLinear" or _qparams(graph, q1) != _qparams(graph, q2):
+            continue
+        _replace_uses(out, dq2.output[0], dq1.output[0])
+        out.graph.node.remove(q2)
+        out.graph.node.remove(dq2)
+        removed += 1
+    _prune_initializers(out)
+    return out, removed
 
 
 def align_to_plan(
