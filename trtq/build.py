@@ -228,49 +228,45 @@ def build(
         result.metrics["placement"] = _placement_summary(plan)
 
         # calibration ----------------------------------------------------------------------------
-        amax, calib_json = _calibration_stage(
+        amax, _ = _calibration_stage(
             result, clock, stage, out, fp32, plan, calib_ds, eval_ds, input_name, calib, batch_size,
             percentile, calib_cache, trt_cache_version,
         )  # fmt: skip
 
         # Q/DQ -----------------------------------------------------------------------------------
+        from trtq._io import save_onnx
         from trtq.qdq import insert_qdq
 
         with clock("quantize"):
             int8 = insert_qdq(fp32, plan, amax)
             onnx.checker.check_model(int8, full_check=True)
-        from trtq._io import save_onnx
-
-        save_onnx(int8, stage / "model.int8.onnx")
-        result.artifacts["model.int8.onnx"] = out / "model.int8.onnx"
-
-        # validation -----------------------------------------------------------------------------
-        from trtq.validate import compare
-
         val_ds = eval_ds or calib_ds
-        with clock("validate"), status("validating INT8 against FP32 (ONNX Runtime, Q/DQ as written)"):
-            val = compare(int8, fp32, val_ds, input_name=input_name, batch_size=batch_size)
-        result.metrics["validation"] = val.to_json()
-        result.metrics["validation"]["data"] = (
-            "eval" if eval_ds is not None else "calibration (no --eval-data)"
-        )
 
-        # sensitivity / fallback (optional) ------------------------------------------------------
-        fallback_nodes: list[str] = []
+        # sensitivity / fallback (optional): model.int8.onnx becomes the mixed graph -------------
         if max_drop is not None or fallback is not None:
             from trtq.sensitivity import sensitivity_stage
 
             with clock("sensitivity"):
-                fallback_nodes, int8_final = sensitivity_stage(
+                _, int8 = sensitivity_stage(
                     result, stage, fp32, plan, amax, val_ds, input_name, batch_size,
                     max_drop=max_drop, fallback=fallback, metric=metric, placement=placement,
                 )  # fmt: skip
-        else:
-            int8_final = int8
+        save_onnx(int8, stage / "model.int8.onnx")
+        result.artifacts["model.int8.onnx"] = out / "model.int8.onnx"
 
         # typed graph for strongly typed TensorRT builds -----------------------------------------
-        if typed_graph:
-            _typed_stage(result, clock, stage, out, fp32, int8_final, val_ds, input_name, batch_size)
+        typed = (
+            _typed_stage(result, clock, stage, out, fp32, int8, val_ds, input_name, batch_size)
+            if typed_graph
+            else None
+        )
+
+        # validation: each model runs once, pairs compared from the stored outputs ---------------
+        with clock("validate"), status("validating against FP32 (ONNX Runtime, Q/DQ as written)"):
+            result.metrics.update(_validate(fp32, int8, typed, val_ds, input_name, batch_size))
+        result.metrics["validation"]["data"] = (
+            "eval" if eval_ds is not None else "calibration (no --eval-data)"
+        )
 
         # engine ---------------------------------------------------------------------------------
         if build_engine:
@@ -284,7 +280,6 @@ def build(
         write_report(result, stage)
         result.artifacts["report.json"] = out / "report.json"
         result.artifacts["report.md"] = out / "report.md"
-        del calib_json, fallback_nodes
     return result
 
 
@@ -368,22 +363,36 @@ def _calibration_stage(
 
 def _typed_stage(
     result: BuildResult, clock: _Clock, stage: Path, out: Path, fp32: onnx.ModelProto, int8: onnx.ModelProto,
-    val_ds: Any, input_name: str, batch_size: int,
-) -> None:  # fmt: skip
+    data: Any, input_name: str, batch_size: int,
+) -> onnx.ModelProto:  # fmt: skip
+    """model.trt.onnx: the non-INT8 remainder typed FP16, I/O FP32 (strongly typed TensorRT 10.12+ / 11)."""
     from trtq._io import save_onnx
     from trtq.precision import measure_ranges, to_strongly_typed
-    from trtq.validate import compare
 
     with clock("typed_graph"), status("typing the non-INT8 remainder FP16 (model.trt.onnx)"):
         # tensors whose FP32 range would overflow FP16 stay FP32 (measured on two batches)
-        ranges = measure_ranges(fp32, itertools.islice(val_ds.feeds(input_name, batch_size), 2))
+        ranges = measure_ranges(fp32, itertools.islice(data.feeds(input_name, batch_size), 2))
         typed = to_strongly_typed(int8, ranges=ranges)
     save_onnx(typed, stage / "model.trt.onnx")
     result.artifacts["model.trt.onnx"] = out / "model.trt.onnx"
-    with clock("validate"):
-        agree = compare(typed, int8, val_ds, input_name=input_name, batch_size=batch_size)
-        vs_fp32 = compare(typed, fp32, val_ds, input_name=input_name, batch_size=batch_size)
-    result.metrics["typed_graph"] = {"vs_int8_fp32_typed": agree.to_json(), "vs_fp32": vs_fp32.to_json()}
+    return typed
+
+
+def _validate(
+    fp32: onnx.ModelProto, int8: onnx.ModelProto, typed: onnx.ModelProto | None, data: Any, input_name: str,
+    batch_size: int,
+) -> dict[str, Any]:  # fmt: skip
+    from trtq.validate import compare_results, run_models
+
+    models = {"fp32": fp32, "int8": int8, **({"typed": typed} if typed is not None else {})}
+    runs = run_models(models, data, input_name=input_name, batch_size=batch_size)
+    out: dict[str, Any] = {"validation": compare_results(runs, "int8", "fp32", labels=data.labels).to_json()}
+    if typed is not None:
+        out["typed_graph"] = {
+            "vs_int8_fp32_typed": compare_results(runs, "typed", "int8", labels=data.labels).to_json(),
+            "vs_fp32": compare_results(runs, "typed", "fp32", labels=data.labels).to_json(),
+        }
+    return out
 
 
 def _engine_stage(result: BuildResult, clock: _Clock, stage: Path, out: Path, options: Any) -> None:

@@ -22,7 +22,15 @@ import onnx
 from trtq.backends.base import BaseRunner
 from trtq.data import DataSource
 
-__all__ = ["ValidationResult", "compare", "polygraphy_runner", "classification_metrics", "output_metrics"]
+__all__ = [
+    "ValidationResult",
+    "compare",
+    "run_models",
+    "compare_results",
+    "polygraphy_runner",
+    "classification_metrics",
+    "output_metrics",
+]
 
 
 @dataclass
@@ -133,6 +141,81 @@ def classification_metrics(ref: np.ndarray, got: np.ndarray, labels: np.ndarray 
     return out
 
 
+def _feeds(
+    data: DataSource | Iterable[Mapping[str, np.ndarray]], input_name: str | None, batch_size: int
+) -> list[dict[str, np.ndarray]]:
+    if isinstance(data, DataSource):
+        if input_name is None:
+            raise ValueError("input_name is required with a DataSource")
+        return [{input_name: x} for x, _ in data.iter_batches(batch_size)]
+    return [dict(f) for f in data]
+
+
+def run_models(
+    models: Mapping[str, Any],
+    data: DataSource | Iterable[Mapping[str, np.ndarray]],
+    *,
+    input_name: str | None = None,
+    batch_size: int = 32,
+) -> Any:
+    """Run each model once over the same batches through Polygraphy's Comparator; returns its RunResults.
+
+    Args:
+        models: label -> ONNX path / ModelProto / trtq runner / Polygraphy runner.
+        data: a DataSource (needs `input_name`) or an iterable of feed dicts.
+    """
+    from polygraphy.comparator import Comparator
+    from polygraphy.logger import G_LOGGER
+
+    G_LOGGER.module_severity = G_LOGGER.CRITICAL
+    runners = [polygraphy_runner(model, label) for label, model in models.items()]
+    return Comparator.run(runners, data_loader=_feeds(data, input_name, batch_size))
+
+
+def compare_results(
+    results: Any,
+    candidate: str,
+    reference: str,
+    *,
+    labels: np.ndarray | None = None,
+    rtol: float = 5e-2,
+    atol: float = 5e-2,
+    check_error_stat: str = "median",
+) -> ValidationResult:
+    """Metrics and Polygraphy's verdict for two runners of one `run_models` result, by label."""
+    from polygraphy.comparator import Comparator, RunResults
+    from polygraphy.comparator.compare import SimpleCompareFunc
+
+    by_name = dict(results.items())
+    ref_iters, cand_iters = by_name[reference], by_name[candidate]
+    pair = RunResults()
+    pair.append((reference, ref_iters))
+    pair.append((candidate, cand_iters))
+    verdict = Comparator.compare_accuracy(
+        pair, compare_func=SimpleCompareFunc(rtol=rtol, atol=atol, check_error_stat=check_error_stat)
+    )
+    outputs: dict[str, dict[str, float]] = {}
+    first_ref = first_got = None
+    for name in ref_iters[0].keys():
+        ref = np.concatenate([np.asarray(it[name]) for it in ref_iters])
+        got = np.concatenate([np.asarray(it[name]) for it in cand_iters])
+        outputs[name] = output_metrics(ref, got)
+        if first_ref is None:
+            first_ref, first_got = ref, got
+    cls: dict[str, float] = {}
+    if first_ref is not None and first_ref.ndim == 2 and first_ref.shape[1] > 1:
+        cls = classification_metrics(first_ref, first_got, labels)
+    return ValidationResult(
+        reference=reference,
+        candidate=candidate,
+        samples=int(len(first_ref)) if first_ref is not None else 0,
+        outputs=outputs,
+        classification=cls,
+        polygraphy_pass=bool(verdict),
+        tolerances={"rtol": rtol, "atol": atol, "check_error_stat": check_error_stat},
+    )
+
+
 def compare(
     candidate: Any,
     reference: Any,
@@ -153,44 +236,9 @@ def compare(
         labels: ground truth for top-1/top-5 (taken from the DataSource when it has them).
         rtol, atol, check_error_stat: Polygraphy SimpleCompareFunc settings for the pass/fail verdict.
     """
-    from polygraphy.comparator import Comparator, CompareFunc  # noqa: F401  (CompareFunc keeps import side effects)
-    from polygraphy.comparator.compare import SimpleCompareFunc
-    from polygraphy.logger import G_LOGGER
-
-    G_LOGGER.module_severity = G_LOGGER.CRITICAL
-    ref_runner = polygraphy_runner(reference, "reference")
-    cand_runner = polygraphy_runner(candidate, "candidate")
-    if isinstance(data, DataSource):
-        if input_name is None:
-            raise ValueError("input_name is required with a DataSource")
-        feeds = [{input_name: x} for x, _ in data.iter_batches(batch_size)]
-        if labels is None:
-            labels = data.labels
-    else:
-        feeds = [dict(f) for f in data]
-    results = Comparator.run([ref_runner, cand_runner], data_loader=feeds)
-    verdict = Comparator.compare_accuracy(
-        results, compare_func=SimpleCompareFunc(rtol=rtol, atol=atol, check_error_stat=check_error_stat)
-    )
-    (ref_name, ref_iters), (cand_name, cand_iters) = results[0], results[1]
-    names = list(ref_iters[0].keys())
-    outputs: dict[str, dict[str, float]] = {}
-    first_ref = first_got = None
-    for name in names:
-        ref = np.concatenate([np.asarray(it[name]) for it in ref_iters])
-        got = np.concatenate([np.asarray(it[name]) for it in cand_iters])
-        outputs[name] = output_metrics(ref, got)
-        if first_ref is None:
-            first_ref, first_got = ref, got
-    cls: dict[str, float] = {}
-    if first_ref is not None and first_ref.ndim == 2 and first_ref.shape[1] > 1:
-        cls = classification_metrics(first_ref, first_got, labels)
-    return ValidationResult(
-        reference=ref_name,
-        candidate=cand_name,
-        samples=int(sum(len(next(iter(f.values()))) for f in feeds)),
-        outputs=outputs,
-        classification=cls,
-        polygraphy_pass=bool(verdict),
-        tolerances={"rtol": rtol, "atol": atol, "check_error_stat": check_error_stat},
-    )
+    if labels is None and isinstance(data, DataSource):
+        labels = data.labels
+    results = run_models({"reference": reference, "candidate": candidate}, data, input_name=input_name,
+                         batch_size=batch_size)  # fmt: skip
+    return compare_results(results, "candidate", "reference", labels=labels, rtol=rtol, atol=atol,
+                           check_error_stat=check_error_stat)  # fmt: skip
