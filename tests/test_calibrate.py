@@ -276,3 +276,11 @@ def test_plots_mark_the_most_disagreeing_tensors(convnet, tmp_path):
     cal.save(tmp_path / "c.json")
     with pytest.raises(UsageError, match="in memory only"):
         plot_thresholds(Calibration.load(tmp_path / "c.json"), 1, tmp_path)
+
+
+def test_feeds_are_cast_to_the_input_dtype_and_extra_keys_ignored(convnet):
+    batches = _batches(2)
+    as64 = [{"x": b["x"].astype(np.float64), "label": np.zeros(4, np.int64)} for b in batches]
+    a = calibrate(convnet, batches, _acts(convnet), ["minmax"])
+    b = calibrate(convnet, as64, _acts(convnet), ["minmax"])
+    assert a.amax == b.amax

@@ -307,14 +307,15 @@ def calibrate(
     seen = 0
     runner = OnnxRuntimeRunner(proto, extra_outputs=from_graph, threads=threads, name="calibration")
     with runner:
-        input_names = list(runner.input_metadata())
+        meta = runner.input_metadata()
+        input_names = list(meta)
         for index, feed in enumerate(track(batches, "calibrating", total=total)):
             missing = [n for n in input_names if n not in feed]
             if missing:
                 raise UsageError(
                     f"calibration batch {index} has no input {missing[0]!r} (it has: {', '.join(map(str, feed))})"
                 )
-            model_feed = {n: np.asarray(feed[n]) for n in input_names}
+            model_feed = {n: np.asarray(feed[n], dtype=meta[n][0]) for n in input_names}
             outputs = runner.infer(model_feed) if from_graph else {}
             activations = {t: (model_feed[t] if t in model_feed else outputs[t]) for t in tensors}
             del outputs
