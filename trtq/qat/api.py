@@ -95,11 +95,15 @@ def _device(device: str) -> Any:
 def _accuracy(
     fp32: Any, ptq: Any, qat_graph: Any, val: Any, input_name: str, batch_size: int
 ) -> dict[str, Any]:
-    from trtq.validate import compare
+    """FP32 / PTQ / QAT top-1 in ONNX Runtime (each graph runs once over the validation data)."""
+    from trtq.validate import compare_results, run_models
 
+    runs = run_models(
+        {"fp32": fp32, "ptq": ptq, "qat": qat_graph}, val, input_name=input_name, batch_size=batch_size
+    )
     out: dict[str, Any] = {"samples": len(val)}
-    for key, graph in (("ptq", ptq), ("qat", qat_graph)):
-        res = compare(graph, fp32, val, input_name=input_name, batch_size=batch_size)
+    for key in ("ptq", "qat"):
+        res = compare_results(runs, key, "fp32", labels=val.labels)
         cls = res.classification
         first = next(iter(res.outputs.values()), {})
         out["fp32"] = {"top1": cls.get("reference_top1")}

@@ -159,14 +159,21 @@ def build_from_qat(
         A `trtq.build.BuildResult` (`metrics["qat"]` holds the QAT metrics and the placement check).
     """
     from trtq._io import save_onnx
-    from trtq.build import BuildResult, _Clock, _engine_stage, _placement_summary, _typed_stage, staged_dir
+    from trtq.build import (
+        BuildResult,
+        _Clock,
+        _engine_stage,
+        _placement_summary,
+        _typed_stage,
+        _validate,
+        staged_dir,
+    )
     from trtq.data import DataSource, load_data
     from trtq.export import check_input_shape, onnx_input_shape
     from trtq.placement import plan_qdq
     from trtq.progress import status
     from trtq.qat.graph import check_placement
     from trtq.report import write_report
-    from trtq.validate import compare
 
     start = time.perf_counter()
     qat, qat_path = _load(qat_onnx, "QAT model")
@@ -225,16 +232,14 @@ def build_from_qat(
         if strict and not check.matches:
             raise TrtqError(check.summary())
 
-        with (
-            clock("validate"),
-            status("validating the QAT graph against FP32 (ONNX Runtime, Q/DQ as written)"),
-        ):
-            val = compare(qat, fp32, eval_ds, input_name=input_name, batch_size=batch_size)
-        result.metrics["validation"] = val.to_json()
-        result.metrics["validation"]["data"] = "eval"
-
-        if typed_graph:
+        typed = (
             _typed_stage(result, clock, stage, out, fp32, qat, eval_ds, input_name, batch_size)
+            if typed_graph
+            else None
+        )
+        with clock("validate"), status("validating the QAT graph against FP32 (ONNX Runtime)"):
+            result.metrics.update(_validate(fp32, qat, typed, eval_ds, input_name, batch_size))
+        result.metrics["validation"]["data"] = "eval"
         if build_engine:
             _engine_stage(result, clock, stage, out, engine)
         else:
