@@ -288,3 +288,46 @@ def test_non_float_and_non_finite_tensors_are_refused_by_name():
     with pytest.raises(NonFiniteActivation, match="'act'.*batch 4") as e:
         col.collect({"act": bad}, batch_index=4)
     assert isinstance(e.value, TrtqError)
+
+
+def test_threads_and_merging_shares_give_the_single_pass_result():
+    """Folding tensors in threads, or merging collectors fed disjoint shares, equals one sequential pass."""
+    rng = np.random.default_rng(2)
+    batches = [
+        {
+            "a": (rng.laplace(size=300_000) * (1 + i)).astype(np.float32),
+            "b": rng.standard_normal(300_000).astype(np.float32),
+        }
+        for i in range(6)
+    ]
+    batches.insert(0, {"a": np.zeros(300_000, np.float32), "b": np.zeros(300_000, np.float32)})
+    one, threaded = HistogramCollector(workers=1), HistogramCollector(workers=3)
+    shares = [HistogramCollector(workers=1) for _ in range(3)]
+    for i, b in enumerate(batches):
+        one.collect(b)
+        threaded.collect(b)
+        shares[i % 3].collect(b)
+    merged = shares[2]  # the share that saw the largest values last: merges must grow the others
+    merged.merge(shares[0])
+    merged.merge(shares[1])
+    for col in (threaded, merged):
+        for t in ("a", "b"):
+            np.testing.assert_array_equal(col[t].fine, one[t].fine)
+            assert (col[t].count, col[t].nonzero, col[t].min, col[t].max) == (
+                one[t].count,
+                one[t].nonzero,
+                one[t].min,
+                one[t].max,
+            )
+            assert col[t].sum == pytest.approx(one[t].sum, rel=1e-6, abs=1e-3)
+    assert merged.batches == one.batches == len(batches)
+    with pytest.raises(UsageError, match="fine bins"):
+        one.merge(HistogramCollector(fine_bins=1 << 12))
+
+
+def test_threaded_errors_name_the_first_bad_tensor_in_order():
+    bad = np.ones(1 << 19, np.float32)
+    bad[-1] = np.nan
+    col = HistogramCollector(workers=2)
+    with pytest.raises(NonFiniteActivation, match="'first'"):
+        col.collect({"ok": np.ones(1 << 20, np.float32), "first": bad, "second": bad.copy()})

@@ -24,7 +24,10 @@ Memory is tensors x fine_bins x 8 bytes (512 KiB per tensor by default), indepen
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,12 +147,18 @@ class TensorHistogram:
 class HistogramCollector:
     """Fold batches of named activations into per-tensor statistics and exact fine |x| histograms.
 
+    Tensors of one batch are folded in parallel threads (numpy releases the GIL in the heavy loops); each
+    tensor is handled by one thread, so the result does not depend on the number of threads.
+
     Args:
         fine_bins: bins of the fine histogram per tensor; a power of two (default 65536 = 32 x 2048).
         histograms: keep histograms (False keeps only min/max/moments, which is all minmax needs).
+        workers: threads folding tensors (default: the CPU count, at most 8; 1 = no threads).
     """
 
-    def __init__(self, fine_bins: int = 1 << 16, *, histograms: bool = True) -> None:
+    def __init__(
+        self, fine_bins: int = 1 << 16, *, histograms: bool = True, workers: int | None = None
+    ) -> None:
         if fine_bins < 2 or fine_bins & (fine_bins - 1):
             raise UsageError(f"fine_bins must be a power of two >= 2, got {fine_bins}")
         self.fine_bins = int(fine_bins)
@@ -157,25 +166,105 @@ class HistogramCollector:
         self.keep_histograms = histograms
         self.tensors: dict[str, TensorHistogram] = {}
         self.batches = 0
-        self._fbuf = np.empty(_CHUNK, dtype=np.float32)
-        self._ibuf = np.empty(_CHUNK, dtype=np.intp)
+        self.workers = max(1, min(8, os.cpu_count() or 1) if workers is None else int(workers))
+        self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
 
     def __getitem__(self, name: str) -> TensorHistogram:
         return self.tensors[name]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_local"] = None
+        state["_pool"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def close(self) -> None:
+        """Stop the worker threads (they are also stopped when the collector is garbage collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     def collect(self, tensors: Mapping[str, np.ndarray], *, batch_index: int | None = None) -> None:
         """Fold one batch (tensor name -> array) into the statistics; the arrays are not kept.
 
         Raises:
-            NonFiniteActivation: a tensor holds NaN or Inf.
+            NonFiniteActivation: a tensor holds NaN or Inf (the first such tensor in `tensors` order).
             UsageError: a tensor is not floating point.
         """
+        jobs = []
         for name, value in tensors.items():
             rec = self.tensors.get(name)
             if rec is None:
                 rec = self.tensors[name] = TensorHistogram(name)
-            self._fold(rec, np.asarray(value), batch_index)
+            jobs.append((rec, np.asarray(value)))
+        big = sum(1 for _, x in jobs if x.size >= _CHUNK)
+        if self.workers > 1 and big > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="trtq-hist")
+            # largest tensors first for a balanced schedule; errors re-raised in `tensors` order
+            order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1].size)
+            futures = {i: self._pool.submit(self._fold, *jobs[i], batch_index) for i in order}
+            for i in range(len(jobs)):
+                futures[i].exception()
+            for i in range(len(jobs)):
+                futures[i].result()
+        else:
+            for rec, x in jobs:
+                self._fold(rec, x, batch_index)
         self.batches += 1
+
+    def merge(self, other: HistogramCollector) -> None:
+        """Add another collector's statistics (e.g. from another worker's share of the data).
+
+        The result is exactly what one collector would hold after seeing both shares: histograms are
+        brought to the larger bin width by the same exact merge the range growth uses, then added.
+        """
+        if other.fine_bins != self.fine_bins:
+            raise UsageError(f"cannot merge collectors with {self.fine_bins} and {other.fine_bins} fine bins")
+        for name, theirs in other.tensors.items():
+            mine = self.tensors.get(name)
+            if mine is None:
+                mine = self.tensors[name] = TensorHistogram(name)
+            mine.count += theirs.count
+            mine.nonzero += theirs.nonzero
+            mine.min = min(mine.min, theirs.min)
+            mine.max = max(mine.max, theirs.max)
+            mine.sum += theirs.sum
+            mine.sumsq += theirs.sumsq
+            if not self.keep_histograms:
+                continue
+            mine._pending_zeros += theirs._pending_zeros
+            if theirs.fine is not None:
+                add = TensorHistogram(name, fine=theirs.fine.copy(), exponent=theirs.exponent)
+                if mine.fine is None:
+                    mine.fine, mine.exponent = add.fine, add.exponent
+                else:
+                    e = max(mine.exponent, add.exponent)
+                    for rec in (mine, add):
+                        if rec.exponent < e:
+                            self._grow(rec, e)
+                    mine.fine += add.fine
+            if mine.fine is not None and mine._pending_zeros:
+                mine.fine[0] += mine._pending_zeros
+                mine._pending_zeros = 0
+        self.batches += other.batches
+
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        local = self._local
+        if getattr(local, "fbuf", None) is None:
+            local.fbuf = np.empty(_CHUNK, dtype=np.float32)
+            local.ibuf = np.empty(_CHUNK, dtype=np.intp)
+        return local.fbuf, local.ibuf
 
     def _fold(self, rec: TensorHistogram, x: np.ndarray, batch_index: int | None) -> None:
         if not np.issubdtype(x.dtype, np.floating):
@@ -237,8 +326,9 @@ class HistogramCollector:
         if flat.dtype == np.float32 and not (1e-37 < scale < 1e37):
             work_dtype = np.dtype(np.float64)  # 2**-e not a normal float32: bin in float64 (still exact)
         s = work_dtype.type(scale)
-        fbuf = self._fbuf if work_dtype == np.float32 else np.empty(_CHUNK, dtype=work_dtype)
-        ibuf = self._ibuf
+        fbuf, ibuf = self._buffers()
+        if work_dtype != np.float32:
+            fbuf = np.empty(_CHUNK, dtype=work_dtype)
         for start in range(0, flat.size, _CHUNK):
             chunk = flat[start : start + _CHUNK]
             k = chunk.size
