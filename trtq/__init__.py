@@ -28,6 +28,8 @@ _API = {
     "calibrate": "trtq.calibrate",
     "Calibration": "trtq.calibrate",
     "choose_method": "trtq.calibrate",
+    "write_trt_cache": "trtq.calibrate",
+    "read_trt_cache": "trtq.calibrate",
     "tensorrt_status": "trtq.engines",
     "EngineOptions": "trtq.engines",
     "build_engine": "trtq.engines",
