@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trtq.errors import TrtqError, UsageError
 
 __all__ = ["qat", "QATResult", "TrainContext"]
@@ -115,6 +117,69 @@ def _accuracy(
     return out
 
 
+@dataclass
+class _Inputs:
+    """Everything `qat` reads, resolved and checked before anything is written."""
+
+    source: Any
+    preprocess: Any
+    placement: Any
+    train: Any
+    val: Any
+    calib: Any
+    sample: np.ndarray
+
+
+def _load_inputs(
+    model: Any, train_data: Any, val_data: Any, calib_data: Any, *, preprocess: Any, placement: Any,
+    exclude: Sequence[str], train_samples: int | None, val_samples: int | None, calib_samples: int | None,
+    built_in_loop: bool, weights: str | None, checkpoint: Any, trust_pickle: bool, seed: int,
+) -> _Inputs:  # fmt: skip
+    import torch
+
+    from trtq.build import _resolve_preprocess
+    from trtq.data import load_data
+    from trtq.export import input_channels, resolve_model
+    from trtq.placement import PlacementConfig
+
+    source = resolve_model(
+        model, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle, seed=seed
+    )
+    if source.is_onnx or not isinstance(source.module, torch.nn.Module) or source.kind == "torchscript":
+        raise UsageError(
+            f"--model {source.spec}: QAT needs the PyTorch module (torchvision name, package.module:factory or "
+            "nn.Module, with --checkpoint for trained weights); TorchScript and ONNX cannot be fine-tuned"
+        )
+    pre = _resolve_preprocess(preprocess, input_channels(source))
+    if train_data is None and built_in_loop:
+        raise UsageError("--train-data is required (the built-in loop trains on it)")
+
+    def load(src: Any, limit: int | None, what: str) -> Any:
+        return None if src is None else load_data(src, pre, limit=limit, seed=seed, what=what)
+
+    train = load(train_data, train_samples, "--train-data")
+    val = load(val_data, val_samples, "--val-data")
+    if built_in_loop:
+        if val is None:
+            raise UsageError("--val-data is required (best-epoch selection and the FP32/PTQ/QAT comparison)")
+        for ds, opt in ((train, "--train-data"), (val, "--val-data")):
+            if not ds.has_labels:
+                raise UsageError(f"{opt} {ds.name} has no labels; use class sub-folders (or y in a .npz)")
+    calib = load(calib_data if calib_data is not None else train_data, calib_samples, "--calib-data")
+    if calib is None:
+        raise UsageError("--calib-data is required when there is no --train-data")
+    for ds, opt in ((train, "--train-data"), (val, "--val-data")):
+        if ds is not None and ds.sample_shape != calib.sample_shape:
+            raise UsageError(
+                f"{opt} samples {ds.sample_shape} and --calib-data samples {calib.sample_shape} differ"
+            )
+    sample, _ = next(calib.iter_batches(min(2, len(calib))))
+    config = placement or PlacementConfig()
+    if exclude:
+        config = replace(config, exclude_nodes=(*config.exclude_nodes, *exclude))
+    return _Inputs(source, pre, config, train, val, calib, sample)
+
+
 def qat(
     model: Any,
     train_data: Any,
@@ -194,11 +259,9 @@ def qat(
     import torch
 
     from trtq._io import prepare_out_dir, save_onnx, write_json
-    from trtq.build import _resolve_preprocess
     from trtq.calibrators import canonical_method, list_calibrators
-    from trtq.data import load_data
-    from trtq.export import export_onnx, input_channels, onnx_input_shape, resolve_model
-    from trtq.placement import PlacementConfig, plan_qdq
+    from trtq.export import export_onnx, onnx_input_shape
+    from trtq.placement import plan_qdq
     from trtq.progress import status
     from trtq.qat.export import export_qat_onnx, torch_vs_onnx
     from trtq.qat.handoff import QAT_METADATA_KEY, build_from_qat
@@ -231,48 +294,15 @@ def qat(
         t0 = time.perf_counter()
 
         # inputs, checked before anything is written -------------------------------------------------
-        source = resolve_model(
-            model, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle, seed=seed
-        )
-        if source.is_onnx or not isinstance(source.module, torch.nn.Module) or source.kind == "torchscript":
-            raise UsageError(
-                f"--model {source.spec}: QAT needs the PyTorch module (torchvision name, package.module:factory or "
-                "nn.Module, with --checkpoint for trained weights); TorchScript and ONNX cannot be fine-tuned"
-            )
-        pre = _resolve_preprocess(preprocess, input_channels(source))
-        if train_data is None and train_fn is None:
-            raise UsageError("--train-data is required (the built-in loop trains on it)")
-        train_ds = (
-            load_data(train_data, pre, limit=train_samples, seed=seed, what="--train-data")
-            if train_data
-            else None
-        )
-        val_ds = (
-            load_data(val_data, pre, limit=val_samples, seed=seed, what="--val-data")
-            if val_data is not None
-            else None
-        )
-        if train_fn is None:
-            if val_ds is None:
-                raise UsageError(
-                    "--val-data is required (best-epoch selection and the FP32/PTQ/QAT comparison)"
-                )
-            for ds, opt in ((train_ds, "--train-data"), (val_ds, "--val-data")):
-                if not ds.has_labels:
-                    raise UsageError(f"{opt} {ds.name} has no labels; use class sub-folders (or y in a .npz)")
-        calib_src = calib_data if calib_data is not None else train_data
-        if calib_src is None:
-            raise UsageError("--calib-data is required when there is no --train-data")
-        calib_ds = load_data(calib_src, pre, limit=calib_samples, seed=seed, what="--calib-data")
+        inp = _load_inputs(
+            model, train_data, val_data, calib_data, preprocess=preprocess, placement=placement, exclude=exclude,
+            train_samples=train_samples, val_samples=val_samples, calib_samples=calib_samples,
+            built_in_loop=train_fn is None, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle,
+            seed=seed,
+        )  # fmt: skip
+        source, pre, config, sample = inp.source, inp.preprocess, inp.placement, inp.sample
+        train_ds, val_ds, calib_ds = inp.train, inp.val, inp.calib
         check_ds = val_ds or calib_ds
-        if train_ds is not None and train_ds.sample_shape != calib_ds.sample_shape:
-            raise UsageError(
-                f"--train-data samples {train_ds.sample_shape} and --calib-data samples {calib_ds.sample_shape} differ"
-            )
-        sample, _ = next(calib_ds.iter_batches(min(2, len(calib_ds))))
-        config = placement or PlacementConfig()
-        if exclude:
-            config = replace(config, exclude_nodes=(*config.exclude_nodes, *exclude))
 
         root = prepare_out_dir(out, force)
         result = QATResult(out_dir=root, timings=timings)

@@ -165,27 +165,33 @@ class QATModel:
             q.enable() if enabled else q.disable()
 
 
-def module_for_node(node_name: str, modules: Mapping[str, Any], op_type: str) -> str | None:
-    """The qualified name of the module an exported ONNX node came from, or None.
+def _scope_path(node_name: str) -> str:
+    """The qualified module path of an exported node's scope (`/layer2/layer2.0/conv1/Conv` -> `layer2.0.conv1`).
 
     The legacy exporter names nodes `/<scope>/<scope>/.../<OpType>`, one scope per module level: the child's
     attribute name, written `<parent scope>.<index>` for children of a Sequential or ModuleList
     (`/layer2/layer2.0/downsample/downsample.0/Conv` -> `layer2.0.downsample.0`).
+    """
+    full, prev = "", ""
+    for part in [p for p in node_name.split("/") if p][:-1]:
+        rel = part[len(prev) + 1 :] if prev and part.startswith(prev + ".") else part
+        full, prev = (f"{full}.{rel}" if full else rel), part
+    return full
+
+
+def module_for_node(node_name: str, modules: Mapping[str, Any], op_type: str) -> str | None:
+    """The qualified name of the module an exported ONNX node came from, or None.
 
     Args:
-        node_name: the ONNX node name.
+        node_name: the ONNX node name (see `_scope_path` for how scopes map to modules).
         modules: qualified name -> module (from `named_modules()`).
         op_type: the node's op type; the module must be of a class that exports to it.
     """
-    parts = [p for p in node_name.split("/") if p][:-1]
-    if not parts:
+    full = _scope_path(node_name)
+    if not full:
         return None
-    full, prev = "", ""
-    for part in parts:
-        rel = part[len(prev) + 1 :] if prev and part.startswith(prev + ".") else part
-        full, prev = (f"{full}.{rel}" if full else rel), part
     kinds = _MODULE_KINDS.get(op_type, ())
-    for candidate in (full, parts[-1]):
+    for candidate in (full, full.rsplit(".", 1)[-1]):
         mod = modules.get(candidate)
         if mod is not None and any(type(mod).__name__ == k or _is_kind(mod, k) for k in kinds):
             return candidate
@@ -335,12 +341,8 @@ def _output_targets(
 
 
 def _module_call(node_name: str, modules: Mapping[str, Any]) -> tuple[str, int] | None:
-    """(module, call index) an exported node's scope names; repeated calls get `_1`, `_2`... (`relu_1`)."""
-    parts = [p for p in node_name.split("/") if p][:-1]
-    full, prev = "", ""
-    for part in parts:
-        rel = part[len(prev) + 1 :] if prev and part.startswith(prev + ".") else part
-        full, prev = (f"{full}.{rel}" if full else rel), part
+    """(module, call index) from an exported node's scope; repeated calls get `_1`, `_2`... (`relu_1`)."""
+    full = _scope_path(node_name)
     if not full:
         return None
     if full in modules:
