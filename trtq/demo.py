@@ -4,6 +4,7 @@ scikit-learn ships the UCI digits set (1797 grey 8x8 images, 10 classes), so the
 `prepare_demo(out)` writes, under `out`:
 
 - `data/calib/` : 300 training images (flat folder; calibration needs no labels),
+- `data/train/<digit>/` : the 1200 training images with labels (for `trtq qat`),
 - `data/val/<digit>/` : 597 held-out images, one sub-folder per class (labels for accuracy),
 - `digits_cnn.ts` : the trained model as TorchScript (what `trtq build --model` loads),
 - `digits_cnn.pt` : its state dict (for `--model trtq.demo:DigitsNet --checkpoint ...`),
@@ -54,6 +55,7 @@ class DemoFiles:
     state_dict: Path
     calib: Path
     val: Path
+    train: Path
     train_seconds: float
     fp32_val_accuracy_torch: float
 
@@ -128,10 +130,14 @@ def prepare_demo(out: str | os.PathLike, seed: int = 0) -> DemoFiles:
     train_s = time.perf_counter() - start
     imgs, labels = _digits_uint8()
     order = np.random.default_rng(seed).permutation(len(imgs))
-    calib_dir, val_dir = root / "data" / "calib", root / "data" / "val"
+    calib_dir, val_dir, train_dir = root / "data" / "calib", root / "data" / "val", root / "data" / "train"
     calib_dir.mkdir(parents=True, exist_ok=True)
     for rank, i in enumerate(order[:300]):
         Image.fromarray(imgs[i], mode="L").save(calib_dir / f"digit_{rank:04d}.png")
+    for rank, i in enumerate(order[:1200]):  # labelled training images, for `trtq qat`
+        d = train_dir / str(int(labels[i]))
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(imgs[i], mode="L").save(d / f"train_{rank:04d}.png")
     for rank, i in enumerate(order[1200:]):
         d = val_dir / str(int(labels[i]))
         d.mkdir(parents=True, exist_ok=True)
@@ -141,7 +147,7 @@ def prepare_demo(out: str | os.PathLike, seed: int = 0) -> DemoFiles:
         torch.jit.save(torch.jit.trace(model, torch.zeros(1, 1, 8, 8)), str(tmp))
     with atomic_path(sd_path) as tmp:
         torch.save(model.state_dict(), str(tmp))
-    return DemoFiles(root, ts_path, sd_path, calib_dir, val_dir, train_s, acc)
+    return DemoFiles(root, ts_path, sd_path, calib_dir, val_dir, train_dir, train_s, acc)
 
 
 def demo_build_command(files: DemoFiles, out: Path, calib: str = "entropy") -> list[str]:
