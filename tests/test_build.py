@@ -85,3 +85,38 @@ def test_resnet18_random_init_with_an_image_folder(tmp_path: Path) -> None:
     int8 = onnx.load(str(res.int8_onnx))
     assert len(_dq_fed(int8)) >= 19  # 20 convs + fc; ModelOpt-style rules may skip the 3-channel stem
     assert res.metrics["validation"]["samples"] == 8
+
+
+def _graph_with_an_unquantizable_conv(path: Path) -> None:
+    """Two convs; the first one's weight is computed at run time (Mul), which TensorRT cannot quantize."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((16, 16, 3, 3)).astype(np.float32), "w1")
+    two = numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    w2 = numpy_helper.from_array(rng.standard_normal((32, 16, 3, 3)).astype(np.float32), "w2")
+    nodes = [
+        helper.make_node("Mul", ["w1", "half"], ["w1_scaled"], name="scale_w1"),
+        helper.make_node("Conv", ["x", "w1_scaled"], ["c1"], name="conv_dynamic_weight", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv_static_weight", pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["c2"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["y"], name="flatten"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32])], [w1, two, w2],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+
+
+def test_onnx_with_an_unquantizable_op_is_built_and_the_op_listed(tmp_path: Path) -> None:
+    _graph_with_an_unquantizable_conv(tmp_path / "m.onnx")
+    np.save(tmp_path / "d.npy", np.random.default_rng(1).standard_normal((8, 16, 8, 8)).astype(np.float32))
+    res = build(str(tmp_path / "m.onnx"), calib_data=tmp_path / "d.npy", out=tmp_path / "r", calib="minmax")
+    skipped = {s["node"]: s for s in res.metrics["placement"]["skipped"]}
+    assert "conv_dynamic_weight" in skipped and "weight" in skipped["conv_dynamic_weight"]["reason"]
+    int8 = onnx.load(str(res.int8_onnx))
+    assert _dq_fed(int8) == {"conv_static_weight"}
+    assert "conv_dynamic_weight" in (tmp_path / "r" / "report.md").read_text()

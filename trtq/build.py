@@ -106,7 +106,7 @@ def _resolve_preprocess(preprocess: Any, channels: int | None) -> Any:
         preprocess = PRESETS[preprocess]
     elif isinstance(preprocess, dict):
         preprocess = Preprocess(**preprocess)
-    if channels and channels != preprocess.channels:
+    if channels in (1, 3) and channels != preprocess.channels:  # other counts: arrays, not images
         mean, std = preprocess.mean, preprocess.std
         if channels == 1 and len(mean) == 3:
             mean, std = (float(np.mean(mean)),), (float(np.mean(std)),)
