@@ -85,7 +85,7 @@ def worker(tool: str, onnx_path: str, n: int, batch_size: int, tmp: str) -> dict
     elif tool == "trtq":
         import onnx
 
-        from trtq.calibrate import calibrate
+        from trtq.calibration import calibrate
         from trtq.placement import normalize, plan_qdq
         from trtq.progress import set_quiet
 

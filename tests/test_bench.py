@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from trtq.bench import BenchSettings, _loop, bench, latency_stats, make_runner, parse_batches, render_table
+from trtq.benchmark import BenchSettings, _loop, bench, latency_stats, make_runner, parse_batches, render_table
 from trtq.cli import main
 from trtq.errors import TensorRTUnavailable, UsageError
 
@@ -161,7 +161,7 @@ def test_time_cuda_on_a_torch_workload():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch")
-    from trtq.bench import time_cuda
+    from trtq.benchmark import time_cuda
 
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import make_image_folder
-from trtq.build import build
+from trtq.pipeline import build
 
 
 @pytest.fixture(scope="session")

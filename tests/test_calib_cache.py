@@ -127,7 +127,7 @@ def tiny_model(tmp_path_factory):
 
 
 def test_cli_calibrate_writes_json_cache_and_plots(tiny_model, tmp_path, capsys):
-    from trtq.calibrate import Calibration
+    from trtq.calibration import Calibration
     from trtq.cli import main
 
     out, cache = tmp_path / "calibration.json", tmp_path / "calibration.cache"
@@ -149,7 +149,7 @@ def test_cli_calibrate_writes_json_cache_and_plots(tiny_model, tmp_path, capsys)
 
 
 def test_cli_calibrate_explicit_tensors_and_bad_method(tiny_model, tmp_path, capsys):
-    from trtq.calibrate import Calibration
+    from trtq.calibration import Calibration
     from trtq.cli import main
 
     out = tmp_path / "c.json"

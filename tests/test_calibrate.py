@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from trtq.calibrate import MIN_AMAX, Calibration, calibrate, choose_method, plot_thresholds
+from trtq.calibration import MIN_AMAX, Calibration, calibrate, choose_method, plot_thresholds
 from trtq.errors import TrtqError, UsageError
 from trtq.progress import set_quiet
 

@@ -178,7 +178,7 @@ def test_weight_scales_axis_matches_numpy():
 
 
 def _calibration_file(tmp_path, amax):
-    from trtq.calibrate import Calibration
+    from trtq.calibration import Calibration
 
     path = tmp_path / "calibration.json"
     Calibration.from_amax(amax, method="entropy").save(path)
@@ -186,7 +186,7 @@ def _calibration_file(tmp_path, amax):
 
 
 def test_quantize_api_matches_plan_and_insert(tmp_path):
-    from trtq.quantize import quantize
+    from trtq.quantization import quantize
 
     m = conv_relu_conv()
     amax = {"x": 2.0, "r1": 3.0, "unused": 1.0}
@@ -206,7 +206,7 @@ def test_quantize_api_matches_plan_and_insert(tmp_path):
 
 
 def test_quantize_refuses_mismatched_calibration_and_qdq_models(tmp_path):
-    from trtq.quantize import quantize
+    from trtq.quantization import quantize
 
     m = conv_relu_conv()
     with pytest.raises(UsageError, match=r"calibration file .* no amax for 1 tensor.*'r1'"):

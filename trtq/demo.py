@@ -165,7 +165,7 @@ def demo_build_command(files: DemoFiles, out: Path, calib: str = "entropy") -> l
 def run_demo(out: str | os.PathLike, *, calib: str = "entropy", force: bool = False, seed: int = 0) -> Any:
     """Prepare the demo under `out/` and build it into `out/run`; returns the BuildResult."""
     from trtq._io import prepare_out_dir
-    from trtq.build import build
+    from trtq.pipeline import build
     from trtq.data import Preprocess
 
     root = prepare_out_dir(out, force)

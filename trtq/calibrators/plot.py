@@ -15,7 +15,7 @@ from trtq._io import write_bytes
 from trtq.errors import UsageError
 
 if TYPE_CHECKING:
-    from trtq.calibrate import Calibration
+    from trtq.calibration import Calibration
 
 __all__ = ["plot_thresholds", "disagreement"]
 

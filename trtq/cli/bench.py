@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.bench import BenchSettings, bench, parse_batches, render_table
+    from trtq.benchmark import BenchSettings, bench, parse_batches, render_table
 
     settings = BenchSettings(
         batches=parse_batches(args.batch),

@@ -92,7 +92,7 @@ def engine_options(args: argparse.Namespace) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.build import build
+    from trtq.pipeline import build
     from trtq.errors import UsageError
 
     if args.from_qat:

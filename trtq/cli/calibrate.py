@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.calibrate import calibrate_model
+    from trtq.calibration import calibrate_model
 
     cal = calibrate_model(
         args.model,

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.quantize import quantize_files
+    from trtq.quantization import quantize_files
 
     result = quantize_files(
         args.model,

@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _input_name(path: Path) -> tuple[str, int | None]:
     """The single input of an artifact and its channel count when static."""
-    from trtq.bench import make_runner
+    from trtq.benchmark import make_runner
     from trtq.errors import UsageError
 
     if path.suffix.lower() == ".onnx":
@@ -61,7 +61,7 @@ def _input_name(path: Path) -> tuple[str, int | None]:
 
 def run(args: argparse.Namespace) -> int:
     from trtq._io import check_writable, write_json
-    from trtq.bench import make_runner
+    from trtq.benchmark import make_runner
     from trtq.data import load_data
     from trtq.validate import compare
 

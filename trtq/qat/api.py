@@ -57,7 +57,7 @@ class QATResult:
         artifacts: file name -> path.
         metrics: the content of metrics.json.
         timings: seconds per step (kept out of metrics.json's reproducible part).
-        build: the `trtq.build.BuildResult` of the hand-off (None with `handoff=False`).
+        build: the `trtq.pipeline.BuildResult` of the hand-off (None with `handoff=False`).
     """
 
     out_dir: Path
@@ -137,7 +137,7 @@ def _load_inputs(
 ) -> _Inputs:  # fmt: skip
     import torch
 
-    from trtq.build import _resolve_preprocess
+    from trtq.pipeline import _resolve_preprocess
     from trtq.data import load_data
     from trtq.export import input_channels, resolve_model
     from trtq.placement import PlacementConfig

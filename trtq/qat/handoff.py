@@ -156,10 +156,10 @@ def build_from_qat(
         force: replace an existing run folder.
 
     Returns:
-        A `trtq.build.BuildResult` (`metrics["qat"]` holds the QAT metrics and the placement check).
+        A `trtq.pipeline.BuildResult` (`metrics["qat"]` holds the QAT metrics and the placement check).
     """
     from trtq._io import save_onnx
-    from trtq.build import (
+    from trtq.pipeline import (
         BuildResult,
         _Clock,
         _engine_stage,
@@ -195,7 +195,7 @@ def build_from_qat(
     if isinstance(eval_data, DataSource):
         eval_ds = eval_data.subset(eval_samples, seed)
     else:
-        from trtq.build import _resolve_preprocess
+        from trtq.pipeline import _resolve_preprocess
 
         pre = _resolve_preprocess(preprocess if preprocess is not None else meta.get("preprocess"), None)
         eval_ds = load_data(eval_data, pre, limit=eval_samples, seed=seed, what="--eval-data")

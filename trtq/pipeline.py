@@ -34,7 +34,7 @@ ALL_METHODS = ("entropy", "minmax", "percentile", "mse")
 
 @dataclass
 class BuildResult:
-    """What `trtq.build` returns: where everything went, the numbers, and the engine when one was built."""
+    """What `trtq.pipeline` returns: where everything went, the numbers, and the engine when one was built."""
 
     out_dir: Path
     artifacts: dict[str, Path] = field(default_factory=dict)
@@ -302,7 +302,7 @@ def _calibration_stage(
     calib_ds: Any, eval_ds: Any, input_name: str, calib: str, batch_size: int, percentile: float,
     calib_cache: Any, trt_cache_version: tuple[int, int, int],
 ) -> tuple[dict[str, float], Any]:  # fmt: skip
-    from trtq.calibrate import Calibration, calibrate, choose_method, read_trt_cache, write_trt_cache
+    from trtq.calibration import Calibration, calibrate, choose_method, read_trt_cache, write_trt_cache
 
     if calib_cache is not None:
         with clock("calibrate"):
@@ -351,7 +351,7 @@ def _calibration_stage(
         "samples": len(calib_ds),
     }
     try:
-        from trtq.calibrate import plot_thresholds
+        from trtq.calibration import plot_thresholds
 
         plots = plot_thresholds(calibration, 4, stage) if len(methods) > 1 else []
         for p in plots:

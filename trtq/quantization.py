@@ -21,7 +21,7 @@ from trtq.precision import to_strongly_typed
 from trtq.qdq import QDQ_OPS, insert_qdq
 
 if TYPE_CHECKING:
-    from trtq.calibrate import Calibration
+    from trtq.calibration import Calibration
 
 __all__ = ["quantize", "quantize_files", "QuantizeResult", "load_model"]
 
@@ -81,7 +81,7 @@ def _amax_from(
 ) -> tuple[dict[str, float], str | None, str]:
     """(amax, method, where) from a Calibration, a calibration.json path or a plain mapping."""
     if isinstance(calibration, (str, os.PathLike)):
-        from trtq.calibrate import Calibration
+        from trtq.calibration import Calibration
 
         cal = Calibration.load(calibration)
         return cal.amax_for(method), method or cal.method, f"calibration file {calibration}"
@@ -108,7 +108,7 @@ def quantize(
 
     Args:
         model: the FP32 ONNX model (path or ModelProto).
-        calibration: a `trtq.calibrate.Calibration`, a calibration.json path, or tensor -> amax.
+        calibration: a `trtq.calibration.Calibration`, a calibration.json path, or tensor -> amax.
         config: placement controls (exclusions, keep-first-last, rule switches).
         method: which calibration method's thresholds to use (default: the file's chosen method).
         typed: also build the strongly typed FP16 + INT8 model.

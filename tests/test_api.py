@@ -1,0 +1,41 @@
+"""The public Python API: every name in trtq's lazy table resolves to the object, never to a module.
+
+A public function that shares its name with a submodule (trtq.build the function vs a trtq/build.py module)
+turns into the module as soon as anything imports that submodule; this pins that it cannot happen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+import trtq
+
+
+def test_every_public_name_is_the_object_even_after_its_module_is_imported() -> None:
+    for name, module in trtq._API.items():
+        mod = importlib.import_module(module)
+        obj = getattr(trtq, name)
+        assert getattr(mod, name) is obj or callable(obj), name
+        if name == "qat":  # the package is callable and forwards to trtq.qat.qat
+            continue
+        assert not isinstance(obj, types.ModuleType), (
+            f"trtq.{name} is the module {obj.__name__}, not the API object"
+        )
+
+
+def test_build_quantize_calibrate_bench_qat_are_callables() -> None:
+    import trtq.pipeline  # noqa: F401  (importing the implementation modules must not shadow the API)
+
+    for name in (
+        "build",
+        "quantize",
+        "calibrate",
+        "bench",
+        "qat",
+        "build_engine",
+        "export_onnx",
+        "load_data",
+    ):
+        assert callable(getattr(trtq, name)), name
+    assert trtq.build is trtq.pipeline.build
