@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from trtq.benchmark import BenchSettings, _loop, bench, latency_stats, make_runner, parse_batches, render_table
+from trtq.benchmark import (
+    BenchSettings,
+    _loop,
+    bench,
+    latency_stats,
+    make_runner,
+    parse_batches,
+    render_table,
+)
 from trtq.cli import main
 from trtq.errors import TensorRTUnavailable, UsageError
 

@@ -165,8 +165,8 @@ def demo_build_command(files: DemoFiles, out: Path, calib: str = "entropy") -> l
 def run_demo(out: str | os.PathLike, *, calib: str = "entropy", force: bool = False, seed: int = 0) -> Any:
     """Prepare the demo under `out/` and build it into `out/run`; returns the BuildResult."""
     from trtq._io import prepare_out_dir
-    from trtq.pipeline import build
     from trtq.data import Preprocess
+    from trtq.pipeline import build
 
     root = prepare_out_dir(out, force)
     files = prepare_demo(root / "demo", seed=seed)

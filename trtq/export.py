@@ -397,7 +397,9 @@ def _export_torch(
             )
         finite = np.isfinite(r)
         if not np.array_equal(finite, np.isfinite(g)):
-            raise TrtqError(f"export of {source.spec}: ONNX Runtime and PyTorch disagree on which outputs are NaN/Inf")
+            raise TrtqError(
+                f"export of {source.spec}: ONNX Runtime and PyTorch disagree on which outputs are NaN/Inf"
+            )
         # NaN/Inf that both produce are left for calibration to report by tensor name
         diff = float(np.max(np.abs(r[finite] - g[finite]))) if finite.any() else 0.0
         worst = max(worst, diff)

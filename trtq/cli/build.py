@@ -92,8 +92,8 @@ def engine_options(args: argparse.Namespace) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.pipeline import build
     from trtq.errors import UsageError
+    from trtq.pipeline import build
 
     if args.from_qat:
         return _run_from_qat(args)

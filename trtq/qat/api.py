@@ -137,9 +137,9 @@ def _load_inputs(
 ) -> _Inputs:  # fmt: skip
     import torch
 
-    from trtq.pipeline import _resolve_preprocess
     from trtq.data import load_data
     from trtq.export import input_channels, resolve_model
+    from trtq.pipeline import _resolve_preprocess
     from trtq.placement import PlacementConfig
 
     source = resolve_model(

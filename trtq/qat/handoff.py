@@ -159,6 +159,8 @@ def build_from_qat(
         A `trtq.pipeline.BuildResult` (`metrics["qat"]` holds the QAT metrics and the placement check).
     """
     from trtq._io import save_onnx
+    from trtq.data import DataSource, load_data
+    from trtq.export import check_input_shape, onnx_input_shape
     from trtq.pipeline import (
         BuildResult,
         _Clock,
@@ -168,8 +170,6 @@ def build_from_qat(
         _validate,
         staged_dir,
     )
-    from trtq.data import DataSource, load_data
-    from trtq.export import check_input_shape, onnx_input_shape
     from trtq.placement import plan_qdq
     from trtq.progress import status
     from trtq.qat.graph import check_placement
