@@ -459,3 +459,18 @@ def test_bad_input_is_refused_with_a_clear_message(digits: dict, tmp_path: Path)
     for i, (args, kw, match) in enumerate(cases):
         with pytest.raises(UsageError, match=match):
             trtq.qat(*args, tmp_path / f"out{i}", handoff=False, threads=1, **kw)
+
+
+def test_cli_build_from_qat_hands_the_qat_graph_to_the_build_path(
+    outlier_run, digits, tmp_path: Path
+) -> None:
+    from trtq.cli import main
+
+    qat_path = outlier_run.artifacts["model.qat.onnx"]
+    code = main(["build", "--from-qat", str(qat_path), "--eval-data", str(digits["val"]), "--out",
+                 str(tmp_path / "run"), "--no-typed", "--quiet"])  # fmt: skip
+    assert code == 0
+    assert (tmp_path / "run" / "model.int8.onnx").read_bytes() == Path(qat_path).read_bytes()
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["metrics"]["qat"]["accuracy"] == outlier_run.metrics["accuracy"]
+    assert main(["build", "--from-qat", str(qat_path), "--out", str(tmp_path / "r2"), "--quiet"]) == 2
