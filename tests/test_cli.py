@@ -154,3 +154,25 @@ def test_bad_option_values_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["build", "--model", "x", "--out", "y", "--calib", "kl"])
     assert exc.value.code == 2
+
+
+def test_export_command_writes_onnx_and_refuses_to_overwrite(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import onnx
+
+    out = tmp_path / "m.onnx"
+    code, stdout, err = _run(["export", "--model", str(tiny[0]), "--sample-data", str(tiny[1]), "--out", str(out)],
+                             capsys)  # fmt: skip
+    assert code == 0, err
+    assert "max abs error" in stdout
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 1, 8, 8]
+    before = out.read_bytes()
+    code, _, err = _run(["export", "--model", "resnet18", "--out", str(out)], capsys)
+    assert code == 2
+    _one_line_error(err, str(out), "--force")
+    assert out.read_bytes() == before
+    code, _, _ = _run(["export", "--model", str(tiny[0]), "--shape", "1,16,16", "--out", str(out), "--force"],
+                      capsys)  # fmt: skip
+    assert code == 0 and out.read_bytes() != before

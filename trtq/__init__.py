@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _API = {
     "export_onnx": "trtq.export",
+    "export_sample": "trtq.export",
     "load_data": "trtq.data",
     "Preprocess": "trtq.data",
     "OnnxRuntimeRunner": "trtq.backends.onnxrt",

@@ -453,3 +453,50 @@ def _flatten_outputs(out: Any) -> list[Any]:
     if isinstance(out, dict):
         return [t for k in out for t in _flatten_outputs(out[k])]
     raise UsageError(f"model output of type {type(out).__name__} is not a tensor, tuple or dict of tensors")
+
+
+def export_sample(
+    model: str | os.PathLike | Any,
+    out_path: str | os.PathLike,
+    *,
+    shape: str | tuple[int, ...] | None = None,
+    sample_data: Any = None,
+    preprocess: Any = None,
+    opset: int = DEFAULT_OPSET,
+    weights: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    trust_pickle: bool = False,
+    seed: int = 0,
+    force: bool = False,
+) -> ExportResult:
+    """`trtq export`: pick an export sample (real data, or random of a given shape) and export.
+
+    Args:
+        shape: C,H,W of one sample ("3,224,224"); default from `sample_data`, else the model's channels x 224 x 224.
+        sample_data: data source to take two real samples from (see `trtq.data.load_data`).
+        preprocess: preprocessing for `sample_data` folders.
+        force: overwrite an existing `out_path`.
+    """
+    from trtq._io import check_writable
+    from trtq.data import load_data
+
+    check_writable(out_path, force)
+    source = resolve_model(
+        model, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle, seed=seed
+    )
+    if sample_data is not None:
+        sample, _ = next(load_data(sample_data, preprocess, what="--sample-data").iter_batches(2))
+    else:
+        if isinstance(shape, str):
+            try:
+                shape = tuple(int(v) for v in shape.split(","))
+            except ValueError:
+                raise UsageError(f"--shape expects C,H,W (e.g. 3,224,224), not {shape!r}") from None
+        if shape is None:
+            if source.is_onnx:
+                _, dims = onnx_input_shape(source.onnx_model)
+                shape = tuple(d if d else 224 for d in dims[1:])
+            else:
+                shape = (input_channels(source) or 3, 224, 224)
+        sample = np.random.default_rng(seed).standard_normal((2, *shape)).astype(np.float32)
+    return export_onnx(source, sample, out_path, opset=opset)
