@@ -1,0 +1,372 @@
+"""Per-layer sensitivity: how the metric moves when one layer alone is quantized, or alone kept FP16.
+
+For every layer the Q/DQ plan quantizes, two variants of the model are evaluated on the whole evaluation
+set, each built the way the final model would be (re-planned with `trtq.placement.plan_qdq`, so the
+residual-Add and pooling Q/DQ that follow a layer come and go with it):
+
+- *alone quantized*: that layer INT8, every other layer FP32 (its damage in isolation);
+- *alone FP16*: that layer out of INT8, every other layer INT8 (what falling back on it buys).
+
+Layers are ranked by the second: the fallback question is "which layers, taken out of an INT8 model, bring
+the metric back", and that measurement answers it in the context that matters, with the error of every
+other quantized layer present. Ties on a coarse metric (top-1 over a few hundred images moves in steps of
+one image) are broken by the reduction of output noise (see `trtq.sensitivity.metrics.output_noise`), then
+by the alone-quantized numbers.
+
+Speed: see `trtq.sensitivity.evaluate` (each variant runs only from the last checkpoint before its first
+change, variants in parallel).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import onnx
+
+from trtq.errors import TrtqError, UsageError
+from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
+from trtq.qdq import insert_qdq
+from trtq.sensitivity.evaluate import VariantEvaluator
+from trtq.sensitivity.macs import layer_macs
+from trtq.sensitivity.metrics import Metric, MetricFn, output_noise, resolve_metric
+
+__all__ = [
+    "LayerSensitivity",
+    "SensitivityResult",
+    "EvalData",
+    "analyze_sensitivity",
+    "replan",
+    "RANKING",
+]
+
+#: How layers are ranked (written into sensitivity.json).
+RANKING = (
+    "metric recovered when the layer alone stays FP16 (all other layers INT8); ties broken by output noise "
+    "removed, then by the metric lost and noise added when the layer alone is INT8"
+)
+
+
+@dataclass
+class LayerSensitivity:
+    """One quantized layer's measurements.
+
+    Attributes:
+        node: ONNX node name.
+        op_type: its op type.
+        macs: multiply-accumulates per sample.
+        metric_quantized_alone: metric with only this layer INT8.
+        metric_fp16_alone: metric with only this layer out of INT8.
+        noise_quantized_alone: output noise with only this layer INT8.
+        noise_fp16_alone: output noise with only this layer out of INT8.
+        rank: 1 = most sensitive.
+        seconds: evaluation time of the two variants (worker time).
+    """
+
+    node: str
+    op_type: str
+    macs: int
+    metric_quantized_alone: float
+    metric_fp16_alone: float
+    noise_quantized_alone: float
+    noise_fp16_alone: float
+    rank: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class SensitivityResult:
+    """The ranking and what it was measured on.
+
+    Attributes:
+        metric: metric name (higher is better).
+        fp32_metric: the FP32 model's metric.
+        int8_metric: the all-INT8 model's metric.
+        int8_noise: the all-INT8 model's output noise.
+        samples: evaluation samples.
+        layers: per layer, most sensitive first.
+        total_macs: MACs of every Conv/ConvTranspose/Gemm/MatMul, quantized or not.
+        timings: seconds per step.
+        ranking: how `layers` is ordered.
+    """
+
+    metric: str
+    fp32_metric: float
+    int8_metric: float
+    int8_noise: float
+    samples: int
+    layers: list[LayerSensitivity]
+    total_macs: int
+    timings: dict[str, float] = field(default_factory=dict)
+    ranking: str = RANKING
+
+    @property
+    def ranked_nodes(self) -> list[str]:
+        """Node names, most sensitive first."""
+        return [layer.node for layer in self.layers]
+
+    def layer(self, node: str) -> LayerSensitivity:
+        """The measurements of one node."""
+        for layer in self.layers:
+            if layer.node == node:
+                return layer
+        raise KeyError(node)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `sensitivity.json` layout (without the fallback choice)."""
+        total = max(self.total_macs, 1)
+        return {
+            "metric": self.metric,
+            "ranking": self.ranking,
+            "samples": self.samples,
+            "fp32_metric": self.fp32_metric,
+            "int8_metric": self.int8_metric,
+            "int8_noise": self.int8_noise,
+            "total_macs": self.total_macs,
+            "layers": [{**asdict(layer), "mac_share": layer.macs / total} for layer in self.layers],
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SensitivityResult:
+        """Inverse of `to_json`."""
+        fields = set(LayerSensitivity.__dataclass_fields__)
+        return cls(
+            metric=str(data["metric"]),
+            fp32_metric=float(data["fp32_metric"]),
+            int8_metric=float(data["int8_metric"]),
+            int8_noise=float(data["int8_noise"]),
+            samples=int(data["samples"]),
+            layers=[LayerSensitivity(**{k: v for k, v in e.items() if k in fields}) for e in data["layers"]],
+            total_macs=int(data["total_macs"]),
+            timings=dict(data.get("timings_s", {})),
+            ranking=str(data.get("ranking", RANKING)),
+        )
+
+
+class EvalData:
+    """Evaluation batches that can be iterated more than once, with their labels.
+
+    Args:
+        data: a `trtq.data.DataSource`, an (N, ...) array for the model's single input, or a list of feed
+            dicts.
+        input_name: the model input the arrays feed (DataSource and array data).
+        batch_size: batch size for DataSource and array data.
+        labels: labels (taken from the DataSource when it has them).
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        input_name: str,
+        batch_size: int = 32,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        from trtq.data import DataSource
+
+        if batch_size < 1:
+            raise UsageError(f"batch size must be >= 1, not {batch_size}")
+        self._source = data
+        self.input_name = input_name
+        self.batch_size = batch_size
+        if isinstance(data, DataSource):
+            self.count = len(data)
+            self.labels = labels if labels is not None else data.labels
+        elif isinstance(data, np.ndarray):
+            if data.ndim < 1 or len(data) == 0:
+                raise UsageError(f"evaluation array of shape {data.shape} holds no samples")
+            self.count = len(data)
+            self.labels = labels
+        elif isinstance(data, Sequence) and all(isinstance(f, Mapping) for f in data):
+            self._source = [dict(f) for f in data]
+            self.count = sum(len(next(iter(f.values()))) for f in self._source)
+            self.labels = labels
+        else:
+            raise UsageError(
+                f"evaluation data must be a DataSource, an array or a list of feed dicts, not {type(data).__name__}"
+            )
+        if self.count == 0:
+            raise UsageError("the evaluation data holds no samples")
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels).reshape(-1)
+            if len(self.labels) != self.count:
+                raise UsageError(f"{len(self.labels)} labels for {self.count} evaluation samples")
+
+    def feeds(self) -> Iterator[dict[str, np.ndarray]]:
+        """Feed dicts, in the same order every time."""
+        from trtq.data import DataSource
+
+        if isinstance(self._source, DataSource):
+            yield from self._source.feeds(self.input_name, self.batch_size)
+        elif isinstance(self._source, np.ndarray):
+            for i in range(0, self.count, self.batch_size):
+                yield {self.input_name: np.ascontiguousarray(self._source[i : i + self.batch_size])}
+        else:
+            yield from self._source
+
+    def sample(self) -> dict[str, np.ndarray]:
+        """The first sample, as a batch of one."""
+        first = next(self.feeds())
+        return {k: np.asarray(v)[:1] for k, v in first.items()}
+
+
+def replan(fp32: onnx.ModelProto, placement: PlacementConfig | None, exclude: Sequence[str]) -> QDQPlan:
+    """The Q/DQ plan with these nodes (exact names) also kept out of INT8."""
+    base = placement or PlacementConfig()
+    extra = tuple(re.escape(n) for n in exclude)
+    return plan_qdq(fp32, replace(base, exclude_nodes=tuple(base.exclude_nodes) + extra))
+
+
+def calibrated(plan: QDQPlan, amax: Mapping[str, float]) -> tuple[QDQPlan, list[str]]:
+    """`plan` without activations that have no calibrated amax, and those activations.
+
+    A re-plan can ask for Q/DQ on a tensor the full plan did not quantize (a residual Add whose other input
+    lost its quantized producer); it keeps its high-precision input instead.
+    """
+    missing = [t for t in plan.activations if t not in amax]
+    if not missing:
+        return plan, []
+    gone = set(missing)
+    kept = replace(
+        plan,
+        activations=[t for t in plan.activations if t not in gone],
+        consumers={t: list(c) for t, c in plan.consumers.items() if t not in gone},
+        scale_groups=[[t for t in g if t not in gone] for g in plan.scale_groups],
+    )
+    return kept, missing
+
+
+def quantized_model(
+    fp32: onnx.ModelProto, plan: QDQPlan, amax: Mapping[str, float]
+) -> tuple[onnx.ModelProto, list[str]]:
+    """Q/DQ model for a plan, skipping activations without amax (returned)."""
+    usable, missing = calibrated(plan, amax)
+    return insert_qdq(fp32, usable, amax), missing
+
+
+def analyze_sensitivity(
+    fp32: onnx.ModelProto,
+    amax: Mapping[str, float],
+    data: Any,
+    *,
+    plan: QDQPlan | None = None,
+    placement: PlacementConfig | None = None,
+    metric: str | MetricFn | Metric | None = None,
+    labels: np.ndarray | None = None,
+    input_name: str | None = None,
+    batch_size: int = 32,
+    layers: Sequence[str] | None = None,
+    workers: int | None = None,
+    cache_bytes: int = 2 << 30,
+    progress: bool = True,
+) -> SensitivityResult:
+    """Measure every quantized layer alone INT8 and alone FP16, and rank them.
+
+    Args:
+        fp32: the FP32 model.
+        amax: calibrated threshold per activation tensor.
+        data: evaluation data (see `EvalData`).
+        plan: the Q/DQ plan (default: `plan_qdq(fp32, placement)`).
+        placement: placement controls used to re-plan each variant (and the default plan).
+        metric: see `trtq.sensitivity.metrics.resolve_metric`.
+        labels: labels for array / feed-dict data.
+        input_name: the input the data feeds (default: the model's first input).
+        batch_size: evaluation batch size.
+        layers: analyse only these quantized nodes (default: all of `plan.quantized_nodes`).
+        workers: variants evaluated in parallel (default: the CPUs available).
+        cache_bytes: memory for cached activations (see `VariantEvaluator`).
+        progress: show progress bars (unless trtq is quiet).
+
+    Returns:
+        The ranking, most sensitive layer first.
+
+    Raises:
+        TrtqError: the plan quantizes no layer.
+        UsageError: bad data or metric.
+    """
+    from trtq.export import onnx_input_shape
+    from trtq.progress import track
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    fp32n = normalize(fp32)
+    plan = plan or plan_qdq(fp32n, placement)
+    all_layers = list(plan.quantized_nodes)
+    chosen = list(layers) if layers is not None else all_layers
+    unknown = [n for n in chosen if n not in all_layers]
+    if unknown:
+        raise UsageError(f"{unknown[0]!r} is not a quantized layer of this model's Q/DQ plan")
+    if not chosen:
+        raise TrtqError("the Q/DQ plan quantizes no layer; there is nothing to analyse")
+    name = input_name or onnx_input_shape(fp32n)[0]
+    ev_data = EvalData(data, name, batch_size, labels)
+    met = resolve_metric(metric, ev_data.labels is not None)
+    show: Callable[..., Any] | None = track if progress else None
+
+    int8, _ = quantized_model(fp32n, plan, amax)
+    sample = ev_data.sample()
+    evaluator = VariantEvaluator(sample, ev_data.count, workers=workers, cache_bytes=cache_bytes)
+    evaluator.add_base("fp32", fp32n)
+    evaluator.add_base("int8", int8)
+    items = track(chosen, "sensitivity: building variants") if progress else chosen
+    for node in items:
+        others = [n for n in all_layers if n != node]
+        alone_q, _ = quantized_model(fp32n, replan(fp32n, placement, others), amax)
+        evaluator.add_variant(("quantized", node), "fp32", alone_q)
+        alone_f, _ = quantized_model(fp32n, replan(fp32n, placement, [node]), amax)
+        evaluator.add_variant(("fp16", node), "int8", alone_f)
+    timings["build_variants"] = time.perf_counter() - start
+
+    t = time.perf_counter()
+    evaluator.run(((feed, None) for feed in ev_data.feeds()), progress=show)
+    timings["evaluate"] = time.perf_counter() - t
+    timings["evaluate_bases"] = sum(b.seconds for b in evaluator.bases.values())
+
+    ref = evaluator.base_outputs("fp32")
+    q = evaluator.base_outputs("int8")
+    lab = ev_data.labels
+    fp32_metric, int8_metric, int8_noise = met(ref, ref, lab), met(ref, q, lab), output_noise(ref, q)
+    macs = layer_macs(fp32n, sample)
+    ops = {n.name: n.op_type for n in fp32n.graph.node}
+    results = []
+    for node in chosen:
+        oq, of = evaluator.outputs(("quantized", node)), evaluator.outputs(("fp16", node))
+        results.append(
+            LayerSensitivity(
+                node=node,
+                op_type=ops.get(node, "?"),
+                macs=int(macs.get(node, 0)),
+                metric_quantized_alone=met(ref, oq, lab),
+                metric_fp16_alone=met(ref, of, lab),
+                noise_quantized_alone=output_noise(ref, oq),
+                noise_fp16_alone=output_noise(ref, of),
+                seconds=evaluator.seconds(("quantized", node)) + evaluator.seconds(("fp16", node)),
+            )
+        )
+    order = {n: i for i, n in enumerate(all_layers)}
+    results.sort(
+        key=lambda r: (
+            -(r.metric_fp16_alone - int8_metric),
+            -(int8_noise - r.noise_fp16_alone),
+            -(fp32_metric - r.metric_quantized_alone),
+            -r.noise_quantized_alone,
+            order[r.node],
+        )
+    )
+    for i, r in enumerate(results, 1):
+        r.rank = i
+    timings["total"] = time.perf_counter() - start
+    return SensitivityResult(
+        metric=met.name,
+        fp32_metric=fp32_metric,
+        int8_metric=int8_metric,
+        int8_noise=int8_noise,
+        samples=ev_data.count,
+        layers=results,
+        total_macs=int(sum(macs.values())),
+        timings=timings,
+    )

@@ -1,0 +1,376 @@
+"""Evaluate many variants of a few base models on the same data, re-computing only what can differ.
+
+A variant (the base with one layer more or less quantized) computes the same tensors as its base up to
+the first node that differs. `VariantEvaluator` runs each base once per chunk of samples and keeps its
+tensors at *checkpoints*: positions in the graph where a single activation carries everything downstream
+(block boundaries). Each variant then runs from the latest checkpoint before its first change
+(`trtq.sensitivity.graphs.suffix_model`), in ONNX Runtime with Q/DQ executed as written, like
+`trtq.backends.onnxrt.OnnxRuntimeRunner`. Results equal running each variant in full up to float rounding
+where ONNX Runtime fuses kernels differently on the two sides of a cut. Checkpoints are never Q/DQ outputs,
+so every Q/DQ group ONNX Runtime recognises (a Conv with its input and weight DequantizeLinear) stays whole.
+
+Variants run in parallel on `workers` threads, each session single-threaded: on a small CPU that beats
+one multi-threaded session, whose threads idle on the small tensors late in a network.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from trtq.sensitivity.graphs import (
+    Suffix,
+    changed_tensors,
+    live_tensors,
+    same_initializer,
+    set_input_types,
+    suffix_model,
+)
+
+__all__ = ["VariantEvaluator", "make_session", "run_model", "default_workers"]
+
+#: (feed dict, anything) pairs, as `VariantEvaluator.run` takes them.
+Batch = tuple[dict[str, np.ndarray], Any]
+_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+Progress = Callable[[Iterable[Any], str, int], Iterator[Any]]
+
+
+def default_workers() -> int:
+    """Parallel sessions: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_SHARED_ARENA: list[bool] = []
+
+
+def _register_shared_arena() -> None:
+    """One CPU memory arena for all of this module's sessions (registered once per process).
+
+    Each ONNX Runtime session otherwise grows its own arena; freed with the session, that memory goes back
+    to the C allocator's per-thread pools and is not reused by the next session, so a hundred short-lived
+    sessions would hold a hundred arenas' worth of memory.
+    """
+    if _SHARED_ARENA:
+        return
+    import onnxruntime as ort
+
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    try:
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+    except Exception:  # already registered in this process (by an earlier import of this module)
+        pass
+    _SHARED_ARENA.append(True)
+
+
+def make_session(model: onnx.ModelProto, threads: int | None = None, shared_arena: bool = True) -> Any:
+    """An ONNX Runtime CPU session that executes Q/DQ as written (see `trtq.backends.onnxrt`)."""
+    import onnxruntime as ort
+
+    from trtq.backends.onnxrt import QDQ_FUSION_OPTIMIZERS
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if shared_arena:
+        _register_shared_arena()
+        opts.add_session_config_entry("session.use_env_allocators", "1")
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        model.SerializeToString(),
+        opts,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=QDQ_FUSION_OPTIMIZERS,
+    )
+
+
+def run_model(
+    model: onnx.ModelProto, batches: Iterable[Mapping[str, np.ndarray]], threads: int | None = None
+) -> dict[str, np.ndarray]:
+    """Run a whole model over feed dicts; graph outputs concatenated over batches."""
+    session = make_session(model, threads)
+    names = [o.name for o in session.get_outputs()]
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for feed in batches:
+        for n, v in zip(names, session.run(names, dict(feed))):
+            parts[n].append(v)
+    return {n: np.concatenate(v) for n, v in parts.items()}
+
+
+@dataclass
+class _Base:
+    model: onnx.ModelProto
+    live: list[frozenset[str]] = field(default_factory=list)
+    checkpoints: list[int] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes per sample of candidate checkpoint tensors
+    expose: list[str] = field(default_factory=list)
+    outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Variant:
+    key: Any
+    base: str
+    suffix: Suffix
+    shared: list[str]  # initializers the suffix takes from its base (not stored twice)
+    outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class VariantEvaluator:
+    """Run base models and variants of them over the same batches.
+
+    Args:
+        sample: one feed dict (a batch of one sample is enough) used to measure the size of each candidate
+            checkpoint tensor.
+        samples: how many samples `run` will see (sizes the checkpoint cache); None if unknown.
+        workers: variants evaluated in parallel (default: the CPUs available).
+        threads: ONNX Runtime intra-op threads per session (default: 1 when workers > 1).
+        cache_bytes: memory for cached checkpoint tensors. Checkpoints are chosen smallest first until
+            `samples` samples of them fit; if more samples come, they are processed chunk by chunk (each
+            variant's session is then created once per chunk).
+    """
+
+    def __init__(
+        self,
+        sample: Mapping[str, np.ndarray],
+        samples: int | None = None,
+        *,
+        workers: int | None = None,
+        threads: int | None = None,
+        cache_bytes: int = 2 << 30,
+    ) -> None:
+        self.sample = {k: np.asarray(v)[:1] for k, v in sample.items()}
+        self.samples = samples
+        self.workers = workers or default_workers()
+        self.threads = threads if threads is not None else (1 if self.workers > 1 else None)
+        self.cache_bytes = cache_bytes
+        self.bases: dict[str, _Base] = {}
+        self.variants: dict[Any, _Variant] = {}
+        self.chunks = 0
+        self.cached_bytes_per_sample = 0.0
+
+    def add_base(self, name: str, model: onnx.ModelProto, share: float = 0.5) -> None:
+        """Register a base model (normalised, as `trtq.placement.normalize` returns it).
+
+        Args:
+            name: how variants refer to it.
+            model: the model.
+            share: the part of `cache_bytes` its checkpoints may use.
+        """
+        from trtq.backends.onnxrt import expose_tensors
+
+        live = live_tensors(model)
+        inputs = {i.name for i in model.graph.input}
+        outputs = {o.name for o in model.graph.output}
+        # Candidates: positions where one activation carries everything still to compute (in a chain,
+        # every layer input; in residual networks, block boundaries). Outputs computed earlier do not
+        # count: the base's values are cached anyway. Q/DQ outputs are not candidates: a suffix starting
+        # there would split a Q/DQ group that ONNX Runtime treats as a unit.
+        qdq = {o for n in model.graph.node if n.op_type in _QDQ_OPS for o in n.output}
+        single = {p: next(iter(s - outputs)) for p, s in enumerate(live) if len(s - outputs) == 1}
+        candidates = {p: t for p, t in single.items() if t not in inputs and t not in qdq}
+        sizes: dict[str, int] = {}
+        if candidates:
+            session = make_session(expose_tensors(model, sorted(set(candidates.values()))), self.threads)
+            names = [o.name for o in session.get_outputs()]
+            sizes = {n: int(v.nbytes) for n, v in zip(names, session.run(names, dict(self.sample)))}
+        # Smallest first, while `samples` samples of them fit in this base's share of the cache.
+        budget = share * self.cache_bytes / max(self.samples or 1, 1)
+        chosen: set[str] = set()
+        used = 0
+        for t in sorted(set(candidates.values()), key=lambda t: (sizes.get(t, 1 << 62), t)):
+            if used + sizes.get(t, 1 << 62) > budget:
+                break
+            chosen.add(t)
+            used += sizes[t]
+        checkpoints = [p for p, t in single.items() if t in chosen or t in inputs]
+        self.bases[name] = _Base(model, live, sorted(checkpoints), sizes)
+
+    def add_variant(self, key: Any, base: str, model: onnx.ModelProto) -> Suffix:
+        """Register a variant of base `base` (same inputs and outputs); returns the part of it that will run.
+
+        Register every base first: where a variant starts depends on its base's checkpoints.
+        """
+        b = self.bases[base]
+        changed = changed_tensors(b.model, model)
+        present = {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input}
+        usable = [p for p in b.checkpoints if b.live[p] <= present and not (b.live[p] & changed)]
+        # The latest checkpoint from which the variant computes everything it needs (a variant may read a
+        # base tensor that is no longer live there, e.g. the unquantized value behind a removed Q/DQ).
+        suffix = None
+        for p in reversed(usable):
+            suffix = suffix_model(b.model, model, b.live[p], changed)
+            if set(suffix.cut) <= b.live[p]:
+                break
+            suffix = None
+        if suffix is None:
+            suffix = suffix_model(b.model, model, frozenset(), changed)
+        shared: list[str] = []
+        if suffix.model is not None:
+            base_inits = {t.name: t for t in b.model.graph.initializer}
+            own = []
+            for t in suffix.model.graph.initializer:
+                if t.name in base_inits and same_initializer(t, base_inits[t.name]):
+                    shared.append(t.name)
+                else:
+                    own.append(t)
+            del suffix.model.graph.initializer[:]
+            suffix.model.graph.initializer.extend(own)
+        self.variants[key] = _Variant(key, base, suffix, shared)
+        return suffix
+
+    def _session_model(self, v: _Variant, dtypes: dict[str, Any]) -> onnx.ModelProto:
+        assert v.suffix.model is not None
+        model = set_input_types(v.suffix.model, dtypes, self._batch_dim(v.base))
+        if v.shared:
+            base_inits = {t.name: t for t in self.bases[v.base].model.graph.initializer}
+            model.graph.initializer.extend(base_inits[n] for n in v.shared)
+        return model
+
+    def _batch_dim(self, base: str) -> str | int:
+        """The symbol (or size) of the batch dimension of the base's first input."""
+        dims = self.bases[base].model.graph.input[0].type.tensor_type.shape.dim
+        if dims and dims[0].dim_param:
+            return dims[0].dim_param
+        if dims and dims[0].dim_value:
+            return int(dims[0].dim_value)
+        return "batch"
+
+    def run(self, batches: Iterable[Batch], progress: Progress | None = None) -> None:
+        """Run every base and variant over `batches` ((feed dict, anything) pairs).
+
+        Results are read with `base_outputs` and `outputs`.
+        """
+        for name, b in self.bases.items():
+            wanted = {c for v in self.variants.values() if v.base == name for c in v.suffix.cut}
+            inputs = {i.name for i in b.model.graph.input}
+            outputs = {o.name for o in b.model.graph.output}
+            b.expose = sorted(wanted - inputs - outputs)
+        per_sample = sum(b.sizes.get(t, 0) for b in self.bases.values() for t in b.expose)
+        self.cached_bytes_per_sample = float(per_sample)
+        chunk_samples = max(1, int(self.cache_bytes // max(per_sample, 1)))
+        it = iter(batches)
+        dtypes: dict[str, Any] = {}
+        base_sessions: dict[str, Any] = {}
+        with ThreadPoolExecutor(self.workers) as pool:
+            while True:
+                chunk = _take(it, chunk_samples)
+                if not chunk:
+                    break
+                self.chunks += 1
+                caches = self._run_bases(pool, chunk, base_sessions, dtypes)
+                self._run_variants(pool, chunk, caches, dtypes, progress)
+
+    def _run_bases(
+        self,
+        pool: ThreadPoolExecutor,
+        chunk: list[Batch],
+        sessions: dict[str, Any],
+        dtypes: dict[str, Any],
+    ) -> list[dict[str, np.ndarray]]:
+        """Per batch: {(base name, tensor): value} for graph outputs and checkpoint tensors."""
+        from trtq.backends.onnxrt import expose_tensors
+
+        def one(name: str) -> list[dict[str, np.ndarray]]:
+            b = self.bases[name]
+            start = time.perf_counter()
+            if name not in sessions:
+                sessions[name] = make_session(expose_tensors(b.model, b.expose), self.threads)
+            s = sessions[name]
+            names = [o.name for o in s.get_outputs()]
+            got = [dict(zip(names, s.run(names, dict(feed)))) for feed, _ in chunk]
+            b.seconds += time.perf_counter() - start
+            return got
+
+        results = dict(zip(self.bases, pool.map(one, list(self.bases))))
+        caches: list[dict[Any, np.ndarray]] = [{} for _ in chunk]
+        for name, per_batch in results.items():
+            b = self.bases[name]
+            for k, values in enumerate(per_batch):
+                for t, v in values.items():
+                    caches[k][(name, t)] = v
+                    dtypes.setdefault(t, (v.dtype, v.shape[1:]))
+                for o in b.model.graph.output:
+                    b.outputs.setdefault(o.name, []).append(values[o.name])
+        for feed, _ in chunk[:1]:
+            for name, value in feed.items():
+                dtypes.setdefault(name, (value.dtype, np.shape(value)[1:]))
+        return caches
+
+    def _run_variants(
+        self,
+        pool: ThreadPoolExecutor,
+        chunk: list[Batch],
+        caches: list[dict[Any, np.ndarray]],
+        dtypes: dict[str, Any],
+        progress: Progress | None,
+    ) -> None:
+        def one(v: _Variant) -> _Variant:
+            start = time.perf_counter()
+            suffix = v.suffix
+            session = None
+            if suffix.model is not None:
+                session = make_session(self._session_model(v, dtypes), self.threads)
+            base_outs = [o.name for o in self.bases[v.base].model.graph.output]
+            for k, (feed, _) in enumerate(chunk):
+                values: dict[str, np.ndarray] = {}
+                if session is not None:
+                    inputs = {c: (feed[c] if c in feed else caches[k][(v.base, c)]) for c in suffix.cut}
+                    values = dict(zip(suffix.computed, session.run(suffix.computed, inputs)))
+                for o in base_outs:
+                    v.outputs.setdefault(o, []).append(values[o] if o in values else caches[k][(v.base, o)])
+            v.seconds += time.perf_counter() - start
+            return v
+
+        # Longest suffixes first, so the parallel workers finish together.
+        order = sorted(self.variants.values(), key=lambda v: -v.suffix.nodes)
+        done: Iterable[_Variant] = pool.map(one, order)
+        if progress is not None:
+            done = progress(done, f"sensitivity: {len(order)} variants", len(order))
+        for _ in done:
+            pass
+
+    def base_outputs(self, name: str) -> dict[str, np.ndarray]:
+        """A base model's graph outputs over all batches."""
+        return {k: np.concatenate(v) for k, v in self.bases[name].outputs.items()}
+
+    def outputs(self, key: Any) -> dict[str, np.ndarray]:
+        """A variant's graph outputs over all batches."""
+        return {k: np.concatenate(v) for k, v in self.variants[key].outputs.items()}
+
+    def seconds(self, key: Any) -> float:
+        """Wall time one worker spent on a variant (session creation and its runs)."""
+        return self.variants[key].seconds
+
+    def suffix(self, key: Any) -> Suffix:
+        """The part of a variant that runs."""
+        return self.variants[key].suffix
+
+
+def _take(it: Iterator[Batch], samples: int) -> list[Batch]:
+    """The next batches, up to (at least one batch and) about `samples` samples."""
+    chunk: list[Batch] = []
+    count = 0
+    for b in it:
+        chunk.append(b)
+        count += _batch_len(b[0])
+        if count >= samples:
+            break
+    return chunk
+
+
+def _batch_len(feed: Mapping[str, np.ndarray]) -> int:
+    first = next(iter(feed.values()))
+    return int(first.shape[0]) if first.ndim else 1

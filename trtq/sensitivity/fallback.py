@@ -1,0 +1,326 @@
+"""Choose which layers leave INT8 (FP16 fallback) so the assembled mixed model meets an accuracy budget.
+
+Every candidate set is judged by evaluating the mixed model it gives, in full, on the evaluation data:
+single-layer numbers only decide the order in which layers are tried, never whether a set is good enough.
+
+Order (cost-aware): layers whose fallback alone recovers some of the metric come first, by metric recovered
+per unit of compute (MACs share, with a floor of `MIN_COST` of the total per layer, standing in for the
+reformat a precision switch costs, so that tiny layers are not free); then the others by output noise
+removed per unit of compute. The search finds the shortest prefix of that order whose mixed model meets
+the budget (doubling, then bisection), then tries to drop each chosen layer again, most expensive first,
+keeping every drop that still meets the budget. The result is a set no single removal can shrink.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from trtq.errors import UsageError
+from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
+from trtq.sensitivity.analysis import EvalData, SensitivityResult, quantized_model, replan
+from trtq.sensitivity.evaluate import run_model
+from trtq.sensitivity.macs import layer_macs
+from trtq.sensitivity.metrics import Metric, MetricFn, resolve_metric
+
+__all__ = ["FallbackResult", "choose_fallback", "mixed_model", "resolve_names", "priority_order", "MIN_COST"]
+
+#: Smallest cost a layer is given, as a share of all weighted-layer MACs divided by the layer count.
+MIN_COST = 0.1
+
+
+@dataclass
+class FallbackResult:
+    """The chosen fallback set and the mixed model's measured metric.
+
+    Attributes:
+        nodes: layers kept out of INT8, in the order they were chosen.
+        metric: the mixed model's metric, measured on the evaluation data.
+        fp32_metric: the FP32 model's metric on the same data.
+        int8_metric: the all-INT8 model's metric.
+        metric_name: which metric.
+        max_drop: the budget in percentage points (None when the set was given).
+        met: whether `metric >= fp32_metric - max_drop / 100` (None without a budget).
+        int8_mac_share: share of weighted-layer MACs that run INT8 in the mixed model.
+        all_int8_mac_share: the same for the all-INT8 model.
+        evaluations: every mixed model evaluated during the search: nodes, metric, whether it met the budget.
+        skipped_qdq: activations a re-plan wanted quantized but that have no calibrated amax (left FP).
+        model: the mixed Q/DQ model (FP32 typed).
+        plan: its plan.
+        seconds: time spent choosing.
+    """
+
+    nodes: list[str]
+    metric: float
+    fp32_metric: float
+    int8_metric: float
+    metric_name: str
+    max_drop: float | None
+    met: bool | None
+    int8_mac_share: float
+    all_int8_mac_share: float
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    skipped_qdq: list[str] = field(default_factory=list)
+    model: onnx.ModelProto | None = field(default=None, repr=False)
+    plan: QDQPlan | None = field(default=None, repr=False)
+    seconds: float = 0.0
+
+    @property
+    def drop(self) -> float:
+        """FP32 metric minus the mixed model's, in percentage points."""
+        return 100.0 * (self.fp32_metric - self.metric)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `fallback` section of sensitivity.json."""
+        return {
+            "nodes": list(self.nodes),
+            "metric": self.metric_name,
+            "fp32_metric": self.fp32_metric,
+            "int8_metric": self.int8_metric,
+            "mixed_metric": self.metric,
+            "drop_points": self.drop,
+            "max_drop_points": self.max_drop,
+            "met": self.met,
+            "int8_mac_share": self.int8_mac_share,
+            "all_int8_mac_share": self.all_int8_mac_share,
+            "evaluations": self.evaluations,
+            "skipped_qdq": self.skipped_qdq,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def mixed_model(
+    fp32: onnx.ModelProto,
+    amax: Mapping[str, float],
+    fallback: Sequence[str],
+    placement: PlacementConfig | None = None,
+) -> tuple[onnx.ModelProto, QDQPlan]:
+    """The Q/DQ model with `fallback` nodes (exact names) out of INT8: re-planned, then Q/DQ inserted."""
+    fp32n = normalize(fp32)
+    plan = replan(fp32n, placement, list(fallback))
+    model, _ = quantized_model(fp32n, plan, amax)
+    return model, plan
+
+
+def resolve_names(patterns: Sequence[str], layers: Sequence[str]) -> list[str]:
+    """Quantized layers named by exact names or full-match regexes, in layer order.
+
+    Raises:
+        UsageError: a pattern matches no quantized layer (or is not a valid regex and no exact name).
+    """
+    chosen: set[str] = set()
+    for pattern in patterns:
+        hits = {n for n in layers if n == pattern}
+        if not hits:
+            try:
+                rx = re.compile(pattern)
+            except re.error as e:
+                raise UsageError(
+                    f"--fallback {pattern!r} is neither a layer name nor a valid regex ({e})"
+                ) from None
+            hits = {n for n in layers if rx.fullmatch(n)}
+        if not hits:
+            example = f" (e.g. {layers[0]!r})" if layers else ""
+            raise UsageError(
+                f"--fallback {pattern!r} matches no quantized layer; give ONNX node names or regexes "
+                f"matching whole names{example}; see sensitivity.json for the list"
+            )
+        chosen |= hits
+    return [n for n in layers if n in chosen]
+
+
+def priority_order(sensitivity: SensitivityResult, min_cost: float = MIN_COST) -> list[str]:
+    """Layers in the order the budget search tries them (see module doc)."""
+    layers = sensitivity.layers
+    total = max(sensitivity.total_macs, 1)
+    floor = min_cost / max(len(layers), 1)
+
+    def cost(macs: int) -> float:
+        return max(macs / total, floor)
+
+    gains = [(layer, layer.metric_fp16_alone - sensitivity.int8_metric) for layer in layers]
+    first = sorted(
+        ((layer, g) for layer, g in gains if g > 0),
+        key=lambda lg: (-lg[1] / cost(lg[0].macs), lg[0].rank),
+    )
+    rest = sorted(
+        (layer for layer, g in gains if g <= 0),
+        key=lambda layer: (-(sensitivity.int8_noise - layer.noise_fp16_alone) / cost(layer.macs), layer.rank),
+    )
+    return [layer.node for layer, _ in first] + [layer.node for layer in rest]
+
+
+class _Judge:
+    """Evaluates mixed models for real and remembers every result."""
+
+    def __init__(
+        self,
+        fp32: onnx.ModelProto,
+        amax: Mapping[str, float],
+        placement: PlacementConfig | None,
+        data: EvalData,
+        met: Metric,
+        reference: dict[str, np.ndarray],
+        target: float | None,
+        macs: Mapping[str, int],
+    ) -> None:
+        self.fp32, self.amax, self.placement = fp32, amax, placement
+        self.data, self.met, self.reference, self.target = data, met, reference, target
+        self.macs = dict(macs)
+        self.seen: dict[frozenset[str], float] = {}
+        self.log: list[dict[str, Any]] = []
+
+    def metric(self, nodes: Sequence[str]) -> float:
+        key = frozenset(nodes)
+        if key not in self.seen:
+            model, _ = mixed_model(self.fp32, self.amax, sorted(key), self.placement)
+            outputs = run_model(model, self.data.feeds())
+            value = self.met(self.reference, outputs, self.data.labels)
+            self.seen[key] = value
+            self.log.append({"nodes": list(nodes), "metric": value, "met": self.ok(value)})
+        return self.seen[key]
+
+    def ok(self, value: float) -> bool | None:
+        return None if self.target is None else value >= self.target - 1e-12
+
+    def meets(self, nodes: Sequence[str]) -> bool:
+        return bool(self.ok(self.metric(nodes)))
+
+
+def _search(judge: _Judge, forced: list[str], order: list[str], prune_limit: int) -> list[str]:
+    """Shortest prefix of `order` (after `forced`) that meets the budget, then greedy removals."""
+    order = [n for n in order if n not in forced]
+    if judge.meets(forced):
+        return list(forced)
+    if not order or not judge.meets(forced + order):
+        return forced + order
+    lo, hi = 0, 1  # lo fails; find hi that meets
+    while hi < len(order) and not judge.meets(forced + order[:hi]):
+        lo, hi = hi, min(2 * hi, len(order))
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if judge.meets(forced + order[:mid]):
+            hi = mid
+        else:
+            lo = mid
+    chosen = order[:hi]
+    if len(chosen) > 1 and len(chosen) <= prune_limit:
+        # Most expensive first: a drop that still meets the budget saves the most compute.
+        macs = judge.macs
+        for node in sorted(chosen, key=lambda n: (-macs.get(n, 0), chosen.index(n))):
+            trial = [n for n in chosen if n != node]
+            if trial and judge.meets(forced + trial):
+                chosen = trial
+    return forced + chosen
+
+
+def _mac_share(plan: QDQPlan, macs: Mapping[str, int]) -> float:
+    total = sum(macs.values())
+    return sum(macs.get(n, 0) for n in plan.quantized_nodes) / total if total else 0.0
+
+
+def choose_fallback(
+    fp32: onnx.ModelProto,
+    amax: Mapping[str, float],
+    data: Any,
+    *,
+    sensitivity: SensitivityResult | None = None,
+    max_drop: float | None = None,
+    fallback: int | Sequence[str] | None = None,
+    placement: PlacementConfig | None = None,
+    metric: str | MetricFn | Metric | None = None,
+    labels: np.ndarray | None = None,
+    input_name: str | None = None,
+    batch_size: int = 32,
+    prune_limit: int = 12,
+) -> FallbackResult:
+    """Choose the layers to keep out of INT8 and build the mixed model.
+
+    Args:
+        fp32: the FP32 model.
+        amax: calibrated thresholds.
+        data: the evaluation data (see `trtq.sensitivity.analysis.EvalData`).
+        sensitivity: the ranking (needed for `max_drop` and for an integer `fallback`).
+        max_drop: budget in percentage points of the metric; the mixed model must score at least
+            `FP32 - max_drop / 100`. 0 asks for the FP32 metric exactly.
+        fallback: N (the N highest-ranked layers) or node names / full-match regexes; with `max_drop` they
+            are kept out of INT8 first and the search adds what else the budget needs.
+        placement: placement controls (the same as for the all-INT8 plan).
+        metric, labels, input_name, batch_size: as for `analyze_sensitivity`; the metric must be the one
+            the ranking used.
+        prune_limit: try dropping chosen layers again only when at most this many were chosen.
+
+    Returns:
+        The chosen set, the measured metric of the mixed model, and the model.
+
+    Raises:
+        UsageError: negative budget, an integer fallback out of range, a name matching no layer, or a
+            budget / integer fallback without a ranking.
+    """
+    from trtq.export import onnx_input_shape
+
+    start = time.perf_counter()
+    if max_drop is not None and (not np.isfinite(max_drop) or max_drop < 0):
+        raise UsageError(f"--max-drop must be a number >= 0 (percentage points), not {max_drop}")
+    fp32n = normalize(fp32)
+    full_plan = plan_qdq(fp32n, placement)
+    layers = list(full_plan.quantized_nodes)
+    name = input_name or onnx_input_shape(fp32n)[0]
+    ev_data = EvalData(data, name, batch_size, labels)
+    met = resolve_metric(metric, ev_data.labels is not None)
+    if sensitivity is not None and sensitivity.metric != met.name:
+        raise UsageError(
+            f"the ranking was measured with {sensitivity.metric}, not {met.name}; rerun the analysis"
+        )
+
+    forced: list[str] = []
+    if isinstance(fallback, (int, np.integer)) and not isinstance(fallback, bool):
+        if sensitivity is None:
+            raise UsageError("--fallback N needs the sensitivity ranking")
+        if not 0 <= int(fallback) <= len(sensitivity.layers):
+            raise UsageError(
+                f"--fallback {fallback}: the model has {len(sensitivity.layers)} quantized layers"
+            )
+        forced = sensitivity.ranked_nodes[: int(fallback)]
+    elif fallback is not None:
+        forced = resolve_names([str(p) for p in fallback], layers)
+    if max_drop is not None and sensitivity is None:
+        raise UsageError("--max-drop needs the sensitivity ranking (run the analysis first)")
+
+    reference = run_model(fp32n, ev_data.feeds())
+    target = None if max_drop is None else met(reference, reference, ev_data.labels) - max_drop / 100.0
+    macs = layer_macs(fp32n, ev_data.sample())
+    judge = _Judge(fp32n, amax, placement, ev_data, met, reference, target, macs)
+
+    if max_drop is None:
+        chosen = forced
+    else:
+        assert sensitivity is not None
+        chosen = _search(judge, forced, priority_order(sensitivity), prune_limit)
+
+    model, plan = mixed_model(fp32n, amax, chosen, placement)
+    _, skipped = quantized_model(fp32n, plan, amax)
+    value = judge.metric(chosen)
+    fp32_value = met(reference, reference, ev_data.labels)
+    return FallbackResult(
+        nodes=list(chosen),
+        metric=value,
+        fp32_metric=fp32_value,
+        int8_metric=sensitivity.int8_metric if sensitivity is not None else judge.metric([]),
+        metric_name=met.name,
+        max_drop=max_drop,
+        met=judge.ok(value),
+        int8_mac_share=_mac_share(plan, macs),
+        all_int8_mac_share=_mac_share(full_plan, macs),
+        evaluations=judge.log,
+        skipped_qdq=skipped,
+        model=model,
+        plan=plan,
+        seconds=time.perf_counter() - start,
+    )

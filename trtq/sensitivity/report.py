@@ -1,0 +1,188 @@
+"""What sensitivity analysis writes: sensitivity.json, the bar chart of the top layers, the report section."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from trtq.sensitivity.analysis import SensitivityResult
+from trtq.sensitivity.fallback import FallbackResult
+from trtq.sensitivity.metrics import BUILTIN_METRICS
+
+__all__ = [
+    "sensitivity_document",
+    "plot_sensitivity",
+    "sensitivity_markdown",
+    "format_metric",
+    "SENSITIVITY_FORMAT",
+]
+
+SENSITIVITY_FORMAT = "trtq.sensitivity/1"
+
+
+def sensitivity_document(
+    sensitivity: SensitivityResult | None, choice: FallbackResult | None
+) -> dict[str, Any]:
+    """The content of sensitivity.json: the per-layer table (when measured) and the fallback choice."""
+    doc: dict[str, Any] = {"format": SENSITIVITY_FORMAT}
+    if sensitivity is not None:
+        doc.update(sensitivity.to_json())
+        if choice is not None:
+            chosen = set(choice.nodes)
+            for entry in doc["layers"]:
+                entry["fallback"] = entry["node"] in chosen
+    if choice is not None:
+        doc["fallback"] = choice.to_json()
+    return doc
+
+
+def format_metric(metric: str, value: float | None) -> str:
+    """A metric value for people: percent for the built-in (fraction) metrics, else 4 decimals."""
+    if value is None:
+        return "—"
+    return f"{100 * value:.2f}%" if metric in BUILTIN_METRICS else f"{value:.4f}"
+
+
+def format_points(metric: str, value: float) -> str:
+    return f"{100 * value:+.2f} pt" if metric in BUILTIN_METRICS else f"{value:+.4f}"
+
+
+def plot_sensitivity(
+    sensitivity: SensitivityResult,
+    path: str | os.PathLike,
+    chosen: list[str] | None = None,
+    top: int = 20,
+) -> Path:
+    """Bar chart of the `top` highest-ranked layers: metric and output noise, alone INT8 and alone FP16.
+
+    Layers kept in FP16 (`chosen`) are drawn in bold. Written atomically (PNG).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trtq._io import atomic_path
+
+    layers = sensitivity.layers[:top]
+    chosen_set = set(chosen or [])
+    names = [_short(layer.node) for layer in layers][::-1]
+    scale = 100.0 if sensitivity.metric in BUILTIN_METRICS else 1.0
+    unit = " (points)" if scale == 100.0 else ""
+    recovered = [scale * (layer.metric_fp16_alone - sensitivity.int8_metric) for layer in layers][::-1]
+    lost = [scale * (sensitivity.fp32_metric - layer.metric_quantized_alone) for layer in layers][::-1]
+    removed = [max(sensitivity.int8_noise - layer.noise_fp16_alone, 0.0) for layer in layers][::-1]
+    added = [layer.noise_quantized_alone for layer in layers][::-1]
+
+    height = 1.2 + 0.32 * len(layers)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, height), sharey=True)
+    y = range(len(layers))
+    bar = 0.4
+    ax1.barh([i + bar / 2 for i in y], recovered, bar, label="recovered, layer alone FP16", color="#2b7bba")
+    ax1.barh([i - bar / 2 for i in y], lost, bar, label="lost, layer alone INT8", color="#e6862e")
+    ax1.set_xlabel(f"{sensitivity.metric}{unit}")
+    ax1.axvline(0, color="black", linewidth=0.6)
+    ax1.legend(loc="lower right", fontsize=8)
+    ax2.barh([i + bar / 2 for i in y], removed, bar, label="noise removed, alone FP16", color="#2b7bba")
+    ax2.barh([i - bar / 2 for i in y], added, bar, label="noise added, alone INT8", color="#e6862e")
+    ax2.set_xlabel("output noise (relative error energy)")
+    if any(v > 0 for v in removed + added):
+        ax2.set_xscale("symlog", linthresh=max(min(v for v in removed + added if v > 0), 1e-12))
+    ax2.legend(loc="lower right", fontsize=8)
+    ax1.set_yticks(list(y))
+    ax1.set_yticklabels(names, fontsize=8)
+    for label, layer in zip(ax1.get_yticklabels(), layers[::-1]):
+        if layer.node in chosen_set:
+            label.set_fontweight("bold")
+    fig.suptitle(
+        f"Per-layer sensitivity (top {len(layers)} of {len(sensitivity.layers)}; bold: kept FP16)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def _short(node: str, width: int = 48) -> str:
+    return node if len(node) <= width else "…" + node[-(width - 1) :]
+
+
+def sensitivity_markdown(
+    sensitivity: SensitivityResult | None,
+    choice: FallbackResult | None,
+    plot: str | None = None,
+    top: int = 15,
+    mixed_name: str = "model.trt.onnx",
+) -> str:
+    """The report.md section: FP32 / all-INT8 / mixed table, the budget verdict, the top layers, the plot."""
+    metric = choice.metric_name if choice is not None else sensitivity.metric if sensitivity else "metric"
+    lines: list[str] = []
+    samples = sensitivity.samples if sensitivity is not None else None
+    lines.append(
+        f"Metric: **{metric}** (higher is better)"
+        + (f" on {samples} samples" if samples else "")
+        + ", ONNX Runtime executing Q/DQ as written."
+    )
+    lines.append("")
+    if choice is not None:
+        lines += [
+            "| model | metric | INT8 share of MACs |",
+            "|---|---|---|",
+            f"| FP32 | {format_metric(metric, choice.fp32_metric)} | 0.0% |",
+            f"| all INT8 (model.int8.onnx) | {format_metric(metric, choice.int8_metric)} | "
+            f"{100 * choice.all_int8_mac_share:.1f}% |",
+            f"| mixed, {len(choice.nodes)} layer(s) FP16 ({mixed_name}) | {format_metric(metric, choice.metric)} | "
+            f"{100 * choice.int8_mac_share:.1f}% |",
+            "",
+        ]
+        if choice.max_drop is not None:
+            verdict = "met" if choice.met else "**not met** (even with every analysed layer in FP16)"
+            lines.append(
+                f"Budget: at most {choice.max_drop:g} points below FP32: {verdict}; measured drop "
+                f"{choice.drop:.2f} points, from {len(choice.evaluations)} full evaluations of candidate "
+                "mixed models (the chosen set is the measured one, not a sum of single-layer numbers)."
+            )
+        else:
+            lines.append(f"Fallback set given by the user ({len(choice.nodes)} layers), measured as above.")
+        lines.append("")
+        if choice.nodes:
+            lines.append("Kept out of INT8: " + ", ".join(f"`{n}`" for n in choice.nodes) + ".")
+            lines.append("")
+        if choice.skipped_qdq:
+            lines.append(
+                f"{len(choice.skipped_qdq)} Q/DQ that re-planning asked for had no calibrated scale and were "
+                "left out (the tensor stays high precision)."
+            )
+            lines.append("")
+    if sensitivity is not None:
+        chosen = set(choice.nodes) if choice is not None else set()
+        total = max(sensitivity.total_macs, 1)
+        lines += [
+            f"Ranking: {sensitivity.ranking}.",
+            "",
+            "| rank | node | op | MACs | alone INT8 | alone FP16 | FP16 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for layer in sensitivity.layers[:top]:
+            lines.append(
+                f"| {layer.rank} | `{layer.node}` | {layer.op_type} | {100 * layer.macs / total:.1f}% | "
+                f"{format_metric(metric, layer.metric_quantized_alone)} | {format_metric(metric, layer.metric_fp16_alone)} "
+                f"({format_points(metric, layer.metric_fp16_alone - sensitivity.int8_metric)}) | "
+                f"{'yes' if layer.node in chosen else ''} |"
+            )
+        if len(sensitivity.layers) > top:
+            lines.append(f"| … | {len(sensitivity.layers) - top} more in sensitivity.json | | | | | |")
+        lines.append("")
+        t = sensitivity.timings
+        lines.append(
+            f"Analysis: {len(sensitivity.layers)} layers x 2 variants in {t.get('total', 0):.1f} s "
+            f"({t.get('total', 0) / max(len(sensitivity.layers), 1):.2f} s per layer)."
+        )
+        lines.append("")
+    if plot:
+        lines += [f"![per-layer sensitivity]({plot})", ""]
+    return "\n".join(lines)
