@@ -95,6 +95,17 @@ def naive_variant(fp32, amax, placement, exclude, data, batch_size):
     return np.concatenate(outs), time.perf_counter() - start
 
 
+def naive_layers(fp32, amax, nodes, all_nodes, data, batch_size, ref):
+    """Both variants of each node the naive way; (seconds per variant, {node: (q outputs, fp16 outputs)})."""
+    seconds, outs = [], {}
+    for node in nodes:
+        q_out, tq = naive_variant(fp32, amax, None, [n for n in all_nodes if n != node], data, batch_size)
+        f_out, tf = naive_variant(fp32, amax, None, [node], data, batch_size)
+        seconds += [tq, tf]
+        outs[node] = (q_out, f_out)
+    return seconds, outs
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="mobilenet_v2")
@@ -103,6 +114,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--calib-samples", type=int, default=64)
     p.add_argument("--naive-layers", type=int, default=4, help="layers the naive approach runs (0: skip it)")
+    p.add_argument("--max-drop", type=float, help="also choose the FP16 fallback set for this budget")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the numbers here")
@@ -112,7 +124,7 @@ def main() -> None:
     from trtq.export import export_onnx
     from trtq.placement import normalize, plan_qdq
     from trtq.progress import set_quiet
-    from trtq.sensitivity import analyze_sensitivity
+    from trtq.sensitivity import analyze_sensitivity, choose_fallback
     from trtq.sensitivity.metrics import output_noise, top1_agreement
 
     set_quiet(True)
@@ -126,11 +138,28 @@ def main() -> None:
     calib = synthetic_images(args.calib_samples, args.size, args.seed + 1)
     fp32 = normalize(export_onnx(module, data[:2]).model)
     plan = plan_qdq(fp32)
+    all_nodes = list(plan.quantized_nodes)
     feeds = [{"input": calib[i : i + args.batch_size]} for i in range(0, len(calib), args.batch_size)]
     amax = calibrate(fp32, feeds, plan.activations, ["entropy"]).amax_for()
     print(
-        f"setup (export, calibration): {time.perf_counter() - t:.1f} s; {len(plan.quantized_nodes)} quantized layers"
+        f"setup (model, export, calibration): {time.perf_counter() - t:.1f} s; {len(all_nodes)} quantized layers"
     )
+
+    # The naive runs are split around the fast run, so both see similar machine load.
+    pick = (
+        sorted(set(np.linspace(0, len(all_nodes) - 1, args.naive_layers).round().astype(int)))
+        if args.naive_layers
+        else []
+    )
+    nodes = [all_nodes[i] for i in pick]
+    seconds: list[float] = []
+    naive_outs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    ref = None
+    if nodes:
+        ref, _ = naive_variant(fp32, amax, None, all_nodes, data, args.batch_size)
+        sec, outs = naive_layers(fp32, amax, nodes[::2], all_nodes, data, args.batch_size, ref)
+        seconds += sec
+        naive_outs.update(outs)
 
     t = time.perf_counter()
     sens = analyze_sensitivity(fp32, amax, data, plan=plan, batch_size=args.batch_size, workers=args.workers)
@@ -140,7 +169,7 @@ def main() -> None:
     print(" ".join(f"{k}={v:.1f}s" for k, v in sens.timings.items()))
     print(f"metric {sens.metric}: FP32 {sens.fp32_metric:.4f}, all-INT8 {sens.int8_metric:.4f}")
     print(f"\n{'rank':>4} {'node':<52} {'op':<6} {'MACs %':>7} {'q-alone':>8} {'fp16-alone':>10} {'s':>6}")
-    by_order = {n: i for i, n in enumerate(plan.quantized_nodes)}
+    by_order = {n: i for i, n in enumerate(all_nodes)}
     for layer in sorted(sens.layers, key=lambda x: by_order[x.node]):
         print(
             f"{layer.rank:>4} {layer.node[-52:]:<52} {layer.op_type:<6} {100 * layer.macs / sens.total_macs:>7.2f} "
@@ -154,28 +183,22 @@ def main() -> None:
         "fast_total_s": fast_total,
         "fast_per_layer_s": fast_total / layers,
         "timings": sens.timings,
-        "load_average": load,
+        "load_average_start": load,
     }
 
-    if args.naive_layers:
-        pick = np.linspace(0, len(plan.quantized_nodes) - 1, args.naive_layers).round().astype(int)
-        nodes = [plan.quantized_nodes[i] for i in sorted(set(pick))]
-        ref, _ = naive_variant(fp32, amax, None, list(plan.quantized_nodes), data, args.batch_size)
-        seconds, diffs = [], []
-        for node in nodes:
-            others = [n for n in plan.quantized_nodes if n != node]
-            q_out, tq = naive_variant(fp32, amax, None, others, data, args.batch_size)
-            f_out, tf = naive_variant(fp32, amax, None, [node], data, args.batch_size)
-            seconds += [tq, tf]
+    if nodes:
+        sec, outs = naive_layers(fp32, amax, nodes[1::2], all_nodes, data, args.batch_size, ref)
+        seconds += sec
+        naive_outs.update(outs)
+        metric_diffs, noise_diffs = [], []
+        for node, (q_out, f_out) in naive_outs.items():
             layer = sens.layer(node)
             r, q, f = {"o": ref}, {"o": q_out}, {"o": f_out}
-            diffs += [
-                abs(top1_agreement(r, q) - layer.metric_quantized_alone)
-                if sens.metric == "top1_agreement"
-                else 0.0,
-                abs(top1_agreement(r, f) - layer.metric_fp16_alone)
-                if sens.metric == "top1_agreement"
-                else 0.0,
+            metric_diffs += [
+                abs(top1_agreement(r, q) - layer.metric_quantized_alone),
+                abs(top1_agreement(r, f) - layer.metric_fp16_alone),
+            ]
+            noise_diffs += [
                 abs(output_noise(r, q) - layer.noise_quantized_alone)
                 / max(layer.noise_quantized_alone, 1e-30),
                 abs(output_noise(r, f) - layer.noise_fp16_alone) / max(layer.noise_fp16_alone, 1e-30),
@@ -184,24 +207,41 @@ def main() -> None:
         naive_total = per_variant * 2 * layers
         print(
             f"\n## naive (one ONNX Runtime session per variant, whole model, all {args.samples} images): "
-            f"measured on {len(nodes)} layers ({len(seconds)} variants), {per_variant:.2f} s per variant"
+            f"measured on {len(nodes)} layers ({len(seconds)} variants, half before and half after the fast "
+            f"run), {per_variant:.2f} s per variant"
         )
         print(
             f"extrapolated to {layers} layers x 2 variants: {naive_total:.1f} s "
-            f"({naive_total / layers:.2f} s per layer); fast path is {naive_total / fast_total:.1f}x faster"
+            f"({naive_total / layers:.2f} s per layer); the fast path took {fast_total / naive_total:.0%} of that "
+            f"({naive_total / fast_total:.1f}x faster)"
         )
         print(
-            f"fast vs naive on those layers: max |metric diff| {max(diffs[0::4] + diffs[1::4]):.2e}, "
-            f"max relative noise diff {max(diffs[2::4] + diffs[3::4]):.2e}"
+            f"fast vs naive on those layers: max |metric diff| {max(metric_diffs):.2e}, "
+            f"max relative noise diff {max(noise_diffs):.2e}"
         )
         result.update(
             naive_layers_measured=len(nodes),
             naive_per_variant_s=per_variant,
             naive_extrapolated_total_s=naive_total,
             speedup=naive_total / fast_total,
-            max_metric_diff=max(diffs[0::4] + diffs[1::4]),
-            max_relative_noise_diff=max(diffs[2::4] + diffs[3::4]),
+            max_metric_diff=max(metric_diffs),
+            max_relative_noise_diff=max(noise_diffs),
         )
+
+    if args.max_drop is not None:
+        t = time.perf_counter()
+        choice = choose_fallback(
+            fp32, amax, data, sensitivity=sens, max_drop=args.max_drop, batch_size=args.batch_size
+        )
+        took = time.perf_counter() - t
+        print(
+            f"\n## fallback for --max-drop {args.max_drop}: {len(choice.nodes)} layers FP16, mixed model "
+            f"{choice.metric:.4f} (FP32 {choice.fp32_metric:.4f}, all INT8 {choice.int8_metric:.4f}), "
+            f"budget {'met' if choice.met else 'NOT met'}, INT8 share of MACs {100 * choice.int8_mac_share:.1f}%; "
+            f"{len(choice.evaluations)} full evaluations in {took:.1f} s"
+        )
+        result["fallback"] = {**choice.to_json(), "total_s": took}
+    result["load_average_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -41,6 +41,7 @@ __all__ = [
     "EvalData",
     "analyze_sensitivity",
     "replan",
+    "planning_skeleton",
     "RANKING",
 ]
 
@@ -215,10 +216,32 @@ class EvalData:
 
 
 def replan(fp32: onnx.ModelProto, placement: PlacementConfig | None, exclude: Sequence[str]) -> QDQPlan:
-    """The Q/DQ plan with these nodes (exact names) also kept out of INT8."""
+    """The Q/DQ plan with these nodes (exact names) also kept out of INT8 (`fp32` may be a skeleton)."""
     base = placement or PlacementConfig()
     extra = tuple(re.escape(n) for n in exclude)
     return plan_qdq(fp32, replace(base, exclude_nodes=tuple(base.exclude_nodes) + extra))
+
+
+#: Initializers above this size (bytes) are weights: planning needs their shapes, not their values.
+_SKELETON_MIN_BYTES = 1024
+
+
+def planning_skeleton(model: onnx.ModelProto, placement: PlacementConfig | None = None) -> onnx.ModelProto:
+    """`model` with the payload of large initializers dropped (shapes kept), for fast re-planning.
+
+    `plan_qdq` runs ONNX shape inference, which serialises the whole model; without the weights that costs
+    a fraction. Placement decides from the graph and shapes; this checks once that the skeleton gives the
+    same plan as the model, and returns the model itself if it does not.
+    """
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(model)
+    for t in skeleton.graph.initializer:
+        if t.ByteSize() > _SKELETON_MIN_BYTES and t.data_type == onnx.TensorProto.FLOAT:
+            t.ClearField("raw_data")
+            t.ClearField("float_data")
+    if plan_qdq(skeleton, placement).to_json() != plan_qdq(model, placement).to_json():
+        return model
+    return skeleton
 
 
 def calibrated(plan: QDQPlan, amax: Mapping[str, float]) -> tuple[QDQPlan, list[str]]:
@@ -308,6 +331,7 @@ def analyze_sensitivity(
     show: Callable[..., Any] | None = track if progress else None
 
     int8, _ = quantized_model(fp32n, plan, amax)
+    skeleton = planning_skeleton(fp32n, placement)
     sample = ev_data.sample()
     evaluator = VariantEvaluator(sample, ev_data.count, workers=workers, cache_bytes=cache_bytes)
     evaluator.add_base("fp32", fp32n)
@@ -315,9 +339,9 @@ def analyze_sensitivity(
     items = track(chosen, "sensitivity: building variants") if progress else chosen
     for node in items:
         others = [n for n in all_layers if n != node]
-        alone_q, _ = quantized_model(fp32n, replan(fp32n, placement, others), amax)
+        alone_q, _ = quantized_model(fp32n, replan(skeleton, placement, others), amax)
         evaluator.add_variant(("quantized", node), "fp32", alone_q)
-        alone_f, _ = quantized_model(fp32n, replan(fp32n, placement, [node]), amax)
+        alone_f, _ = quantized_model(fp32n, replan(skeleton, placement, [node]), amax)
         evaluator.add_variant(("fp16", node), "int8", alone_f)
     timings["build_variants"] = time.perf_counter() - start
 

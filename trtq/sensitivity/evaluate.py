@@ -29,7 +29,6 @@ from trtq.sensitivity.graphs import (
     Suffix,
     changed_tensors,
     live_tensors,
-    same_initializer,
     set_input_types,
     suffix_model,
 )
@@ -123,7 +122,6 @@ class _Variant:
     key: Any
     base: str
     suffix: Suffix
-    shared: list[str]  # initializers the suffix takes from its base (not stored twice)
     outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -211,32 +209,21 @@ class VariantEvaluator:
         # base tensor that is no longer live there, e.g. the unquantized value behind a removed Q/DQ).
         suffix = None
         for p in reversed(usable):
-            suffix = suffix_model(b.model, model, b.live[p], changed)
+            suffix = suffix_model(b.model, model, b.live[p], changed, share=True)
             if set(suffix.cut) <= b.live[p]:
                 break
             suffix = None
         if suffix is None:
-            suffix = suffix_model(b.model, model, frozenset(), changed)
-        shared: list[str] = []
-        if suffix.model is not None:
-            base_inits = {t.name: t for t in b.model.graph.initializer}
-            own = []
-            for t in suffix.model.graph.initializer:
-                if t.name in base_inits and same_initializer(t, base_inits[t.name]):
-                    shared.append(t.name)
-                else:
-                    own.append(t)
-            del suffix.model.graph.initializer[:]
-            suffix.model.graph.initializer.extend(own)
-        self.variants[key] = _Variant(key, base, suffix, shared)
+            suffix = suffix_model(b.model, model, frozenset(), changed, share=True)
+        self.variants[key] = _Variant(key, base, suffix)
         return suffix
 
     def _session_model(self, v: _Variant, dtypes: dict[str, Any]) -> onnx.ModelProto:
         assert v.suffix.model is not None
         model = set_input_types(v.suffix.model, dtypes, self._batch_dim(v.base))
-        if v.shared:
+        if v.suffix.shared:
             base_inits = {t.name: t for t in self.bases[v.base].model.graph.initializer}
-            model.graph.initializer.extend(base_inits[n] for n in v.shared)
+            model.graph.initializer.extend(base_inits[n] for n in v.suffix.shared)
         return model
 
     def _batch_dim(self, base: str) -> str | int:

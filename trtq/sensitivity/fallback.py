@@ -24,7 +24,7 @@ import onnx
 
 from trtq.errors import UsageError
 from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
-from trtq.sensitivity.analysis import EvalData, SensitivityResult, quantized_model, replan
+from trtq.sensitivity.analysis import EvalData, SensitivityResult, planning_skeleton, quantized_model, replan
 from trtq.sensitivity.evaluate import run_model
 from trtq.sensitivity.macs import layer_macs
 from trtq.sensitivity.metrics import Metric, MetricFn, resolve_metric
@@ -100,10 +100,14 @@ def mixed_model(
     amax: Mapping[str, float],
     fallback: Sequence[str],
     placement: PlacementConfig | None = None,
+    skeleton: onnx.ModelProto | None = None,
 ) -> tuple[onnx.ModelProto, QDQPlan]:
-    """The Q/DQ model with `fallback` nodes (exact names) out of INT8: re-planned, then Q/DQ inserted."""
+    """The Q/DQ model with `fallback` nodes (exact names) out of INT8: re-planned, then Q/DQ inserted.
+
+    `skeleton` (`planning_skeleton(normalize(fp32))`) makes repeated re-planning faster.
+    """
     fp32n = normalize(fp32)
-    plan = replan(fp32n, placement, list(fallback))
+    plan = replan(skeleton if skeleton is not None else fp32n, placement, list(fallback))
     model, _ = quantized_model(fp32n, plan, amax)
     return model, plan
 
@@ -173,13 +177,14 @@ class _Judge:
         self.fp32, self.amax, self.placement = fp32, amax, placement
         self.data, self.met, self.reference, self.target = data, met, reference, target
         self.macs = dict(macs)
+        self.skeleton = planning_skeleton(fp32, placement)
         self.seen: dict[frozenset[str], float] = {}
         self.log: list[dict[str, Any]] = []
 
     def metric(self, nodes: Sequence[str]) -> float:
         key = frozenset(nodes)
         if key not in self.seen:
-            model, _ = mixed_model(self.fp32, self.amax, sorted(key), self.placement)
+            model, _ = mixed_model(self.fp32, self.amax, sorted(key), self.placement, self.skeleton)
             outputs = run_model(model, self.data.feeds())
             value = self.met(self.reference, outputs, self.data.labels)
             self.seen[key] = value
@@ -194,15 +199,21 @@ class _Judge:
 
 
 def _search(judge: _Judge, forced: list[str], order: list[str], prune_limit: int) -> list[str]:
-    """Shortest prefix of `order` (after `forced`) that meets the budget, then greedy removals."""
+    """Shortest prefix of `order` (after `forced`) that meets the budget, then greedy removals.
+
+    Prefix lengths 1, 2, 4, ... are evaluated until one meets the budget (the whole order last), then the
+    length is bisected between the last failure and that success.
+    """
     order = [n for n in order if n not in forced]
     if judge.meets(forced):
         return list(forced)
-    if not order or not judge.meets(forced + order):
-        return forced + order
-    lo, hi = 0, 1  # lo fails; find hi that meets
-    while hi < len(order) and not judge.meets(forced + order[:hi]):
+    lo, hi = 0, min(1, len(order))
+    while hi and not judge.meets(forced + order[:hi]):
+        if hi == len(order):
+            return forced + order  # not reachable: everything analysed is out of INT8
         lo, hi = hi, min(2 * hi, len(order))
+    if not hi:
+        return list(forced)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if judge.meets(forced + order[:mid]):
@@ -210,12 +221,11 @@ def _search(judge: _Judge, forced: list[str], order: list[str], prune_limit: int
         else:
             lo = mid
     chosen = order[:hi]
-    if len(chosen) > 1 and len(chosen) <= prune_limit:
-        # Most expensive first: a drop that still meets the budget saves the most compute.
-        macs = judge.macs
-        for node in sorted(chosen, key=lambda n: (-macs.get(n, 0), chosen.index(n))):
+    if 1 < len(chosen) <= prune_limit:
+        # Most expensive first: a removal that still meets the budget saves the most compute.
+        for node in sorted(chosen, key=lambda n: (-judge.macs.get(n, 0), chosen.index(n))):
             trial = [n for n in chosen if n != node]
-            if trial and judge.meets(forced + trial):
+            if judge.meets(forced + trial):
                 chosen = trial
     return forced + chosen
 

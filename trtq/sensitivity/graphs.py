@@ -8,7 +8,7 @@ which tensors carry everything across a position of the graph).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -56,6 +56,8 @@ class Suffix:
         computed: graph outputs the sub-model computes; the other outputs equal the base model's.
         nodes: how many nodes the sub-model has (of `total_nodes` in the variant).
         total_nodes: nodes in the whole variant.
+        shared: initializers the sub-model reads that equal the base's and were left out of `model` (with
+            `share=True`); add the base's before running it.
     """
 
     model: onnx.ModelProto | None
@@ -63,6 +65,7 @@ class Suffix:
     computed: list[str]
     nodes: int
     total_nodes: int
+    shared: list[str] = field(default_factory=list)
 
 
 def changed_tensors(base: onnx.ModelProto, variant: onnx.ModelProto) -> set[str]:
@@ -142,6 +145,7 @@ def suffix_model(
     variant: onnx.ModelProto,
     available: set[str] | frozenset[str] | None = None,
     changed: set[str] | None = None,
+    share: bool = False,
 ) -> Suffix:
     """The nodes of `variant` that must run to get its graph outputs, given some of the base's tensors.
 
@@ -151,6 +155,7 @@ def suffix_model(
         available: base tensors that will be provided (None: every unchanged tensor, the smallest suffix).
             Graph inputs are always available.
         changed: `changed_tensors(base, variant)` if already computed.
+        share: leave out initializers equal to the base's (listed in `Suffix.shared`).
     """
     if changed is None:
         changed = changed_tensors(base, variant)
@@ -187,6 +192,11 @@ def suffix_model(
             stack.extend(i for i in node.input if i)
     live = [n for n in vg.node if id(n) in needed]
     inits_used = sorted({i for n in live for i in n.input if i in v_inits})
+    shared: list[str] = []
+    if share:
+        base_inits = {t.name: t for t in base.graph.initializer}
+        shared = [i for i in inits_used if i in base_inits and same_initializer(base_inits[i], v_inits[i])]
+        inits_used = [i for i in inits_used if i not in set(shared)]
     cut_list = sorted(cut)
     out_info = {o.name: o for o in vg.output}
     graph = helper.make_graph(
@@ -197,7 +207,7 @@ def suffix_model(
         initializer=[v_inits[i] for i in inits_used],
     )
     model = helper.make_model(graph, opset_imports=list(variant.opset_import), ir_version=variant.ir_version)
-    return Suffix(model, cut_list, computed, len(live), len(vg.node))
+    return Suffix(model, cut_list, computed, len(live), len(vg.node), shared)
 
 
 def set_input_types(

@@ -75,22 +75,24 @@ def plot_sensitivity(
     removed = [max(sensitivity.int8_noise - layer.noise_fp16_alone, 0.0) for layer in layers][::-1]
     added = [layer.noise_quantized_alone for layer in layers][::-1]
 
-    height = 1.2 + 0.32 * len(layers)
+    height = 1.6 + 0.32 * len(layers)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, height), sharey=True)
-    y = range(len(layers))
+    y = list(range(len(layers)))
     bar = 0.4
-    ax1.barh([i + bar / 2 for i in y], recovered, bar, label="recovered, layer alone FP16", color="#2b7bba")
-    ax1.barh([i - bar / 2 for i in y], lost, bar, label="lost, layer alone INT8", color="#e6862e")
+    up, down = [i + bar / 2 for i in y], [i - bar / 2 for i in y]
+    ax1.barh(up, recovered, bar, color="#2b7bba", label="layer alone FP16: metric recovered / noise removed")
+    ax1.barh(down, lost, bar, color="#e6862e", label="layer alone INT8: metric lost / noise added")
     ax1.set_xlabel(f"{sensitivity.metric}{unit}")
     ax1.axvline(0, color="black", linewidth=0.6)
-    ax1.legend(loc="lower right", fontsize=8)
-    ax2.barh([i + bar / 2 for i in y], removed, bar, label="noise removed, alone FP16", color="#2b7bba")
-    ax2.barh([i - bar / 2 for i in y], added, bar, label="noise added, alone INT8", color="#e6862e")
+    positive = [v for v in removed + added if v > 0]
+    floor = min(positive) / 3 if positive else 1e-12
+    ax2.barh(up, [max(v, floor) for v in removed], bar, color="#2b7bba")
+    ax2.barh(down, [max(v, floor) for v in added], bar, color="#e6862e")
     ax2.set_xlabel("output noise (relative error energy)")
-    if any(v > 0 for v in removed + added):
-        ax2.set_xscale("symlog", linthresh=max(min(v for v in removed + added if v > 0), 1e-12))
-    ax2.legend(loc="lower right", fontsize=8)
-    ax1.set_yticks(list(y))
+    if positive:
+        ax2.set_xscale("log")
+        ax2.set_xlim(left=floor)
+    ax1.set_yticks(y)
     ax1.set_yticklabels(names, fontsize=8)
     for label, layer in zip(ax1.get_yticklabels(), layers[::-1]):
         if layer.node in chosen_set:
@@ -99,7 +101,8 @@ def plot_sensitivity(
         f"Per-layer sensitivity (top {len(layers)} of {len(sensitivity.layers)}; bold: kept FP16)",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.4 / height, 1, 1))
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})

@@ -237,9 +237,9 @@ def run_sensitivity(
     Returns:
         What was written, the ranking and the choice.
     """
-    from trtq.pipeline import staged_dir
     from trtq.data import load_data
     from trtq.export import check_input_shape, onnx_input_shape
+    from trtq.pipeline import staged_dir
     from trtq.placement import normalize, plan_qdq
     from trtq.quantization import load_model
 
