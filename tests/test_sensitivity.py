@@ -194,18 +194,25 @@ def test_priority_order_is_cost_aware():
 # ---- the fast path: exact, deterministic ---------------------------------------------------------------
 
 
-def test_fast_path_equals_running_each_variant_in_full():
-    """Suffix evaluation from cached checkpoints gives the outputs of full runs (resnet18: residual Adds)."""
+@pytest.fixture(scope="module")
+def resnet():
+    """A randomly initialised torchvision resnet18 (10 classes) at 32x32, exported, with max |x| thresholds."""
     import torchvision
 
     from trtq.export import export_onnx
 
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=10).eval()
-    x = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((64, 3, 32, 32)).astype(np.float32)
     fp32 = normalize(export_onnx(net, x[:2]).model)
+    return fp32, _minmax(fp32, x, plan_qdq(fp32).activations), x
+
+
+def test_fast_path_equals_running_each_variant_in_full(resnet):
+    """Suffix evaluation from cached checkpoints gives the outputs of full runs (resnet18: residual Adds)."""
+    fp32, amax, x = resnet
+    x = x[:16]
     plan = plan_qdq(fp32)
-    amax = _minmax(fp32, x, plan.activations)
     nodes = plan.quantized_nodes
     picked = [nodes[1], nodes[len(nodes) // 2], nodes[-2]]
     ev = VariantEvaluator({"input": x[:1]}, len(x), workers=2)
@@ -228,6 +235,19 @@ def test_fast_path_equals_running_each_variant_in_full():
         np.testing.assert_allclose(
             next(iter(ev.outputs(key).values())), _run(model, x), rtol=1e-5, atol=1e-6, err_msg=str(key)
         )
+
+
+def test_torchvision_cnn_budget_met_and_zero_drop_gives_fp32_back(resnet):
+    fp32, amax, x = resnet
+    sens = analyze_sensitivity(fp32, amax, x, batch_size=32)
+    assert len(sens.layers) == 20 and sens.int8_metric < 1.0
+    ref = _run(fp32, x).argmax(1)
+    for max_drop in (5.0, 0.0):
+        choice = choose_fallback(fp32, amax, x, sensitivity=sens, max_drop=max_drop, batch_size=32)
+        agreement = float(np.mean(_run(choice.model, x).argmax(1) == ref))  # independent re-evaluation
+        assert choice.met and agreement == pytest.approx(choice.metric)
+        assert agreement >= 1.0 - max_drop / 100
+    assert agreement == 1.0
 
 
 def test_results_are_deterministic(outlier, outlier_ranking):
