@@ -133,7 +133,7 @@ def resolve_names(patterns: Sequence[str], layers: Sequence[str]) -> list[str]:
             example = f" (e.g. {layers[0]!r})" if layers else ""
             raise UsageError(
                 f"--fallback {pattern!r} matches no quantized layer; give ONNX node names or regexes "
-                f"matching whole names{example}; see sensitivity.json for the list"
+                f"matching whole names{example}; `trtq sensitivity` lists them"
             )
         chosen |= hits
     return [n for n in layers if n in chosen]

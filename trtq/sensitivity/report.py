@@ -136,7 +136,7 @@ def sensitivity_markdown(
             "| model | metric | INT8 share of MACs |",
             "|---|---|---|",
             f"| FP32 | {format_metric(metric, choice.fp32_metric)} | 0.0% |",
-            f"| all INT8 (model.int8.onnx) | {format_metric(metric, choice.int8_metric)} | "
+            f"| all INT8 | {format_metric(metric, choice.int8_metric)} | "
             f"{100 * choice.all_int8_mac_share:.1f}% |",
             f"| mixed, {len(choice.nodes)} layer(s) FP16 ({mixed_name}) | {format_metric(metric, choice.metric)} | "
             f"{100 * choice.int8_mac_share:.1f}% |",
@@ -150,7 +150,7 @@ def sensitivity_markdown(
                 "mixed models (the chosen set is the measured one, not a sum of single-layer numbers)."
             )
         else:
-            lines.append(f"Fallback set given by the user ({len(choice.nodes)} layers), measured as above.")
+            lines.append(f"Fallback set given by the user ({len(choice.nodes)} layer(s)), measured as above.")
         lines.append("")
         if choice.nodes:
             lines.append("Kept out of INT8: " + ", ".join(f"`{n}`" for n in choice.nodes) + ".")
