@@ -27,8 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from trtq.calibrators.base import register_calibrator
-from trtq.calibrators.collector import HistogramCollector, TensorHistogram
-from trtq.calibrators.histogram import CollectorCalibrator
+from trtq.calibrators.histogram import BinSearchCalibrator
 
 __all__ = ["EntropyCalibrator", "entropy_divergences", "entropy_threshold_bins"]
 
@@ -91,7 +90,7 @@ def entropy_threshold_bins(counts: np.ndarray, *, start_bin: int = 128, num_leve
 
 
 @register_calibrator("entropy")
-class EntropyCalibrator(CollectorCalibrator):
+class EntropyCalibrator(BinSearchCalibrator):
     """amax minimising KL(P || Q) between |x| and its 128-level quantization (TensorRT's entropy method).
 
     Args:
@@ -100,15 +99,4 @@ class EntropyCalibrator(CollectorCalibrator):
         collector: a shared collector.
     """
 
-    def __init__(
-        self, *, num_bins: int = 2048, start_bin: int = 128, collector: HistogramCollector | None = None
-    ) -> None:
-        super().__init__(num_bins=num_bins, collector=collector)
-        self.start_bin = int(start_bin)
-
-    def amax_from(self, rec: TensorHistogram) -> float:
-        hist = rec.coarse(self.num_bins)
-        if len(hist.counts) == 0:
-            return 0.0
-        i = entropy_threshold_bins(hist.counts, start_bin=self.start_bin)
-        return min(i * hist.bin_width, rec.absmax) if i < len(hist.counts) else rec.absmax
+    search = staticmethod(entropy_threshold_bins)

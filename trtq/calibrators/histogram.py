@@ -50,3 +50,33 @@ class CollectorCalibrator(Calibrator):
     def amax_from(self, rec: TensorHistogram) -> float:
         """The threshold for one tensor's collected statistics (0.0 for a tensor that was all zeros)."""
         raise NotImplementedError
+
+
+class BinSearchCalibrator(CollectorCalibrator):
+    """A calibrator that searches candidate thresholds over a coarse histogram of |x|.
+
+    Subclasses set `search(counts, start_bin=...) -> bin index`; the amax is that bin's upper edge,
+    capped at the largest |x| seen.
+
+    Args:
+        num_bins: coarse histogram bins searched (default 2048, as TensorRT).
+        start_bin: smallest candidate threshold in bins (default 128).
+        collector: a shared collector.
+    """
+
+    @staticmethod
+    def search(counts: np.ndarray, *, start_bin: int) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __init__(
+        self, *, num_bins: int = 2048, start_bin: int = 128, collector: HistogramCollector | None = None
+    ) -> None:
+        super().__init__(num_bins=num_bins, collector=collector)
+        self.start_bin = int(start_bin)
+
+    def amax_from(self, rec: TensorHistogram) -> float:
+        hist = rec.coarse(self.num_bins)
+        if len(hist.counts) == 0:
+            return 0.0
+        i = self.search(hist.counts, start_bin=self.start_bin)
+        return min(i * hist.bin_width, rec.absmax) if i < len(hist.counts) else rec.absmax

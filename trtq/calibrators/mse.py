@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from trtq.calibrators.base import register_calibrator
-from trtq.calibrators.collector import HistogramCollector, TensorHistogram
-from trtq.calibrators.histogram import CollectorCalibrator
+from trtq.calibrators.histogram import BinSearchCalibrator
 
 __all__ = ["MSECalibrator", "mse_errors", "mse_threshold_bins", "rounding_error_integral"]
 
@@ -89,7 +88,7 @@ def mse_threshold_bins(counts: np.ndarray, *, start_bin: int = 128) -> int:
 
 
 @register_calibrator("mse")
-class MSECalibrator(CollectorCalibrator):
+class MSECalibrator(BinSearchCalibrator):
     """amax minimising the expected int8 quantization MSE of |x| over candidate thresholds.
 
     Args:
@@ -98,15 +97,4 @@ class MSECalibrator(CollectorCalibrator):
         collector: a shared collector.
     """
 
-    def __init__(
-        self, *, num_bins: int = 2048, start_bin: int = 128, collector: HistogramCollector | None = None
-    ) -> None:
-        super().__init__(num_bins=num_bins, collector=collector)
-        self.start_bin = int(start_bin)
-
-    def amax_from(self, rec: TensorHistogram) -> float:
-        hist = rec.coarse(self.num_bins)
-        if len(hist.counts) == 0:
-            return 0.0
-        i = mse_threshold_bins(hist.counts, start_bin=self.start_bin)
-        return min(i * hist.bin_width, rec.absmax)
+    search = staticmethod(mse_threshold_bins)
