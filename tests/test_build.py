@@ -85,6 +85,22 @@ def test_resnet18_random_init_with_an_image_folder(tmp_path: Path) -> None:
     int8 = onnx.load(str(res.int8_onnx))
     assert len(_dq_fed(int8)) >= 19  # 20 convs + fc; ModelOpt-style rules may skip the 3-channel stem
     assert res.metrics["validation"]["samples"] == 8
+    skipped = {
+        s["node"]: s["rule"] for s in res.metrics["placement"]["skipped"] if s["op_type"] in ("Conv", "Gemm")
+    }
+    assert skipped == {"/fc/Gemm": "SmallOrGemv"}  # the classifier is matrix-vector at batch 1
+
+
+def test_quantize_small_puts_every_conv_and_gemm_on_dq_inputs(tmp_path: Path) -> None:
+    from trtq.cli import main
+
+    make_image_folder(tmp_path / "imgs", classes=1, per_class=4, size=72)
+    code = main(["build", "--model", "resnet18", "--calib-data", str(tmp_path / "imgs"), "--size", "64",
+                 "--resize", "72", "--out", str(tmp_path / "r"), "--no-typed", "--quantize-small", "--quiet"])  # fmt: skip
+    assert code == 0
+    int8 = onnx.load(str(tmp_path / "r" / "model.int8.onnx"))
+    weighted = {n.name for n in int8.graph.node if n.op_type in ("Conv", "Gemm")}
+    assert len(weighted) == 21 and _dq_fed(int8) == weighted
 
 
 def _graph_with_an_unquantizable_conv(path: Path) -> None:

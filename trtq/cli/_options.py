@@ -97,6 +97,12 @@ def add_placement_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--keep-first-last", action="store_true", help="keep the first and last weighted layers FP16"
     )
+    g.add_argument(
+        "--quantize-small",
+        action="store_true",
+        help="also quantize convs with < 16 channels and matrix-vector Gemm/MatMul, which NVIDIA's quantizer "
+        "(and trtq by default) leaves in FP16 because Q/DQ there costs TensorRT more than it saves",
+    )
 
 
 def preprocess_given(args: argparse.Namespace) -> bool:
@@ -139,4 +145,6 @@ def placement_from(args: argparse.Namespace) -> Any:
         exclude_nodes=tuple(names(args.exclude)),
         exclude_op_types=tuple(names(args.exclude_op_type)),
         keep_first_last=bool(args.keep_first_last),
+        skip_small_convs=not getattr(args, "quantize_small", False),
+        skip_gemv=not getattr(args, "quantize_small", False),
     )
