@@ -136,3 +136,41 @@ def test_onnx_with_an_unquantizable_op_is_built_and_the_op_listed(tmp_path: Path
     int8 = onnx.load(str(res.int8_onnx))
     assert _dq_fed(int8) == {"conv_static_weight"}
     assert "conv_dynamic_weight" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
+    digits_model: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring of the engine step, with TensorRT's parts replaced (no TensorRT here; see tests/test_engines_*)."""
+    import trtq.benchmark as bm
+    import trtq.engines as eng
+    from trtq.backends import OnnxRuntimeRunner
+
+    calls: dict[str, object] = {}
+
+    def fake_stage(run_dir: Path, trt_onnx: Path, int8_onnx: Path, options: object, **kw: object) -> dict:
+        calls["stage"] = (trt_onnx.name, int8_onnx.name, options.batch)
+        (run_dir / "model.plan").write_bytes(b"serialized engine")
+        (run_dir / "engine.json").write_text("{}")
+        return {"precision": {"int8_layers": 4}}
+
+    def fake_bench(artifacts: list, settings: object, out_dir: Path, **kw: object) -> dict:
+        calls["bench"] = ([Path(a).name for a in artifacts], settings.batches)
+        (out_dir / "bench.json").write_text("{}")
+        return {"results": [{"artifact": "model.plan", "batch": 1}]}
+
+    monkeypatch.setattr(eng, "tensorrt_status", lambda: (True, "TensorRT 11.4 (stand-in)"))
+    monkeypatch.setattr(eng, "engine_stage", fake_stage)
+    # the runner interface the TensorRT runner implements, served by ONNX Runtime on the INT8 graph
+    monkeypatch.setattr(
+        eng, "TensorRTRunner", lambda plan: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx"))
+    )
+    monkeypatch.setattr(bm, "bench", fake_bench)
+    ts, calib, val = digits_model
+    res = build(str(ts), calib_data=calib, eval_data=val, out=tmp_path / "run", calib="minmax")
+    assert calls["stage"] == ("model.trt.onnx", "model.int8.onnx", (1, 8, 32))
+    assert res.engine == b"serialized engine" and (tmp_path / "run" / "model.plan").is_file()
+    assert calls["bench"] == (["model.plan"], (1, 8))
+    assert res.metrics["engine_validation"]["classification"]["top1_agreement"] >= 0.97
+    assert res.engine_status.startswith("built; engine vs FP32: top-1 agreement")
+    assert (tmp_path / "run" / "bench.json").is_file()

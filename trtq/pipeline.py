@@ -270,7 +270,7 @@ def build(
 
         # engine ---------------------------------------------------------------------------------
         if build_engine:
-            _engine_stage(result, clock, stage, out, engine)
+            _engine_stage(result, clock, stage, out, engine, val_ds, input_name, batch_size)
         else:
             result.engine_status = "skipped (--no-engine)"
 
@@ -395,7 +395,11 @@ def _validate(
     return out
 
 
-def _engine_stage(result: BuildResult, clock: _Clock, stage: Path, out: Path, options: Any) -> None:
+def _engine_stage(
+    result: BuildResult, clock: _Clock, stage: Path, out: Path, options: Any, data: Any = None,
+    input_name: str | None = None, batch_size: int = 32,
+) -> None:  # fmt: skip
+    """Build the engine where TensorRT is present, then validate it against FP32 and benchmark it."""
     from trtq.engines import EngineOptions, engine_stage, tensorrt_status
 
     ok, reason = tensorrt_status()
@@ -405,12 +409,43 @@ def _engine_stage(result: BuildResult, clock: _Clock, stage: Path, out: Path, op
         result.engine_status = f"skipped: the engine step needs an NVIDIA GPU with TensorRT ({why}); TensorRT-ready ONNX: {trt_onnx}"
         result.extra["engine_skipped_reason"] = reason
         return
+    options = options or EngineOptions()
     with clock("engine"):
-        summary = engine_stage(
-            stage, stage / Path(trt_onnx).name, stage / "model.int8.onnx", options or EngineOptions()
-        )
+        summary = engine_stage(stage, stage / Path(trt_onnx).name, stage / "model.int8.onnx", options)
     result.metrics["engine"] = summary
     result.engine = (stage / "model.plan").read_bytes()
     result.artifacts["model.plan"] = out / "model.plan"
     result.artifacts["engine.json"] = out / "engine.json"
     result.engine_status = "built"
+    if data is None or input_name is None:
+        return
+    _engine_checks(result, clock, stage, out, options, data, input_name, batch_size)
+
+
+def _engine_checks(
+    result: BuildResult, clock: _Clock, stage: Path, out: Path, options: Any, data: Any, input_name: str,
+    batch_size: int,
+) -> None:  # fmt: skip
+    """The engine against the FP32 ONNX on the evaluation data, then its latency at the profile's batch sizes."""
+    from trtq.benchmark import BenchSettings, bench
+    from trtq.engines import TensorRTRunner
+    from trtq.validate import compare
+
+    min_b, opt_b, max_b = options.batch
+    with clock("engine_validate"), status("validating the engine against FP32 (TensorRT vs ONNX Runtime)"):
+        val = compare(TensorRTRunner(stage / "model.plan"), stage / "model.onnx", data, input_name=input_name,
+                      batch_size=max(min_b, min(batch_size, max_b)))  # fmt: skip
+    result.metrics["engine_validation"] = val.to_json()
+    with clock("engine_bench"), status("benchmarking the engine"):
+        doc = bench(
+            [stage / "model.plan"], BenchSettings(batches=tuple(sorted({min_b, opt_b}))), out_dir=stage
+        )
+    result.metrics["engine_bench"] = doc.get("results", [])
+    result.artifacts["bench.json"] = out / "bench.json"
+    if (stage / "bench.png").exists():
+        result.artifacts["bench.png"] = out / "bench.png"
+    cls = val.classification
+    line = (
+        f"engine vs FP32: top-1 agreement {100 * cls['top1_agreement']:.2f}%" if cls else "engine validated"
+    )
+    result.engine_status = f"built; {line}; bench.json written"

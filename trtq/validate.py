@@ -58,13 +58,13 @@ class _AdaptedRunner:
     """Wraps a trtq BaseRunner as a Polygraphy runner (built lazily to keep polygraphy imports local)."""
 
     @staticmethod
-    def make(runner: BaseRunner) -> Any:
+    def make(runner: BaseRunner, name: str | None = None) -> Any:
         from polygraphy.backend.base import BaseRunner as PgBaseRunner
         from polygraphy.common import TensorMetadata
 
         class Adapted(PgBaseRunner):
             def __init__(self) -> None:
-                super().__init__(name=runner.name)
+                super().__init__(name=name or runner.name)
 
             def activate_impl(self) -> None:
                 runner.activate()
@@ -89,7 +89,7 @@ class _AdaptedRunner:
 def polygraphy_runner(model: Any, name: str | None = None) -> Any:
     """A Polygraphy runner for an ONNX path/ModelProto (Q/DQ executed as written) or a trtq BaseRunner."""
     if isinstance(model, BaseRunner):
-        return _AdaptedRunner.make(model)
+        return _AdaptedRunner.make(model, name)
     if isinstance(model, (str, os.PathLike, onnx.ModelProto)):
         import onnxruntime as ort
         from polygraphy.backend.onnxrt import OnnxrtRunner

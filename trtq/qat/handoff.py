@@ -241,7 +241,7 @@ def build_from_qat(
             result.metrics.update(_validate(fp32, qat, typed, eval_ds, input_name, batch_size))
         result.metrics["validation"]["data"] = "eval"
         if build_engine:
-            _engine_stage(result, clock, stage, out, engine)
+            _engine_stage(result, clock, stage, out, engine, eval_ds, input_name, batch_size)
         else:
             result.engine_status = "skipped (--no-engine)"
 
