@@ -228,7 +228,7 @@ def build(
         result.metrics["placement"] = _placement_summary(plan)
 
         # calibration ----------------------------------------------------------------------------
-        amax, _ = _calibration_stage(
+        amax = _calibration_stage(
             result, clock, stage, out, fp32, plan, calib_ds, eval_ds, input_name, calib, batch_size,
             percentile, calib_cache, trt_cache_version,
         )  # fmt: skip
@@ -254,25 +254,11 @@ def build(
         save_onnx(int8, stage / "model.int8.onnx")
         result.artifacts["model.int8.onnx"] = out / "model.int8.onnx"
 
-        # typed graph for strongly typed TensorRT builds -----------------------------------------
-        typed = (
-            _typed_stage(result, clock, stage, out, fp32, int8, val_ds, input_name, batch_size)
-            if typed_graph
-            else None
-        )
-
-        # validation: each model runs once, pairs compared from the stored outputs ---------------
-        with clock("validate"), status("validating against FP32 (ONNX Runtime, Q/DQ as written)"):
-            result.metrics.update(_validate(fp32, int8, typed, val_ds, input_name, batch_size))
-        result.metrics["validation"]["data"] = (
-            "eval" if eval_ds is not None else "calibration (no --eval-data)"
-        )
-
-        # engine ---------------------------------------------------------------------------------
-        if build_engine:
-            _engine_stage(result, clock, stage, out, engine, val_ds, input_name, batch_size)
-        else:
-            result.engine_status = "skipped (--no-engine)"
+        _finish_stages(
+            result, clock, stage, out, fp32, int8, val_ds, input_name, batch_size,
+            data_label="eval" if eval_ds is not None else "calibration (no --eval-data)",
+            typed_graph=typed_graph, build_engine=build_engine, engine=engine,
+        )  # fmt: skip
 
         result.timings["total"] = time.perf_counter() - total_start
         from trtq.report import write_report
@@ -301,7 +287,7 @@ def _calibration_stage(
     result: BuildResult, clock: _Clock, stage: Path, out: Path, fp32: onnx.ModelProto, plan: Any,
     calib_ds: Any, eval_ds: Any, input_name: str, calib: str, batch_size: int, percentile: float,
     calib_cache: Any, trt_cache_version: tuple[int, int, int],
-) -> tuple[dict[str, float], Any]:  # fmt: skip
+) -> dict[str, float]:  # fmt: skip
     from trtq.calibration import Calibration, calibrate, choose_method, read_trt_cache, write_trt_cache
 
     if calib_cache is not None:
@@ -316,7 +302,7 @@ def _calibration_stage(
         amax = {t: cache_amax[t] for t in plan.activations}
         result.calib_method = "cache"
         result.metrics["calibration"] = {"method": "cache", "source": str(calib_cache), "tensors": len(amax)}
-        return amax, None
+        return amax
 
     methods = list(ALL_METHODS) if calib == "all" else ["minmax" if calib == "max" else calib]
     feeds = calib_ds.feeds(input_name, batch_size)
@@ -358,7 +344,28 @@ def _calibration_stage(
             result.artifacts[Path(p).name] = out / Path(p).name
     except ImportError:
         pass
-    return amax, calibration
+    return amax
+
+
+def _finish_stages(
+    result: BuildResult, clock: _Clock, stage: Path, out: Path, fp32: onnx.ModelProto, int8: onnx.ModelProto,
+    data: Any, input_name: str, batch_size: int, *, data_label: str, typed_graph: bool, build_engine: bool,
+    engine: Any,
+) -> None:  # fmt: skip
+    """What every Q/DQ graph goes through last (PTQ and QAT alike): typed graph, validation, engine."""
+    typed = (
+        _typed_stage(result, clock, stage, out, fp32, int8, data, input_name, batch_size)
+        if typed_graph
+        else None
+    )
+    # each model runs once; the pairs are compared from the stored outputs
+    with clock("validate"), status("validating against FP32 (ONNX Runtime, Q/DQ as written)"):
+        result.metrics.update(_validate(fp32, int8, typed, data, input_name, batch_size))
+    result.metrics["validation"]["data"] = data_label
+    if build_engine:
+        _engine_stage(result, clock, stage, out, engine, data, input_name, batch_size)
+    else:
+        result.engine_status = "skipped (--no-engine)"
 
 
 def _typed_stage(

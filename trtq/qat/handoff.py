@@ -164,14 +164,11 @@ def build_from_qat(
     from trtq.pipeline import (
         BuildResult,
         _Clock,
-        _engine_stage,
+        _finish_stages,
         _placement_summary,
-        _typed_stage,
-        _validate,
         staged_dir,
     )
     from trtq.placement import plan_qdq
-    from trtq.progress import status
     from trtq.qat.graph import check_placement
     from trtq.report import write_report
 
@@ -232,18 +229,10 @@ def build_from_qat(
         if strict and not check.matches:
             raise TrtqError(check.summary())
 
-        typed = (
-            _typed_stage(result, clock, stage, out, fp32, qat, eval_ds, input_name, batch_size)
-            if typed_graph
-            else None
-        )
-        with clock("validate"), status("validating the QAT graph against FP32 (ONNX Runtime)"):
-            result.metrics.update(_validate(fp32, qat, typed, eval_ds, input_name, batch_size))
-        result.metrics["validation"]["data"] = "eval"
-        if build_engine:
-            _engine_stage(result, clock, stage, out, engine, eval_ds, input_name, batch_size)
-        else:
-            result.engine_status = "skipped (--no-engine)"
+        _finish_stages(
+            result, clock, stage, out, fp32, qat, eval_ds, input_name, batch_size, data_label="eval",
+            typed_graph=typed_graph, build_engine=build_engine, engine=engine,
+        )  # fmt: skip
 
         if curves is not None and curves.is_file():
             shutil.copyfile(curves, stage / "qat_curves.png")
