@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.output} is stale: run `{REGENERATE}` and commit it", file=sys.stderr)
         return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    from trtq._io import write_text
+    from trtq.files import write_text
 
     write_text(args.output, text)
     print(f"wrote {args.output}")

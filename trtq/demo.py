@@ -122,7 +122,7 @@ def prepare_demo(out: str | os.PathLike, seed: int = 0) -> DemoFiles:
     import torch
     from PIL import Image
 
-    from trtq._io import atomic_path
+    from trtq.files import atomic_path
 
     root = Path(out)
     start = time.perf_counter()
@@ -164,7 +164,7 @@ def demo_build_command(files: DemoFiles, out: Path, calib: str = "entropy") -> l
 
 def run_demo(out: str | os.PathLike, *, calib: str = "entropy", force: bool = False, seed: int = 0) -> Any:
     """Prepare the demo under `out/` and build it into `out/run`; returns the BuildResult."""
-    from trtq._io import prepare_out_dir
+    from trtq.files import prepare_out_dir
     from trtq.data import Preprocess
     from trtq.pipeline import build
 

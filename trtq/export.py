@@ -313,7 +313,7 @@ def export_onnx(
         dynamic_batch: make dim 0 of inputs and outputs symbolic ("batch").
         rtol, atol: parity tolerance between PyTorch and ONNX Runtime (on the largest |output|).
     """
-    from trtq._io import save_onnx
+    from trtq.files import save_onnx
 
     source = (
         model
@@ -477,7 +477,7 @@ def export_sample(
         preprocess: preprocessing for `sample_data` folders.
         force: overwrite an existing `out_path`.
     """
-    from trtq._io import check_writable
+    from trtq.files import check_writable
     from trtq.data import load_data
 
     check_writable(out_path, force)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from trtq._io import check_writable, save_onnx, write_json
+from trtq.files import check_writable, save_onnx, write_json
 from trtq.errors import UsageError
 from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
 from trtq.precision import to_strongly_typed

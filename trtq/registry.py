@@ -76,6 +76,9 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
     def names(self) -> list[str]:
         """Registered names, in registration order (aliases not included)."""
         return list(self._entries)

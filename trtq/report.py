@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trtq._io import write_json, write_text
+from trtq.files import write_json, write_text
 
 __all__ = ["write_report", "render_markdown", "accuracy_rows"]
 

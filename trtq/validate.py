@@ -1,56 +1,112 @@
-"""Validation: run two artifacts on the same data through Polygraphy's Comparator and measure how close they are.
+"""Validation: run artifacts on the same data through Polygraphy's Comparator and score them against FP32.
 
-Metrics per output: max / mean / median absolute error, max relative error, cosine similarity (mean over
-samples); for classifier-shaped outputs (N, K): top-1 agreement with the reference and, with labels, top-1 /
-top-5 accuracy of both. Polygraphy's `SimpleCompareFunc` gives a pass/fail verdict at the tolerances asked.
+Every model runs once over the evaluation batches; each candidate is then scored against the reference with the
+registered metrics that apply (`trtq.metrics`: top-1 accuracy with labels, top-1 agreement for classifier
+logits, cosine, SNR, and any metric the run names), with per-output error statistics, and Polygraphy's
+`SimpleCompareFunc` gives a pass/fail verdict at the tolerances asked.
 
-A runner is given as an ONNX path / ModelProto (run by Polygraphy's ONNX Runtime runner on a session that
-executes Q/DQ as written), a trtq `BaseRunner` (e.g. the TensorRT runner), or a Polygraphy runner.
+A model is given as an ONNX path / ModelProto (run by Polygraphy's ONNX Runtime runner on a session that
+executes Q/DQ as written), a trtq runner (e.g. the TensorRT runner), or a Polygraphy runner.
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
 
-from trtq.backends.base import BaseRunner
 from trtq.data import DataSource
+from trtq.metrics import Metric, applicable_metrics
+from trtq.runners import BaseRunner
 
 __all__ = [
+    "Comparison",
     "ValidationResult",
     "compare",
     "run_models",
-    "compare_results",
+    "evaluate_runs",
     "polygraphy_runner",
-    "classification_metrics",
     "output_metrics",
+    "stacked_outputs",
 ]
 
 
 @dataclass
-class ValidationResult:
-    reference: str
+class Comparison:
+    """One candidate against the reference.
+
+    Attributes:
+        candidate: its label ("int8", "typed", "engine", ...).
+        metrics: registered metric name -> value against the reference.
+        outputs: output name -> error statistics (max/mean/median abs, max relative, cosine, min cosine).
+        polygraphy_pass: Polygraphy's verdict at the tolerances asked.
+    """
+
     candidate: str
-    samples: int
+    metrics: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
-    classification: dict[str, float] = field(default_factory=dict)
     polygraphy_pass: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metrics": self.metrics,
+            "outputs": self.outputs,
+            "polygraphy_pass": self.polygraphy_pass,
+        }
+
+
+@dataclass
+class ValidationResult:
+    """Every candidate of one validation run against the reference, on the same samples.
+
+    Attributes:
+        reference: the reference's label ("fp32").
+        samples: how many samples were compared.
+        data: which data ("eval", "calibration (no --eval-data)", a path).
+        metrics: the metrics computed, in display order (task metrics first).
+        reference_metrics: each metric of the reference against itself (its accuracy; 1.0 for agreement).
+        candidates: label -> comparison.
+        tolerances: Polygraphy's settings.
+    """
+
+    reference: str
+    samples: int
+    data: str = ""
+    metrics: list[Metric] = field(default_factory=list)
+    reference_metrics: dict[str, float] = field(default_factory=dict)
+    candidates: dict[str, Comparison] = field(default_factory=dict)
     tolerances: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, model: str, metric: str) -> float | None:
+        """A metric of `model` (the reference or a candidate label); None when not computed."""
+        if model == self.reference:
+            return self.reference_metrics.get(metric)
+        c = self.candidates.get(model)
+        return None if c is None else c.metrics.get(metric)
+
+    def metric(self, name: str) -> Metric | None:
+        return next((m for m in self.metrics if m.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
-            "candidate": self.candidate,
             "samples": self.samples,
-            "outputs": self.outputs,
-            "classification": self.classification,
-            "polygraphy": {"pass": self.polygraphy_pass, **self.tolerances},
+            "data": self.data,
+            "metrics": [m.to_json() for m in self.metrics],
+            "models": {
+                self.reference: self.reference_metrics,
+                **{k: c.metrics for k, c in self.candidates.items()},
+            },
+            "outputs": {k: c.outputs for k, c in self.candidates.items()},
+            "polygraphy": {
+                **{k: c.polygraphy_pass for k, c in self.candidates.items()},
+                **self.tolerances,
+            },
         }
 
 
@@ -94,7 +150,7 @@ def polygraphy_runner(model: Any, name: str | None = None) -> Any:
         import onnxruntime as ort
         from polygraphy.backend.onnxrt import OnnxrtRunner
 
-        from trtq.backends.onnxrt import QDQ_FUSION_OPTIMIZERS
+        from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS
 
         data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else open(model, "rb").read()
 
@@ -111,6 +167,7 @@ def polygraphy_runner(model: Any, name: str | None = None) -> Any:
 
 
 def output_metrics(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
+    """Error statistics of one output against its reference."""
     ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
     diff = np.abs(ref64 - got64)
     rel = diff / np.maximum(np.abs(ref64), 1e-6)
@@ -127,27 +184,13 @@ def output_metrics(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
     }
 
 
-def classification_metrics(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
-    """Top-1 agreement (and top-1/top-5 accuracy with labels) for (N, K) logits."""
-    ref2, got2 = ref.reshape(len(ref), -1), got.reshape(len(got), -1)
-    out = {"top1_agreement": float(np.mean(ref2.argmax(1) == got2.argmax(1)))}
-    if labels is not None:
-        k = min(5, ref2.shape[1])
-        for tag, logits in (("reference", ref2), ("candidate", got2)):
-            out[f"{tag}_top1"] = float(np.mean(logits.argmax(1) == labels))
-            topk = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-            out[f"{tag}_top5"] = float(np.mean(np.any(topk == labels[:, None], axis=1)))
-        out["top1_drop"] = out["reference_top1"] - out["candidate_top1"]
-    return out
-
-
 def _feeds(
     data: DataSource | Iterable[Mapping[str, np.ndarray]], input_name: str | None, batch_size: int
 ) -> list[dict[str, np.ndarray]]:
     if isinstance(data, DataSource):
         if input_name is None:
             raise ValueError("input_name is required with a DataSource")
-        return [{input_name: x} for x, _ in data.iter_batches(batch_size)]
+        return list(data.feeds(input_name, batch_size))
     return [dict(f) for f in data]
 
 
@@ -172,48 +215,67 @@ def run_models(
     return Comparator.run(runners, data_loader=_feeds(data, input_name, batch_size))
 
 
-def compare_results(
-    results: Any,
-    candidate: str,
-    reference: str,
-    *,
-    labels: np.ndarray | None = None,
-    rtol: float = 5e-2,
-    atol: float = 5e-2,
-    check_error_stat: str = "median",
-) -> ValidationResult:
-    """Metrics and Polygraphy's verdict for two runners of one `run_models` result, by label."""
+def stacked_outputs(results: Any, label: str) -> dict[str, np.ndarray]:
+    """One runner's outputs from a RunResults, batches joined on axis 0."""
+    iters = dict(results.items())[label]
+    return {name: np.concatenate([np.asarray(it[name]) for it in iters]) for name in iters[0].keys()}
+
+
+def _verdict(results: Any, reference: str, candidate: str, rtol: float, atol: float, stat: str) -> bool:
     from polygraphy.comparator import Comparator, RunResults
     from polygraphy.comparator.compare import SimpleCompareFunc
 
     by_name = dict(results.items())
-    ref_iters, cand_iters = by_name[reference], by_name[candidate]
     pair = RunResults()
-    pair.append((reference, ref_iters))
-    pair.append((candidate, cand_iters))
-    verdict = Comparator.compare_accuracy(
-        pair, compare_func=SimpleCompareFunc(rtol=rtol, atol=atol, check_error_stat=check_error_stat)
-    )
-    outputs: dict[str, dict[str, float]] = {}
-    first_ref = first_got = None
-    for name in ref_iters[0].keys():
-        ref = np.concatenate([np.asarray(it[name]) for it in ref_iters])
-        got = np.concatenate([np.asarray(it[name]) for it in cand_iters])
-        outputs[name] = output_metrics(ref, got)
-        if first_ref is None:
-            first_ref, first_got = ref, got
-    cls: dict[str, float] = {}
-    if first_ref is not None and first_ref.ndim == 2 and first_ref.shape[1] > 1:
-        cls = classification_metrics(first_ref, first_got, labels)
-    return ValidationResult(
+    pair.append((reference, by_name[reference]))
+    pair.append((candidate, by_name[candidate]))
+    func = SimpleCompareFunc(rtol=rtol, atol=atol, check_error_stat=stat)
+    return bool(Comparator.compare_accuracy(pair, compare_func=func))
+
+
+def evaluate_runs(
+    results: Any,
+    reference: str,
+    candidates: Sequence[str],
+    *,
+    targets: Any = None,
+    extra_metrics: Sequence[Metric] = (),
+    data: str = "",
+    rtol: float = 5e-2,
+    atol: float = 5e-2,
+    check_error_stat: str = "median",
+) -> ValidationResult:
+    """Score each candidate of a `run_models` result against the reference.
+
+    Args:
+        results: `run_models`' RunResults.
+        reference, candidates: runner labels.
+        targets: the data's targets (`trtq.data.ClassLabels`, ...) for task metrics.
+        extra_metrics: metrics to compute besides the automatic ones that apply.
+        data: a label of the data, for the report.
+        rtol, atol, check_error_stat: Polygraphy SimpleCompareFunc settings for the pass/fail verdict.
+    """
+    ref = stacked_outputs(results, reference)
+    kind = None if targets is None else targets.kind
+    metrics = applicable_metrics(ref, kind, tuple(extra_metrics))
+    metrics.sort(key=lambda m: m.kind != "task")  # task metrics first, stable otherwise
+    out = ValidationResult(
         reference=reference,
-        candidate=candidate,
-        samples=int(len(first_ref)) if first_ref is not None else 0,
-        outputs=outputs,
-        classification=cls,
-        polygraphy_pass=bool(verdict),
+        samples=int(len(next(iter(ref.values())))) if ref else 0,
+        data=data,
+        metrics=metrics,
+        reference_metrics={m.name: m(ref, ref, targets) for m in metrics},
         tolerances={"rtol": rtol, "atol": atol, "check_error_stat": check_error_stat},
     )
+    for label in candidates:
+        got = stacked_outputs(results, label)
+        out.candidates[label] = Comparison(
+            candidate=label,
+            metrics={m.name: m(ref, got, targets) for m in metrics},
+            outputs={name: output_metrics(ref[name], got[name]) for name in ref},
+            polygraphy_pass=_verdict(results, reference, label, rtol, atol, check_error_stat),
+        )
+    return out
 
 
 def compare(
@@ -223,22 +285,29 @@ def compare(
     *,
     input_name: str | None = None,
     batch_size: int = 32,
-    labels: np.ndarray | None = None,
+    targets: Any = None,
+    extra_metrics: Sequence[Metric] = (),
     rtol: float = 5e-2,
     atol: float = 5e-2,
     check_error_stat: str = "median",
 ) -> ValidationResult:
-    """Run `reference` and `candidate` on the same batches through Polygraphy and measure agreement.
+    """Run `reference` and `candidate` on the same batches through Polygraphy and score the candidate.
 
     Args:
         candidate, reference: ONNX paths / ModelProtos, trtq runners or Polygraphy runners.
         data: a DataSource (needs `input_name`) or an iterable of feed dicts.
-        labels: ground truth for top-1/top-5 (taken from the DataSource when it has them).
+        targets: ground truth for task metrics (taken from the DataSource when it has them).
+        extra_metrics: metrics to compute besides the automatic ones.
         rtol, atol, check_error_stat: Polygraphy SimpleCompareFunc settings for the pass/fail verdict.
+
+    Returns:
+        A result whose candidate is labelled "candidate" and reference "reference".
     """
-    if labels is None and isinstance(data, DataSource):
-        labels = data.labels
+    if targets is None and isinstance(data, DataSource):
+        targets = data.targets
     results = run_models({"reference": reference, "candidate": candidate}, data, input_name=input_name,
                          batch_size=batch_size)  # fmt: skip
-    return compare_results(results, "candidate", "reference", labels=labels, rtol=rtol, atol=atol,
-                           check_error_stat=check_error_stat)  # fmt: skip
+    return evaluate_runs(
+        results, "reference", ["candidate"], targets=targets, extra_metrics=extra_metrics,
+        data=getattr(data, "name", ""), rtol=rtol, atol=atol, check_error_stat=check_error_stat,
+    )  # fmt: skip

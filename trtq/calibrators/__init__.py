@@ -1,16 +1,19 @@
 """Calibration methods: each turns streamed activations into one amax (clipping threshold) per tensor.
 
-Registered methods: "minmax" (alias "max"), "entropy", "percentile", "mse". All of them can read one
-shared `HistogramCollector`, so computing every method costs a single pass over the data.
+Built-in methods, in the order `--calib all` computes them: "entropy", "minmax" (alias "max"), "percentile",
+"mse". All of them read one shared `HistogramCollector`, so computing every method costs a single pass over
+the data. A plugin adds one with `@register_calibrator("name")`.
 """
 
 from trtq.calibrators.base import (
     ALIASES,
     CALIBRATORS,
+    CalibParam,
     Calibrator,
     canonical_method,
     get_calibrator,
     list_calibrators,
+    method_params,
     register_alias,
     register_calibrator,
 )
@@ -20,16 +23,25 @@ from trtq.calibrators.collector import (
     NonFiniteActivation,
     TensorHistogram,
 )
+from trtq.calibrators.histogram import NUM_BINS, BinSearchCalibrator, CollectorCalibrator, fine_bins_for
+
+# isort: split
+# Registration order is the order `--calib all` computes and lists the methods.
 from trtq.calibrators.entropy import EntropyCalibrator
-from trtq.calibrators.histogram import CollectorCalibrator, fine_bins_for
 from trtq.calibrators.minmax import MinMaxCalibrator
-from trtq.calibrators.mse import MSECalibrator
 from trtq.calibrators.percentile import PercentileCalibrator
+
+# isort: split
+from trtq.calibrators.mse import MSECalibrator
 
 __all__ = [
     "ALIASES",
     "CALIBRATORS",
+    "CalibParam",
     "Calibrator",
+    "BinSearchCalibrator",
+    "NUM_BINS",
+    "method_params",
     "CoarseHistogram",
     "CollectorCalibrator",
     "EntropyCalibrator",

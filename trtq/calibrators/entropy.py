@@ -95,8 +95,10 @@ class EntropyCalibrator(BinSearchCalibrator):
 
     Args:
         num_bins: coarse histogram bins searched (default 2048, as TensorRT).
-        start_bin: smallest candidate threshold in bins (default 128).
+        start_bin: smallest candidate threshold in bins (default 128, the INT8 levels).
         collector: a shared collector.
+        format: the quantization format (the candidate distribution has `format.levels` levels).
     """
 
-    search = staticmethod(entropy_threshold_bins)
+    def search(self, counts: np.ndarray, *, start_bin: int) -> int:
+        return entropy_threshold_bins(counts, start_bin=start_bin, num_levels=self.format.levels)

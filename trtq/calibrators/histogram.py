@@ -6,10 +6,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from trtq.calibrators.base import Calibrator
+from trtq.calibrators.base import CalibParam, Calibrator
 from trtq.calibrators.collector import HistogramCollector, TensorHistogram
+from trtq.formats import INT8, QuantFormat
 
-__all__ = ["CollectorCalibrator", "fine_bins_for"]
+__all__ = ["CollectorCalibrator", "BinSearchCalibrator", "fine_bins_for", "NUM_BINS"]
+
+#: Coarse histogram bins the threshold searches run over by default (TensorRT's choice).
+NUM_BINS = 2048
 
 
 def fine_bins_for(num_bins: int) -> int:
@@ -26,15 +30,23 @@ class CollectorCalibrator(Calibrator):
     Args:
         num_bins: coarse histogram bins the threshold search runs over.
         collector: a shared collector; by default the calibrator owns a new one.
+        format: the quantization format the thresholds are for (its levels shape the search grids).
     """
 
     #: False when only min/max/moments are needed (the collector can skip histograms)
     needs_histogram: bool = True
 
-    def __init__(self, *, num_bins: int = 2048, collector: HistogramCollector | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        num_bins: int = NUM_BINS,
+        collector: HistogramCollector | None = None,
+        format: QuantFormat = INT8,
+    ) -> None:
         if num_bins < 2:
             raise ValueError(f"num_bins must be >= 2, got {num_bins}")
         self.num_bins = int(num_bins)
+        self.format = format
         if collector is None:
             collector = HistogramCollector(fine_bins_for(num_bins), histograms=self.needs_histogram)
         elif self.needs_histogram and not collector.keep_histograms:
@@ -55,24 +67,40 @@ class CollectorCalibrator(Calibrator):
 class BinSearchCalibrator(CollectorCalibrator):
     """A calibrator that searches candidate thresholds over a coarse histogram of |x|.
 
-    Subclasses set `search(counts, start_bin=...) -> bin index`; the amax is that bin's upper edge,
-    capped at the largest |x| seen.
+    Subclasses implement `search(counts, start_bin=..., format=...) -> bin index`; the amax is that bin's upper
+    edge, capped at the largest |x| seen.
 
     Args:
         num_bins: coarse histogram bins searched (default 2048, as TensorRT).
-        start_bin: smallest candidate threshold in bins (default 128).
+        start_bin: smallest candidate threshold in bins (default: the format's levels, 128 for INT8).
         collector: a shared collector.
+        format: the quantization format.
     """
 
-    @staticmethod
-    def search(counts: np.ndarray, *, start_bin: int) -> int:  # pragma: no cover - interface
+    params = (
+        CalibParam("num_bins", int, NUM_BINS, "coarse histogram bins the threshold search runs over", low=2),
+        CalibParam(
+            "start_bin",
+            int,
+            None,
+            "smallest candidate threshold, in bins (default: the format's levels)",
+            low=1,
+        ),
+    )
+
+    def search(self, counts: np.ndarray, *, start_bin: int) -> int:  # pragma: no cover - interface
         raise NotImplementedError
 
     def __init__(
-        self, *, num_bins: int = 2048, start_bin: int = 128, collector: HistogramCollector | None = None
+        self,
+        *,
+        num_bins: int = NUM_BINS,
+        start_bin: int | None = None,
+        collector: HistogramCollector | None = None,
+        format: QuantFormat = INT8,
     ) -> None:
-        super().__init__(num_bins=num_bins, collector=collector)
-        self.start_bin = int(start_bin)
+        super().__init__(num_bins=num_bins, collector=collector, format=format)
+        self.start_bin = int(format.levels if start_bin is None else start_bin)
 
     def amax_from(self, rec: TensorHistogram) -> float:
         hist = rec.coarse(self.num_bins)

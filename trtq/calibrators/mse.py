@@ -79,9 +79,9 @@ def mse_errors(
     return cand, np.maximum(clipped, 0.0) + rounded
 
 
-def mse_threshold_bins(counts: np.ndarray, *, start_bin: int = 128) -> int:
+def mse_threshold_bins(counts: np.ndarray, *, start_bin: int = 128, max_int: int = 127) -> int:
     """The MSE-optimal threshold in bins (amax = result * bin width; the first minimum)."""
-    cand, err = mse_errors(counts, start_bin=start_bin)
+    cand, err = mse_errors(counts, start_bin=start_bin, max_int=max_int)
     if len(cand) == 0:
         return 0
     return int(cand[int(np.argmin(err))])
@@ -93,8 +93,10 @@ class MSECalibrator(BinSearchCalibrator):
 
     Args:
         num_bins: coarse histogram bins searched (default 2048).
-        start_bin: first candidate bin (default 128).
+        start_bin: first candidate bin (default 128, the INT8 levels).
         collector: a shared collector.
+        format: the quantization format (values round to multiples of amax / `format.max_value`).
     """
 
-    search = staticmethod(mse_threshold_bins)
+    def search(self, counts: np.ndarray, *, start_bin: int) -> int:
+        return mse_threshold_bins(counts, start_bin=start_bin, max_int=int(self.format.max_value))

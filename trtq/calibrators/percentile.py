@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from trtq.calibrators.base import register_calibrator
+from trtq.calibrators.base import CalibParam, register_calibrator
 from trtq.calibrators.collector import HistogramCollector, TensorHistogram
-from trtq.calibrators.histogram import CollectorCalibrator
+from trtq.calibrators.histogram import NUM_BINS, CollectorCalibrator
+from trtq.formats import INT8, QuantFormat
 
 __all__ = ["PercentileCalibrator"]
 
@@ -21,14 +22,25 @@ class PercentileCalibrator(CollectorCalibrator):
         percentile: the percentile of |x| to keep unclipped, 0 < p <= 100 (default 99.99).
         num_bins: coarse bins (unused by this method; accepted for a uniform signature).
         collector: a shared collector.
+        format: the quantization format (unused: a percentile does not depend on it).
     """
 
+    params = (
+        CalibParam("percentile", float, 99.99, "percentile of |x| kept unclipped, in (0, 100]", low=0.0, high=100.0,
+                   low_open=True),
+    )  # fmt: skip
+
     def __init__(
-        self, percentile: float = 99.99, *, num_bins: int = 2048, collector: HistogramCollector | None = None
+        self,
+        percentile: float = 99.99,
+        *,
+        num_bins: int = NUM_BINS,
+        collector: HistogramCollector | None = None,
+        format: QuantFormat = INT8,
     ) -> None:
         if not 0.0 < float(percentile) <= 100.0:
             raise ValueError(f"percentile must be in (0, 100], got {percentile}")
-        super().__init__(num_bins=num_bins, collector=collector)
+        super().__init__(num_bins=num_bins, collector=collector, format=format)
         self.percentile = float(percentile)
 
     def amax_from(self, rec: TensorHistogram) -> float:

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trtq._io import write_bytes
+from trtq.artifacts import calib_plot_name
+from trtq.calibrators.histogram import NUM_BINS
 from trtq.errors import UsageError
+from trtq.files import write_bytes
 
 if TYPE_CHECKING:
     from trtq.calibration import Calibration
 
-__all__ = ["plot_thresholds", "disagreement"]
+__all__ = ["plot_thresholds", "render_threshold_plots", "disagreement"]
 
 _COLORS = {"entropy": "tab:red", "minmax": "black", "percentile": "tab:green", "mse": "tab:blue"}
+#: colours for methods without one of their own (plugins), in order
+_SPARE = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 
 
 def disagreement(calibration: Calibration) -> dict[str, float]:
@@ -30,11 +33,6 @@ def disagreement(calibration: Calibration) -> dict[str, float]:
         hi = max(values)
         out[t] = (hi - min(values)) / hi if hi > 0 else 0.0
     return out
-
-
-def _file_name(tensor: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", tensor).strip("._") or "tensor"
-    return f"calib_{slug[:80]}.png"
 
 
 def plot_thresholds(
@@ -50,6 +48,14 @@ def plot_thresholds(
     Returns:
         The files written, most disagreeing tensor first when k is given.
     """
+    out = Path(out_dir)
+    return [write_bytes(out / name, png) for name, png in render_threshold_plots(calibration, tensors_or_top_k)]
+
+
+def render_threshold_plots(
+    calibration: Calibration, tensors_or_top_k: int | Sequence[str]
+) -> list[tuple[str, bytes]]:
+    """The plots of `plot_thresholds` as (file name, PNG bytes), most disagreeing tensor first."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -68,11 +74,11 @@ def plot_thresholds(
     if unknown:
         raise UsageError(f"tensor {unknown[0]!r} was not calibrated; cannot plot it")
 
-    out = Path(out_dir)
-    written: list[Path] = []
+    written: list[tuple[str, bytes]] = []
+    colors = {m: _COLORS.get(m) or _SPARE[i % len(_SPARE)] for i, m in enumerate(calibration.methods)}
     for t in tensors:
         rec = calibration.histograms[t]
-        hist = rec.coarse(int(calibration.settings.get("num_bins", 2048)))
+        hist = rec.coarse(NUM_BINS)
         fig = Figure(figsize=(7, 3.6), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
@@ -81,7 +87,7 @@ def plot_thresholds(
         ax.set_yscale("log")
         for m in calibration.methods:
             a = calibration.amax[m][t]
-            ax.axvline(a, color=_COLORS.get(m, "tab:purple"), linewidth=1.2, label=f"{m}: {a:.4g}")
+            ax.axvline(a, color=colors[m], linewidth=1.2, label=f"{m}: {a:.4g}")
         ax.set_xlabel("|x|")
         ax.set_ylabel("count")
         ax.set_title(t if len(t) <= 70 else "..." + t[-67:], fontsize=9)
@@ -89,8 +95,8 @@ def plot_thresholds(
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})
-        path = out / _file_name(t)
-        if path in written:
-            path = out / _file_name(f"{t}_{len(written)}")
-        written.append(write_bytes(path, buf.getvalue()))
+        name = calib_plot_name(t)
+        if name in {n for n, _ in written}:
+            name = calib_plot_name(f"{t}_{len(written)}")
+        written.append((name, buf.getvalue()))
     return written

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
-from trtq._io import write_text
+from trtq.files import write_text
 from trtq.errors import UsageError
 
 __all__ = ["write_trt_cache", "read_trt_cache", "read_trt_cache_header", "trt_version_code", "ALGORITHMS"]

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from trtq._io import _json_default
+from trtq.files import json_default
 
 __all__ = ["emit", "info"]
 
@@ -14,7 +14,7 @@ __all__ = ["emit", "info"]
 def emit(args: Any, payload: dict[str, Any], text: str | None = None) -> None:
     """Print `payload` as JSON with --json, else `text` (unless --quiet)."""
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, default=_json_default))
+        print(json.dumps(payload, indent=2, default=json_default))
     elif text and not getattr(args, "quiet", False):
         print(text)
 

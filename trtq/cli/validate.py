@@ -60,7 +60,7 @@ def _input_name(path: Path) -> tuple[str, int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq._io import check_writable, write_json
+    from trtq.files import check_writable, write_json
     from trtq.benchmark import make_runner
     from trtq.data import load_data
     from trtq.validate import compare

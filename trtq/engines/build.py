@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from trtq._io import write_bytes
+from trtq.files import write_bytes
 from trtq.engines import compat
 from trtq.engines.options import EngineOptions, ShapeRange
 from trtq.engines.profiles import compute_profile, needs_profile

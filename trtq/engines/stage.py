@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trtq._io import check_writable, write_bytes, write_json
+from trtq.files import check_writable, write_bytes, write_json
 from trtq.engines import compat
 from trtq.engines.build import build_engine_info, choose_graph
 from trtq.engines.inspect import inspect_plan

@@ -6,10 +6,10 @@ quantizers (bits) and the engine precision proof (which layer precision TensorRT
 only registered format today; a second one (FP8 E4M3) is one module that registers another instance.
 """
 
-from trtq.formats.base import FORMATS, QuantFormat, get_format, register_format
+from trtq.formats.base import FORMATS, MIN_SCALE, QuantFormat, get_format, register_format
 from trtq.formats.int8 import INT8
 
-__all__ = ["QuantFormat", "FORMATS", "register_format", "get_format", "INT8", "DEFAULT_FORMAT"]
+__all__ = ["QuantFormat", "FORMATS", "register_format", "get_format", "INT8", "DEFAULT_FORMAT", "MIN_SCALE"]
 
 #: The format `trtq build` quantizes to unless told otherwise.
 DEFAULT_FORMAT = INT8.name

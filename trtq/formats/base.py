@@ -8,7 +8,11 @@ import numpy as np
 
 from trtq.registry import Registry
 
-__all__ = ["QuantFormat", "FORMATS", "register_format", "get_format"]
+__all__ = ["QuantFormat", "FORMATS", "register_format", "get_format", "MIN_SCALE"]
+
+#: Floor for every scale: the smallest normal FP16 number, so scales stay exact, positive and normal in the FP16
+#: typing of model.trt.onnx (any format).
+MIN_SCALE = 2.0**-14
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,17 @@ class QuantFormat:
     trt_precision: str
 
     def scale(self, amax: float | np.ndarray) -> float | np.ndarray:
-        """amax -> scale (no floor applied; see `trtq.qdq.MIN_SCALE`)."""
+        """amax -> scale (no floor applied; see `MIN_SCALE`)."""
         return amax / self.max_value
 
     def amax(self, scale: float | np.ndarray) -> float | np.ndarray:
         """scale -> amax (inverse of `scale`)."""
         return scale * self.max_value
+
+    @property
+    def min_amax(self) -> float:
+        """The amax of the smallest scale (`MIN_SCALE`): what a tensor that was exactly zero is given."""
+        return float(self.max_value * MIN_SCALE)
 
     def zero_point(self, shape: tuple[int, ...] = ()) -> np.ndarray:
         """The all-zero zero point TensorRT requires, in this format's type."""

@@ -258,7 +258,7 @@ def qat(
     """
     import torch
 
-    from trtq._io import prepare_out_dir, save_onnx, write_json
+    from trtq.files import prepare_out_dir, save_onnx, write_json
     from trtq.calibrators import canonical_method, list_calibrators
     from trtq.export import export_onnx, onnx_input_shape
     from trtq.placement import plan_qdq

@@ -158,7 +158,7 @@ def build_from_qat(
     Returns:
         A `trtq.pipeline.BuildResult` (`metrics["qat"]` holds the QAT metrics and the placement check).
     """
-    from trtq._io import save_onnx
+    from trtq.files import save_onnx
     from trtq.data import DataSource, load_data
     from trtq.export import check_input_shape, onnx_input_shape
     from trtq.pipeline import (

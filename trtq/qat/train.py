@@ -262,7 +262,7 @@ def fit(
     import torch
     import torch.nn.functional as F
 
-    from trtq._io import atomic_path
+    from trtq.files import atomic_path
     from trtq.progress import track
 
     device = torch.device(device)
@@ -358,7 +358,7 @@ def plot_curves(history: History, path: Path, references: dict[str, float] | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from trtq._io import write_bytes
+    from trtq.files import write_bytes
 
     recs = history.records
     epochs = [r.epoch for r in recs]

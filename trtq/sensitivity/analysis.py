@@ -33,7 +33,8 @@ from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
 from trtq.qdq import insert_qdq
 from trtq.sensitivity.evaluate import VariantEvaluator
 from trtq.sensitivity.macs import layer_macs
-from trtq.sensitivity.metrics import Metric, MetricFn, output_noise, resolve_metric
+from trtq.metrics import Metric, MetricFn, resolve_metric
+from trtq.metrics.fidelity import output_noise
 
 __all__ = [
     "LayerSensitivity",
@@ -93,6 +94,7 @@ class SensitivityResult:
         total_macs: MACs of every Conv/ConvTranspose/Gemm/MatMul, quantized or not.
         timings: seconds per step.
         ranking: how `layers` is ordered.
+        higher_is_better: the metric's direction.
     """
 
     metric: str
@@ -104,6 +106,12 @@ class SensitivityResult:
     total_macs: int
     timings: dict[str, float] = field(default_factory=dict)
     ranking: str = RANKING
+    higher_is_better: bool = True
+
+    def gain(self, layer: LayerSensitivity) -> float:
+        """How much better than all-INT8 the metric is with `layer` alone kept FP16 (> 0: it helps)."""
+        d = layer.metric_fp16_alone - self.int8_metric
+        return d if self.higher_is_better else -d
 
     @property
     def ranked_nodes(self) -> list[str]:
@@ -123,6 +131,7 @@ class SensitivityResult:
         return {
             "metric": self.metric,
             "ranking": self.ranking,
+            "higher_is_better": self.higher_is_better,
             "samples": self.samples,
             "fp32_metric": self.fp32_metric,
             "int8_metric": self.int8_metric,
@@ -146,18 +155,20 @@ class SensitivityResult:
             total_macs=int(data["total_macs"]),
             timings=dict(data.get("timings_s", {})),
             ranking=str(data.get("ranking", RANKING)),
+            higher_is_better=bool(data.get("higher_is_better", True)),
         )
 
 
 class EvalData:
-    """Evaluation batches that can be iterated more than once, with their labels.
+    """Evaluation batches that can be iterated more than once, with their targets.
 
     Args:
         data: a `trtq.data.DataSource`, an (N, ...) array for the model's single input, or a list of feed
             dicts.
         input_name: the model input the arrays feed (DataSource and array data).
         batch_size: batch size for DataSource and array data.
-        labels: labels (taken from the DataSource when it has them).
+        targets: targets (`trtq.data.ClassLabels`, or a plain label array); taken from the DataSource when it
+            has them.
     """
 
     def __init__(
@@ -165,9 +176,9 @@ class EvalData:
         data: Any,
         input_name: str,
         batch_size: int = 32,
-        labels: np.ndarray | None = None,
+        targets: Any = None,
     ) -> None:
-        from trtq.data import DataSource
+        from trtq.data import ClassLabels, DataSource
 
         if batch_size < 1:
             raise UsageError(f"batch size must be >= 1, not {batch_size}")
@@ -176,26 +187,34 @@ class EvalData:
         self.batch_size = batch_size
         if isinstance(data, DataSource):
             self.count = len(data)
-            self.labels = labels if labels is not None else data.labels
+            targets = targets if targets is not None else data.targets
         elif isinstance(data, np.ndarray):
             if data.ndim < 1 or len(data) == 0:
                 raise UsageError(f"evaluation array of shape {data.shape} holds no samples")
             self.count = len(data)
-            self.labels = labels
         elif isinstance(data, Sequence) and all(isinstance(f, Mapping) for f in data):
             self._source = [dict(f) for f in data]
             self.count = sum(len(next(iter(f.values()))) for f in self._source)
-            self.labels = labels
         else:
             raise UsageError(
                 f"evaluation data must be a DataSource, an array or a list of feed dicts, not {type(data).__name__}"
             )
         if self.count == 0:
             raise UsageError("the evaluation data holds no samples")
-        if self.labels is not None:
-            self.labels = np.asarray(self.labels).reshape(-1)
-            if len(self.labels) != self.count:
-                raise UsageError(f"{len(self.labels)} labels for {self.count} evaluation samples")
+        if targets is not None and not hasattr(targets, "kind"):
+            targets = ClassLabels(np.asarray(targets))
+        if targets is not None and len(targets) != self.count:
+            raise UsageError(f"{len(targets)} labels for {self.count} evaluation samples")
+        self.targets = targets
+
+    @property
+    def targets_kind(self) -> str | None:
+        return None if self.targets is None else self.targets.kind
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Class labels as an array (None without class labels)."""
+        return None if self.targets_kind != "class" else np.asarray(self.targets)
 
     def feeds(self) -> Iterator[dict[str, np.ndarray]]:
         """Feed dicts, in the same order every time."""
@@ -279,7 +298,7 @@ def analyze_sensitivity(
     plan: QDQPlan | None = None,
     placement: PlacementConfig | None = None,
     metric: str | MetricFn | Metric | None = None,
-    labels: np.ndarray | None = None,
+    targets: Any = None,
     input_name: str | None = None,
     batch_size: int = 32,
     layers: Sequence[str] | None = None,
@@ -296,7 +315,7 @@ def analyze_sensitivity(
         plan: the Q/DQ plan (default: `plan_qdq(fp32, placement)`).
         placement: placement controls used to re-plan each variant (and the default plan).
         metric: see `trtq.sensitivity.metrics.resolve_metric`.
-        labels: labels for array / feed-dict data.
+        targets: targets for array / feed-dict data (`trtq.data.ClassLabels` or a label array).
         input_name: the input the data feeds (default: the model's first input).
         batch_size: evaluation batch size.
         layers: analyse only these quantized nodes (default: all of `plan.quantized_nodes`).
@@ -326,8 +345,8 @@ def analyze_sensitivity(
     if not chosen:
         raise TrtqError("the Q/DQ plan quantizes no layer; there is nothing to analyse")
     name = input_name or onnx_input_shape(fp32n)[0]
-    ev_data = EvalData(data, name, batch_size, labels)
-    met = resolve_metric(metric, ev_data.labels is not None)
+    ev_data = EvalData(data, name, batch_size, targets)
+    met = resolve_metric(metric, ev_data.targets_kind)
     show: Callable[..., Any] | None = track if progress else None
 
     int8, _ = quantized_model(fp32n, plan, amax)
@@ -352,7 +371,7 @@ def analyze_sensitivity(
 
     ref = evaluator.base_outputs("fp32")
     q = evaluator.base_outputs("int8")
-    lab = ev_data.labels
+    lab = ev_data.targets
     fp32_metric, int8_metric, int8_noise = met(ref, ref, lab), met(ref, q, lab), output_noise(ref, q)
     macs = layer_macs(fp32n, sample)
     ops = {n.name: n.op_type for n in fp32n.graph.node}
@@ -372,11 +391,12 @@ def analyze_sensitivity(
             )
         )
     order = {n: i for i, n in enumerate(all_layers)}
+    sign = 1.0 if met.higher_is_better else -1.0  # metric gains are measured in the better direction
     results.sort(
         key=lambda r: (
-            -(r.metric_fp16_alone - int8_metric),
+            -sign * (r.metric_fp16_alone - int8_metric),
             -(int8_noise - r.noise_fp16_alone),
-            -(fp32_metric - r.metric_quantized_alone),
+            -sign * (fp32_metric - r.metric_quantized_alone),
             -r.noise_quantized_alone,
             order[r.node],
         )
@@ -393,4 +413,5 @@ def analyze_sensitivity(
         layers=results,
         total_macs=int(sum(macs.values())),
         timings=timings,
+        higher_is_better=met.higher_is_better,
     )

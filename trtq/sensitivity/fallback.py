@@ -24,10 +24,17 @@ import onnx
 
 from trtq.errors import UsageError
 from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
-from trtq.sensitivity.analysis import EvalData, SensitivityResult, planning_skeleton, quantized_model, replan
+from trtq.sensitivity.analysis import (
+    EvalData,
+    SensitivityResult,
+    calibrated,
+    planning_skeleton,
+    quantized_model,
+    replan,
+)
 from trtq.sensitivity.evaluate import run_model
 from trtq.sensitivity.macs import layer_macs
-from trtq.sensitivity.metrics import Metric, MetricFn, resolve_metric
+from trtq.metrics import Metric, MetricFn, resolve_metric
 
 __all__ = ["FallbackResult", "choose_fallback", "mixed_model", "resolve_names", "priority_order", "MIN_COST"]
 
@@ -73,7 +80,11 @@ class FallbackResult:
 
     @property
     def drop(self) -> float:
-        """FP32 metric minus the mixed model's, in percentage points."""
+        """How much worse the mixed model is than FP32, in the budget's unit (points for fraction metrics)."""
+        from trtq.metrics import METRICS
+
+        if self.metric_name in METRICS:
+            return METRICS.get(self.metric_name).drop(self.fp32_metric, self.metric)
         return 100.0 * (self.fp32_metric - self.metric)
 
     def to_json(self) -> dict[str, Any]:
@@ -148,7 +159,7 @@ def priority_order(sensitivity: SensitivityResult, min_cost: float = MIN_COST) -
     def cost(macs: int) -> float:
         return max(macs / total, floor)
 
-    gains = [(layer, layer.metric_fp16_alone - sensitivity.int8_metric) for layer in layers]
+    gains = [(layer, sensitivity.gain(layer)) for layer in layers]
     first = sorted(
         ((layer, g) for layer, g in gains if g > 0),
         key=lambda lg: (-lg[1] / cost(lg[0].macs), lg[0].rank),
@@ -171,11 +182,13 @@ class _Judge:
         data: EvalData,
         met: Metric,
         reference: dict[str, np.ndarray],
-        target: float | None,
+        fp32_value: float,
+        max_drop: float | None,
         macs: Mapping[str, int],
     ) -> None:
         self.fp32, self.amax, self.placement = fp32, amax, placement
-        self.data, self.met, self.reference, self.target = data, met, reference, target
+        self.data, self.met, self.reference = data, met, reference
+        self.fp32_value, self.max_drop = fp32_value, max_drop
         self.macs = dict(macs)
         self.skeleton = planning_skeleton(fp32, placement)
         self.seen: dict[frozenset[str], float] = {}
@@ -186,13 +199,13 @@ class _Judge:
         if key not in self.seen:
             model, _ = mixed_model(self.fp32, self.amax, sorted(key), self.placement, self.skeleton)
             outputs = run_model(model, self.data.feeds())
-            value = self.met(self.reference, outputs, self.data.labels)
+            value = self.met(self.reference, outputs, self.data.targets)
             self.seen[key] = value
             self.log.append({"nodes": list(nodes), "metric": value, "met": self.ok(value)})
         return self.seen[key]
 
     def ok(self, value: float) -> bool | None:
-        return None if self.target is None else value >= self.target - 1e-12
+        return None if self.max_drop is None else self.met.meets(self.fp32_value, value, self.max_drop)
 
     def meets(self, nodes: Sequence[str]) -> bool:
         return bool(self.ok(self.metric(nodes)))
@@ -245,24 +258,27 @@ def choose_fallback(
     fallback: int | Sequence[str] | None = None,
     placement: PlacementConfig | None = None,
     metric: str | MetricFn | Metric | None = None,
-    labels: np.ndarray | None = None,
+    targets: Any = None,
     input_name: str | None = None,
     batch_size: int = 32,
     prune_limit: int = 12,
 ) -> FallbackResult:
     """Choose the layers to keep out of INT8 and build the mixed model.
 
+    The returned plan is the one the mixed model was built from (activations without a calibrated amax left
+    out), so `trtq.qdq.insert_qdq(fp32, result.plan, amax)` gives the same model.
+
     Args:
         fp32: the FP32 model.
         amax: calibrated thresholds.
         data: the evaluation data (see `trtq.sensitivity.analysis.EvalData`).
         sensitivity: the ranking (needed for `max_drop` and for an integer `fallback`).
-        max_drop: budget in percentage points of the metric; the mixed model must score at least
-            `FP32 - max_drop / 100`. 0 asks for the FP32 metric exactly.
+        max_drop: budget in the metric's unit (percentage points for fraction metrics such as top-1): the
+            mixed model may be at most this much worse than FP32. 0 asks for the FP32 metric exactly.
         fallback: N (the N highest-ranked layers) or node names / full-match regexes; with `max_drop` they
             are kept out of INT8 first and the search adds what else the budget needs.
         placement: placement controls (the same as for the all-INT8 plan).
-        metric, labels, input_name, batch_size: as for `analyze_sensitivity`; the metric must be the one
+        metric, targets, input_name, batch_size: as for `analyze_sensitivity`; the metric must be the one
             the ranking used.
         prune_limit: try dropping chosen layers again only when at most this many were chosen.
 
@@ -277,13 +293,13 @@ def choose_fallback(
 
     start = time.perf_counter()
     if max_drop is not None and (not np.isfinite(max_drop) or max_drop < 0):
-        raise UsageError(f"--max-drop must be a number >= 0 (percentage points), not {max_drop}")
+        raise UsageError(f"--max-drop must be a number >= 0, not {max_drop}")
     fp32n = normalize(fp32)
     full_plan = plan_qdq(fp32n, placement)
     layers = list(full_plan.quantized_nodes)
     name = input_name or onnx_input_shape(fp32n)[0]
-    ev_data = EvalData(data, name, batch_size, labels)
-    met = resolve_metric(metric, ev_data.labels is not None)
+    ev_data = EvalData(data, name, batch_size, targets)
+    met = resolve_metric(metric, ev_data.targets_kind)
     if sensitivity is not None and sensitivity.metric != met.name:
         raise UsageError(
             f"the ranking was measured with {sensitivity.metric}, not {met.name}; rerun the analysis"
@@ -304,9 +320,9 @@ def choose_fallback(
         raise UsageError("--max-drop needs the sensitivity ranking (run the analysis first)")
 
     reference = run_model(fp32n, ev_data.feeds())
-    target = None if max_drop is None else met(reference, reference, ev_data.labels) - max_drop / 100.0
+    fp32_value = met(reference, reference, ev_data.targets)
     macs = layer_macs(fp32n, ev_data.sample())
-    judge = _Judge(fp32n, amax, placement, ev_data, met, reference, target, macs)
+    judge = _Judge(fp32n, amax, placement, ev_data, met, reference, fp32_value, max_drop, macs)
 
     if max_drop is None:
         chosen = forced
@@ -315,9 +331,8 @@ def choose_fallback(
         chosen = _search(judge, forced, priority_order(sensitivity), prune_limit)
 
     model, plan = mixed_model(fp32n, amax, chosen, placement)
-    _, skipped = quantized_model(fp32n, plan, amax)
+    plan, skipped = calibrated(plan, amax)
     value = judge.metric(chosen)
-    fp32_value = met(reference, reference, ev_data.labels)
     return FallbackResult(
         nodes=list(chosen),
         metric=value,

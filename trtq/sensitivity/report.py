@@ -8,13 +8,16 @@ from typing import Any
 
 from trtq.sensitivity.analysis import SensitivityResult
 from trtq.sensitivity.fallback import FallbackResult
-from trtq.sensitivity.metrics import BUILTIN_METRICS
+from trtq.metrics import METRICS, Metric
 
 __all__ = [
     "sensitivity_document",
     "plot_sensitivity",
     "sensitivity_markdown",
     "format_metric",
+    "format_points",
+    "metric_info",
+    "budget_unit",
     "SENSITIVITY_FORMAT",
 ]
 
@@ -37,15 +40,30 @@ def sensitivity_document(
     return doc
 
 
+def metric_info(metric: str) -> Metric | None:
+    """The registered metric of this name (None for a user function given as package.module:function)."""
+    return METRICS.get(metric) if metric in METRICS else None
+
+
 def format_metric(metric: str, value: float | None) -> str:
-    """A metric value for people: percent for the built-in (fraction) metrics, else 4 decimals."""
+    """A metric value for people, in the metric's unit (percent for fractions); 4 decimals for user metrics."""
+    info = metric_info(metric)
     if value is None:
         return "—"
-    return f"{100 * value:.2f}%" if metric in BUILTIN_METRICS else f"{value:.4f}"
+    return info.format(value) if info is not None else f"{value:.4f}"
 
 
 def format_points(metric: str, value: float) -> str:
-    return f"{100 * value:+.2f} pt" if metric in BUILTIN_METRICS else f"{value:+.4f}"
+    """A difference of two metric values, signed, in the unit budgets use."""
+    info = metric_info(metric)
+    if info is None or info.unit == "value":
+        return f"{value:+.4g}"
+    return f"{100 * value:+.2f} pt" if info.unit == "fraction" else f"{value:+.2f} dB"
+
+
+def budget_unit(metric: str) -> str:
+    info = metric_info(metric)
+    return info.budget_unit() if info is not None else "units of the metric"
 
 
 def plot_sensitivity(
@@ -63,12 +81,13 @@ def plot_sensitivity(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from trtq._io import atomic_path
+    from trtq.files import atomic_path
 
     layers = sensitivity.layers[:top]
     chosen_set = set(chosen or [])
     names = [_short(layer.node) for layer in layers][::-1]
-    scale = 100.0 if sensitivity.metric in BUILTIN_METRICS else 1.0
+    info = metric_info(sensitivity.metric)
+    scale = 100.0 if info is not None and info.unit == "fraction" else 1.0
     unit = " (points)" if scale == 100.0 else ""
     recovered = [scale * (layer.metric_fp16_alone - sensitivity.int8_metric) for layer in layers][::-1]
     lost = [scale * (sensitivity.fp32_metric - layer.metric_quantized_alone) for layer in layers][::-1]
@@ -125,8 +144,10 @@ def sensitivity_markdown(
     metric = choice.metric_name if choice is not None else sensitivity.metric if sensitivity else "metric"
     lines: list[str] = []
     samples = sensitivity.samples if sensitivity is not None else None
+    info = metric_info(metric)
+    better = "higher" if info is None or info.higher_is_better else "lower"
     lines.append(
-        f"Metric: **{metric}** (higher is better)"
+        f"Metric: **{metric}** ({better} is better)"
         + (f" on {samples} samples" if samples else "")
         + ", ONNX Runtime executing Q/DQ as written."
     )
@@ -145,8 +166,8 @@ def sensitivity_markdown(
         if choice.max_drop is not None:
             verdict = "met" if choice.met else "**not met** (even with every analysed layer in FP16)"
             lines.append(
-                f"Budget: at most {choice.max_drop:g} points below FP32: {verdict}; measured drop "
-                f"{choice.drop:.2f} points, from {len(choice.evaluations)} full evaluations of candidate "
+                f"Budget: at most {choice.max_drop:g} {budget_unit(metric)} worse than FP32: {verdict}; measured "
+                f"drop {choice.drop:.2f} {budget_unit(metric)}, from {len(choice.evaluations)} full evaluations of candidate "
                 "mixed models (the chosen set is the measured one, not a sum of single-layer numbers)."
             )
         else:

@@ -14,6 +14,7 @@ from typing import Any
 from trtq.errors import UsageError
 
 __all__ = [
+    "staged_dir",
     "atomic_path",
     "write_bytes",
     "write_text",
@@ -21,6 +22,7 @@ __all__ = [
     "save_onnx",
     "prepare_out_dir",
     "check_writable",
+    "json_default",
 ]
 
 
@@ -40,6 +42,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def staged_dir(out: str | os.PathLike, force: bool) -> Iterator[Path]:
+    """A hidden staging folder that becomes `out` on success and disappears on any failure."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UsageError(f"output folder {out} already exists and is not empty; pass --force to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -53,10 +75,10 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     import numpy as np
 
     if isinstance(o, np.generic):

@@ -1,0 +1,96 @@
+"""Choosing a calibration method (`--calib all`): the one whose Q/DQ model is most faithful to FP32.
+
+Each method's thresholds become a Q/DQ model that runs in ONNX Runtime (Q/DQ executed as written) on held-out
+batches; its outputs are scored against the FP32 outputs with a registered metric (`trtq.metrics`; cosine
+similarity by default, see docs/calibration.md for why). Ties within 1e-6 are broken by the mean squared error,
+then by the order the methods were computed in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from trtq.calibration.result import Calibration
+from trtq.calibration.run import load_model
+from trtq.errors import UsageError
+from trtq.metrics import get_metric
+
+__all__ = ["choose_method", "TIE_BREAK_METRIC"]
+
+#: Second key of the choice (lower is better).
+TIE_BREAK_METRIC = "mse"
+
+
+def _concat(batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([np.asarray(b[name]) for b in batches]) for name in batches[0]}
+
+
+def choose_method(
+    calibration: Calibration,
+    quantize_fn: Callable[[dict[str, float]], onnx.ModelProto],
+    heldout: Iterable[Mapping[str, np.ndarray]],
+    *,
+    reference_model: onnx.ModelProto | str | os.PathLike | None = None,
+    reference_outputs: Sequence[Mapping[str, np.ndarray]] | None = None,
+    methods: Sequence[str] | None = None,
+    metric: str = "cosine",
+    threads: int | None = None,
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """Pick the method whose Q/DQ model is most faithful to FP32 on held-out batches.
+
+    Args:
+        calibration: thresholds for one or more methods; its `method` and `scores` are updated.
+        quantize_fn: builds the Q/DQ model from a tensor -> amax dict.
+        heldout: held-out feed dicts (not the calibration batches); iterated once per method.
+        reference_model: the FP32 model, to compute reference outputs (unless `reference_outputs` is given).
+        reference_outputs: FP32 outputs for each held-out batch, in order.
+        methods: methods to compare (default: all in the calibration).
+        metric: the registered metric that decides (higher or lower is better as the metric says).
+        threads: ONNX Runtime intra-op threads.
+
+    Returns:
+        (best method, method -> {metric: value} for the deciding metric, "mse", and "top1_agreement" where the
+        outputs are classifier logits).
+    """
+    from trtq.runners import OnnxRuntimeRunner
+
+    deciding, tie = get_metric(metric), get_metric(TIE_BREAK_METRIC)
+    batches = [dict(b) for b in heldout]
+    if not batches:
+        raise UsageError("choose_method needs at least one held-out batch")
+    if reference_outputs is None:
+        if reference_model is None:
+            raise UsageError("choose_method needs the FP32 model or its reference outputs")
+        with OnnxRuntimeRunner(load_model(reference_model), threads=threads, name="fp32") as fp32:
+            names = list(fp32.input_metadata())
+            reference_outputs = [fp32.infer({n: b[n] for n in names}) for b in batches]
+    if len(reference_outputs) != len(batches):
+        raise UsageError(f"{len(reference_outputs)} reference outputs for {len(batches)} held-out batches")
+    ref = _concat(reference_outputs)
+    reported = [deciding, tie]
+    agreement = get_metric("top1_agreement")
+    if agreement.usable(ref, None) and agreement not in reported:
+        reported.append(agreement)
+    scores: dict[str, dict[str, float]] = {}
+    for m in methods or calibration.methods:
+        qmodel = quantize_fn(calibration.amax_for(m))
+        with OnnxRuntimeRunner(qmodel, threads=threads, name=f"qdq-{m}") as runner:
+            names = list(runner.input_metadata())
+            out = _concat([runner.infer({n: b[n] for n in names}) for b in batches])
+        scores[m] = {x.name: x(ref, out, None) for x in reported}
+    order = {m: i for i, m in enumerate(scores)}
+    best = min(
+        scores,
+        key=lambda m: (
+            round(deciding.sort_key(scores[m][deciding.name]), 6),
+            tie.sort_key(scores[m][tie.name]),
+            order[m],
+        ),
+    )
+    calibration.method = best
+    calibration.scores = scores
+    return best, scores

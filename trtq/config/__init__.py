@@ -1,0 +1,42 @@
+"""Typed configuration: `BuildConfig` and its sections (export, data, placement, calibration, fallback, typing,
+validation, engine, bench). See `trtq.config.build` for how a run is recorded and repeated."""
+
+from trtq.config.build import (
+    CONFIG_FORMAT,
+    OVERRIDES,
+    SECTIONS,
+    BenchConfig,
+    BuildConfig,
+    EngineConfig,
+    bench_from_args,
+    engine_from_args,
+    placement_from_args,
+)
+from trtq.config.sections import (
+    CalibrationConfig,
+    DataConfig,
+    ExportConfig,
+    FallbackConfig,
+    TypingConfig,
+    ValidationConfig,
+    preprocess_from_args,
+)
+
+__all__ = [
+    "BuildConfig",
+    "ExportConfig",
+    "DataConfig",
+    "CalibrationConfig",
+    "FallbackConfig",
+    "TypingConfig",
+    "ValidationConfig",
+    "EngineConfig",
+    "BenchConfig",
+    "OVERRIDES",
+    "SECTIONS",
+    "CONFIG_FORMAT",
+    "placement_from_args",
+    "engine_from_args",
+    "bench_from_args",
+    "preprocess_from_args",
+]

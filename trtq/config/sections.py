@@ -1,0 +1,418 @@
+"""The typed sections of a build configuration, each with its defaults and its checks.
+
+Every section is a dataclass of JSON values (it is recorded in report.json and read back with `from_dict`),
+validates itself (`validate()` raises a `UsageError` that names the command-line option), and can be built
+from parsed command-line options (`from_args(args, base)`: only the options present in `args` override `base`,
+so a recorded configuration plus a few options reproduces a run with changes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from trtq.errors import UsageError
+
+__all__ = [
+    "ExportConfig",
+    "DataConfig",
+    "CalibrationConfig",
+    "FallbackConfig",
+    "TypingConfig",
+    "ValidationConfig",
+    "from_args",
+    "preprocess_from_args",
+    "PREPROCESS_OPTIONS",
+    "section_from_dict",
+    "section_to_dict",
+]
+
+S = TypeVar("S")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    return f"<{type(value).__name__}>"  # an in-memory object from the Python API: not repeatable from JSON
+
+
+def section_to_dict(section: Any) -> dict[str, Any]:
+    """A section as JSON values."""
+    return {f.name: _jsonable(getattr(section, f.name)) for f in fields(section)}
+
+
+def section_from_dict(cls: type[S], data: Mapping[str, Any] | None, what: str) -> S:
+    """Rebuild a section from `section_to_dict` output; unknown keys are a UsageError naming them."""
+    data = dict(data or {})
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise UsageError(
+            f"config section {what!r} has unknown keys {', '.join(unknown)}; expected {', '.join(known)}"
+        )
+    # JSON has lists where the sections hold tuples (sections are frozen and hashable)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def from_args(base: S, args: Any, mapping: Mapping[str, str]) -> S:
+    """`base` with the fields named in `mapping` (option dest -> field) replaced where `args` has the option."""
+    changes = {fld: getattr(args, dest) for dest, fld in mapping.items() if hasattr(args, dest)}
+    return replace(base, **changes) if changes else base  # type: ignore[type-var]
+
+
+def _check_count(value: int | None, option: str, allow_zero_all: bool = False) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        extra = " (0 on the command line means all)" if allow_zero_all else ""
+        raise UsageError(f"{option} must be a positive number of samples, not {value!r}{extra}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How the model becomes `model.onnx`.
+
+    Attributes:
+        opset: ONNX opset of the export (>= 13: per-channel Q/DQ needs `axis`).
+        weights: torchvision weights name (e.g. "DEFAULT"; downloads them).
+        checkpoint: a state dict to load into the model (read with `torch.load(weights_only=True)`).
+        trust_pickle: allow unpickling a full-model file the user made.
+    """
+
+    opset: int = 17
+    weights: str | None = None
+    checkpoint: str | None = None
+    trust_pickle: bool = False
+
+    def validate(self) -> None:
+        if not isinstance(self.opset, int) or self.opset < 13:
+            raise UsageError(f"--opset {self.opset}: per-channel Q/DQ needs opset >= 13 (default 17)")
+
+    @classmethod
+    def from_args(cls, args: Any, base: ExportConfig | None = None) -> ExportConfig:
+        mapping = {
+            "opset": "opset",
+            "weights": "weights",
+            "checkpoint": "checkpoint",
+            "trust_pickle": "trust_pickle",
+        }
+        return from_args(base or cls(), args, mapping)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Calibration and evaluation data and how they are read.
+
+    Attributes:
+        calib_data: calibration data (image folder, .npy/.npz, or in Python an array or iterable).
+        eval_data: evaluation data (labels give accuracy); None = the calibration data.
+        calib_samples: reproducible subset of the calibration data (None = all).
+        eval_samples: reproducible subset of the evaluation data (None = all).
+        batch_size: batch size of calibration and evaluation passes.
+        preprocess: image preprocessing (a `trtq.data.Preprocess`, its fields as a dict, a preset name), or None:
+            ImageNet's preset adapted to the model's input channels.
+    """
+
+    calib_data: Any = None
+    eval_data: Any = None
+    calib_samples: int | None = 512
+    eval_samples: int | None = None
+    batch_size: int = 32
+    preprocess: Any = None
+
+    def validate(self) -> None:
+        _check_count(self.calib_samples, "--calib-samples", allow_zero_all=True)
+        _check_count(self.eval_samples, "--eval-samples", allow_zero_all=True)
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UsageError(f"--batch-size must be >= 1, not {self.batch_size!r}")
+
+    @classmethod
+    def from_args(cls, args: Any, base: DataConfig | None = None) -> DataConfig:
+        mapping = {
+            "calib_data": "calib_data",
+            "eval_data": "eval_data",
+            "calib_samples": "calib_samples",
+            "eval_samples": "eval_samples",
+            "batch_size": "batch_size",
+        }
+        cfg = from_args(base or cls(), args, mapping)
+        for key in ("calib_samples", "eval_samples"):  # 0 on the command line means all
+            if getattr(cfg, key) == 0 and hasattr(args, key):
+                cfg = replace(cfg, **{key: None})
+        pre = preprocess_from_args(args)
+        return replace(cfg, preprocess=pre) if pre is not None else cfg
+
+    def to_json(self) -> dict[str, Any]:
+        d = section_to_dict(self)
+        if self.preprocess is not None and hasattr(self.preprocess, "to_json"):
+            d["preprocess"] = self.preprocess.to_json()
+        return d
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How activation ranges are computed.
+
+    Attributes:
+        method: a registered calibration method (`trtq.calibrators.list_calibrators()`), an alias ("max"),
+            "all" (every registered method from one pass, the most faithful kept), or a comma-separated list.
+        params: method parameters by name (`--calib-param NAME=VALUE`; e.g. {"percentile": 99.9}); each must be
+            declared by one of the chosen methods.
+        choose_metric: the metric `--calib all` picks the method by (on held-out data; see docs/calibration.md).
+        cache: take the scales from this TensorRT calibration cache instead of calibrating.
+        cache_version: TensorRT version written into the exported calibration cache's header.
+    """
+
+    method: str = "entropy"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    choose_metric: str = "cosine"
+    cache: str | None = None
+    cache_version: tuple[int, int, int] | None = None
+
+    @property
+    def methods(self) -> list[str]:
+        """The registered methods this configuration computes, in order."""
+        from trtq.calibrators import CALIBRATORS
+
+        names: list[str] = []
+        for m in [x.strip() for x in str(self.method).split(",") if x.strip()]:
+            group = CALIBRATORS.names() if m == "all" else [CALIBRATORS.canonical(m)]
+            for name in group:
+                if name not in CALIBRATORS:
+                    raise UsageError(CALIBRATORS.unknown_message(m) + ", or all")
+                if name not in names:
+                    names.append(name)
+        if not names:
+            raise UsageError("--calib names no calibration method")
+        return names
+
+    def method_kwargs(self, method: str) -> dict[str, Any]:
+        """The parameters `method` declares, with the configured values converted and checked."""
+        from trtq.calibrators import method_params
+
+        declared = method_params(method)
+        return {
+            name: declared[name].convert(v, method) for name, v in self.params.items() if name in declared
+        }
+
+    def validate(self) -> None:
+        from trtq.calibrators import method_params
+        from trtq.metrics import METRICS
+
+        methods = self.methods
+        declared: dict[str, list[str]] = {}
+        for m in methods:
+            for p in method_params(m):
+                declared.setdefault(p, []).append(m)
+        for name in self.params:
+            if name not in declared:
+                owners = sorted(
+                    {m for m in _all_methods() for p in method_params(m) if p == name}
+                )  # who would take it
+                hint = f"; it applies to {', '.join(owners)}" if owners else ""
+                raise UsageError(
+                    f"--calib-param {name}: not a parameter of {', '.join(methods)}{hint}"
+                    + ("" if owners else f" (parameters: {', '.join(sorted(declared)) or 'none'})")
+                )
+            for m in declared[name]:
+                self.method_kwargs(m)
+        if self.choose_metric not in METRICS:
+            raise UsageError(
+                METRICS.unknown_message(self.choose_metric).replace("--metric", "--choose-metric")
+            )
+        if self.cache is not None and len(methods) > 1:
+            raise UsageError(
+                "--calib-cache takes the scales from a file: it cannot be combined with --calib all"
+            )
+        if self.cache_version is not None:
+            v = tuple(self.cache_version)
+            if len(v) != 3 or not all(isinstance(x, int) and x >= 0 for x in v):
+                raise UsageError(f"--trt-version {self.cache_version!r}: give MAJOR.MINOR.PATCH, e.g. 10.3.0")
+
+    @classmethod
+    def from_args(cls, args: Any, base: CalibrationConfig | None = None) -> CalibrationConfig:
+        mapping = {"calib": "method", "choose_metric": "choose_metric", "calib_cache": "cache",
+                   "trt_version": "cache_version"}  # fmt: skip
+        cfg = from_args(base or cls(), args, mapping)
+        params = dict(cfg.params)
+        for item in getattr(args, "calib_param", None) or []:
+            name, sep, value = str(item).partition("=")
+            if not sep or not name.strip():
+                raise UsageError(f"--calib-param {item!r}: write NAME=VALUE, e.g. percentile=99.9")
+            params[name.strip()] = value.strip()
+        if hasattr(args, "percentile"):  # the long-standing shortcut for --calib-param percentile=P
+            params["percentile"] = args.percentile
+        return replace(cfg, params=params)
+
+
+def _all_methods() -> list[str]:
+    from trtq.calibrators import list_calibrators
+
+    return list_calibrators()
+
+
+@dataclass(frozen=True)
+class FallbackConfig:
+    """Sensitivity analysis and the FP16 fallback (optional).
+
+    Attributes:
+        max_drop: keep the fewest layers FP16 so the metric drops at most this much below FP32 (percentage points
+            for fraction metrics such as top-1; the metric's own unit otherwise).
+        layers: N (the N most sensitive layers) or node names / full-match regexes kept FP16.
+        metric: the metric of the budget (a registered name or package.module:function); None = top-1 accuracy
+            with labels, top-1 agreement without.
+        workers: parallel evaluations (None: the CPUs available).
+    """
+
+    max_drop: float | None = None
+    layers: int | tuple[str, ...] | None = None
+    metric: str | None = None
+    workers: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_drop is not None or self.layers is not None
+
+    def validate(self) -> None:
+        if self.max_drop is not None and (not math.isfinite(float(self.max_drop)) or self.max_drop < 0):
+            raise UsageError(f"--max-drop {self.max_drop}: the budget must be >= 0 (0 = no loss allowed)")
+        if isinstance(self.layers, int) and not isinstance(self.layers, bool) and self.layers < 0:
+            raise UsageError(f"--fallback {self.layers}: give a number of layers >= 0 or node names")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--workers {self.workers}: give at least 1")
+        if self.metric is not None and not callable(self.metric):
+            from trtq.metrics import METRICS
+
+            if self.metric not in METRICS and ":" not in str(self.metric):
+                raise UsageError(METRICS.unknown_message(self.metric) + ", or give package.module:function")
+
+    @classmethod
+    def from_args(cls, args: Any, base: FallbackConfig | None = None) -> FallbackConfig:
+        cfg = from_args(
+            base or cls(), args, {"max_drop": "max_drop", "metric": "metric", "workers": "workers"}
+        )
+        if hasattr(args, "fallback"):
+            text = str(args.fallback).strip()
+            layers: int | tuple[str, ...] = (
+                int(text) if text.isdigit() else tuple(v.strip() for v in text.split(",") if v.strip())
+            )
+            cfg = replace(cfg, layers=layers)
+        return cfg
+
+
+@dataclass(frozen=True)
+class TypingConfig:
+    """The strongly typed graph (`model.trt.onnx`).
+
+    Attributes:
+        enabled: write it (`--no-typed` turns it off).
+        keep_fp32_nodes: node names / full-match regexes kept FP32.
+        keep_fp32_op_types: op types kept FP32.
+        data_max: nodes whose inputs/outputs reach this magnitude on calibration data stay FP32.
+    """
+
+    enabled: bool = True
+    keep_fp32_nodes: tuple[str, ...] = ()
+    keep_fp32_op_types: tuple[str, ...] = ()
+    data_max: float | None = None
+
+    def validate(self) -> None:
+        if self.data_max is not None and not self.data_max > 0:
+            raise UsageError(f"data_max {self.data_max}: must be positive")
+
+    @classmethod
+    def from_args(cls, args: Any, base: TypingConfig | None = None) -> TypingConfig:
+        cfg = base or cls()
+        if hasattr(args, "no_typed"):
+            cfg = replace(cfg, enabled=not args.no_typed)
+        for dest, fld in (("keep_fp32", "keep_fp32_nodes"), ("keep_fp32_op_type", "keep_fp32_op_types")):
+            if hasattr(args, dest):
+                cfg = replace(cfg, **{fld: tuple(_names(getattr(args, dest)))})
+        return cfg
+
+
+def _names(values: Sequence[str] | None) -> list[str]:
+    return [v.strip() for group in values or [] for v in str(group).split(",") if v.strip()]
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """How artifacts are compared with FP32.
+
+    Attributes:
+        metrics: extra metrics to report (registered names); every built-in metric that applies is reported.
+        rtol, atol, check_error_stat: Polygraphy SimpleCompareFunc settings for the pass/fail verdict.
+    """
+
+    metrics: tuple[str, ...] = ()
+    rtol: float = 5e-2
+    atol: float = 5e-2
+    check_error_stat: str = "median"
+
+    def validate(self) -> None:
+        from trtq.metrics import METRICS
+
+        for m in self.metrics:
+            if m not in METRICS:
+                raise UsageError(METRICS.unknown_message(m))
+        if self.rtol < 0 or self.atol < 0:
+            raise UsageError("--rtol and --atol must be >= 0")
+        stats = ("elemwise", "max", "mean", "median", "quantile")
+        if self.check_error_stat not in stats:
+            raise UsageError(f"--check-error-stat {self.check_error_stat!r}: choose from {', '.join(stats)}")
+
+    @classmethod
+    def from_args(cls, args: Any, base: ValidationConfig | None = None) -> ValidationConfig:
+        cfg = from_args(
+            base or cls(), args, {"rtol": "rtol", "atol": "atol", "check_error_stat": "check_error_stat"}
+        )
+        if hasattr(args, "report_metric"):
+            cfg = replace(cfg, metrics=tuple(_names(args.report_metric)))
+        return cfg
+
+
+#: Preprocessing options (dest names) the command line may give.
+PREPROCESS_OPTIONS = ("preset", "size", "resize", "no_resize", "mean", "std", "channels")
+
+
+def preprocess_from_args(args: Any) -> Any:
+    """A `trtq.data.Preprocess` from the preprocessing options given, or None when none was given."""
+    if not any(hasattr(args, k) for k in PREPROCESS_OPTIONS):
+        return None
+    from trtq.data import PRESETS
+
+    preset = getattr(args, "preset", "imagenet")
+    if preset not in PRESETS:
+        raise UsageError(f"--preset {preset!r}: choose from {', '.join(PRESETS)}")
+    pre = PRESETS[preset]
+    mean, std = getattr(args, "mean", None), getattr(args, "std", None)
+    channels = getattr(args, "channels", None)
+    if channels == 1 and mean is None and len(pre.mean) == 3:
+        mean, std = (sum(pre.mean) / 3,), (sum(pre.std) / 3,)
+    pre = pre.with_overrides(
+        size=getattr(args, "size", None),
+        resize=getattr(args, "resize", None),
+        mean=mean,
+        std=std,
+        channels=channels,
+    )
+    if getattr(args, "no_resize", False):
+        if getattr(args, "resize", None) is not None:
+            raise UsageError("--resize and --no-resize contradict each other; give one")
+        pre = replace(pre, resize=None)
+    if pre.resize is not None and pre.size is not None and pre.resize < pre.size:
+        raise UsageError(f"--resize {pre.resize} is smaller than --size {pre.size}")
+    return pre

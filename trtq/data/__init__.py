@@ -1,0 +1,33 @@
+"""Calibration and evaluation data: sources, preprocessing and targets.
+
+Every source becomes a `DataSource`: a fixed, deterministic list of samples that yields batches of model inputs
+and typed targets (`ClassLabels` for class sub-folders or `.npz` labels). See `load_data`.
+"""
+
+from trtq.data.load import IMAGE_EXTENSIONS, load_data
+from trtq.data.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRESETS,
+    Preprocess,
+    load_image,
+    resolve_preprocess,
+)
+from trtq.data.source import Batch, DataSource
+from trtq.data.targets import ClassLabels, Targets, concat_targets
+
+__all__ = [
+    "load_data",
+    "DataSource",
+    "Batch",
+    "Preprocess",
+    "PRESETS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_EXTENSIONS",
+    "resolve_preprocess",
+    "load_image",
+    "Targets",
+    "ClassLabels",
+    "concat_targets",
+]

@@ -1,0 +1,166 @@
+"""Opening calibration and evaluation data: image folders, .npy/.npz arrays, iterables and DataLoaders.
+
+Folders: flat (no labels) or one sub-folder per class (labels = sorted class names, as torchvision's
+ImageFolder). Grey, palette and RGBA images are converted to the channel count the model wants, since that is
+what users expect; an unreadable file is an error that names it.
+Arrays: `.npy` (N, C, H, W), or `.npz` with one array, or `x`/`images`/`data` plus optional `y`/`labels`.
+Arrays are taken as already preprocessed. Pickled arrays are refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trtq.data.preprocess import PRESETS, Preprocess
+from trtq.data.source import DataSource
+from trtq.data.targets import ClassLabels
+from trtq.errors import UsageError
+
+__all__ = ["load_data", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _from_folder(folder: Path, pre: Preprocess) -> DataSource:
+    subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    flat = _list_images(folder)
+    if subdirs and not flat:
+        classes, files, labels = [], [], []
+        for d in subdirs:
+            imgs = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not imgs:
+                continue
+            classes.append(d.name)
+            files += imgs
+            labels += [len(classes) - 1] * len(imgs)
+        if not files:
+            raise UsageError(f"data folder {folder} has sub-folders but no images in them ({_ext_hint()})")
+        return DataSource(
+            name=str(folder),
+            files=files,
+            targets=ClassLabels(np.asarray(labels, np.int64), tuple(classes)),
+            preprocess=pre,
+        )
+    if not flat:
+        raise UsageError(f"data folder {folder} contains no images ({_ext_hint()})")
+    return DataSource(name=str(folder), files=flat, preprocess=pre)
+
+
+def _ext_hint() -> str:
+    return "looked for " + ", ".join(sorted(IMAGE_EXTENSIONS))
+
+
+def _from_arrays(path: Path) -> DataSource:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise UsageError(
+            f"{path} cannot be read without unpickling ({e}); save plain numeric arrays"
+        ) from None
+    except Exception as e:
+        raise UsageError(f"{path} is not a readable .npy/.npz file ({type(e).__name__})") from None
+    labels = None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.keys())
+            xkey = next(
+                (k for k in ("x", "images", "data", "input") if k in keys),
+                keys[0] if len(keys) == 1 else None,
+            )
+            if xkey is None:
+                raise UsageError(f"{path} has arrays {keys}; name the samples 'x' (and labels 'y')")
+            x = loaded[xkey]
+            ykey = next((k for k in ("y", "labels", "label") if k in keys), None)
+            labels = loaded[ykey].astype(np.int64) if ykey else None
+    else:
+        x = loaded
+    if x.ndim != 4:
+        raise UsageError(f"{path} holds an array of shape {x.shape}; expected (N, C, H, W)")
+    if not np.issubdtype(x.dtype, np.number):
+        raise UsageError(f"{path} holds {x.dtype} values; expected numbers")
+    if labels is not None and len(labels) != len(x):
+        raise UsageError(f"{path}: {len(labels)} labels for {len(x)} samples")
+    if len(x) == 0:
+        raise UsageError(f"{path} holds no samples")
+    return DataSource(name=str(path), array=x, targets=None if labels is None else ClassLabels(labels))
+
+
+def _from_iterable(items: Iterable[Any], name: str) -> DataSource:
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for item in items:
+        label = None
+        if isinstance(item, (tuple, list)) and len(item) == 2:
+            item, label = item
+        arr = _as_numpy(item)
+        if arr.ndim == 3:
+            arr = arr[None]
+        xs.append(arr.astype(np.float32))
+        if label is not None:
+            ys.append(np.atleast_1d(_as_numpy(label)).astype(np.int64))
+    if not xs:
+        raise UsageError(f"{name} yielded no samples")
+    x = np.concatenate(xs)
+    labels = np.concatenate(ys) if ys and len(ys) == len(xs) else None
+    return DataSource(name=name, array=x, targets=None if labels is None else ClassLabels(labels))
+
+
+def _as_numpy(t: Any) -> np.ndarray:
+    if hasattr(t, "detach"):
+        return t.detach().cpu().numpy()
+    return np.asarray(t)
+
+
+def load_data(
+    source: str | os.PathLike | np.ndarray | Iterable[Any],
+    preprocess: Preprocess | str | None = "imagenet",
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    what: str = "data",
+) -> DataSource:
+    """Open a calibration or evaluation source.
+
+    Args:
+        source: image folder, `.npy`/`.npz` file, an (N, C, H, W) array, or (API) any iterable of arrays /
+            tensors / (input, label) pairs, including a torch DataLoader.
+        preprocess: a Preprocess, a preset name ("imagenet", "raw"), or None for "imagenet"; folders only.
+        limit: take a reproducible subset of this many samples.
+        seed: seed of that subset.
+        what: how to name the source in errors ("--calib-data", "--eval-data").
+    """
+    if isinstance(preprocess, str):
+        if preprocess not in PRESETS:
+            raise UsageError(f"unknown preprocessing preset {preprocess!r}; choose from {', '.join(PRESETS)}")
+        preprocess = PRESETS[preprocess]
+    pre = preprocess or PRESETS["imagenet"]
+    if isinstance(source, np.ndarray):
+        if source.ndim != 4:
+            raise UsageError(f"{what}: array of shape {source.shape}; expected (N, C, H, W)")
+        ds = DataSource(name=what, array=source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise UsageError(f"{what} {path} does not exist")
+        if path.is_dir():
+            ds = _from_folder(path, pre)
+        elif path.suffix.lower() in (".npy", ".npz"):
+            ds = _from_arrays(path)
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            ds = DataSource(name=str(path), files=[path], preprocess=pre)
+        else:
+            raise UsageError(f"{what} {path} is neither an image folder nor a .npy/.npz file")
+    elif isinstance(source, Iterable):
+        ds = _from_iterable(source, what)
+    else:
+        raise UsageError(f"{what}: unsupported data source of type {type(source).__name__}")
+    return ds.subset(limit, seed)

@@ -1,0 +1,35 @@
+"""The `Stage` protocol and the loop that runs a list of stages over one context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from trtq.pipeline.context import RunContext
+
+__all__ = ["Stage", "run_stages"]
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One step of a run.
+
+    `check(ctx)` runs for every stage before the first stage starts (cheap validation that needs the resolved
+    inputs: metric names against the data, file names); `run(ctx)` does the work, writes the stage's artifact
+    through the context and returns its typed result (also recorded in `ctx.result`).
+    """
+
+    name: str
+
+    def check(self, ctx: RunContext) -> None: ...
+
+    def run(self, ctx: RunContext) -> Any: ...
+
+
+def run_stages(stages: Sequence[Stage], ctx: RunContext) -> None:
+    """Check every stage, then run them in order, timing each under its name."""
+    for stage in stages:
+        stage.check(ctx)
+    for stage in stages:
+        with ctx.clock(stage.name):
+            stage.run(ctx)
