@@ -112,10 +112,10 @@ def _set_weight_amax(qm: QATModel, frozen: bool) -> None:
 def _output_names(model: Any, x: Any) -> list[str]:
     import torch
 
-    from trtq.export import _flatten_outputs
+    from trtq.export import flatten_outputs
 
     with torch.no_grad():
-        n = len(_flatten_outputs(model(x)))
+        n = len(flatten_outputs(model(x)))
     return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
 
 
@@ -197,7 +197,7 @@ def torch_vs_onnx(
     import torch
 
     from trtq.backends.onnxrt import OnnxRuntimeRunner
-    from trtq.export import _flatten_outputs, onnx_input_shape
+    from trtq.export import flatten_outputs, onnx_input_shape
 
     input_name, _ = onnx_input_shape(graph)
     was_training = model.training
@@ -210,7 +210,7 @@ def torch_vs_onnx(
         with OnnxRuntimeRunner(graph) as runner, torch.no_grad():
             first = runner.output_names()[0]
             for x, _ in batches:
-                ref = _flatten_outputs(model(torch.from_numpy(x).to(device)))[0].float().cpu().numpy()
+                ref = flatten_outputs(model(torch.from_numpy(x).to(device)))[0].float().cpu().numpy()
                 got = runner.infer({input_name: x})[first]
                 diff = np.abs(ref.astype(np.float64) - got)
                 max_err = max(max_err, float(diff.max()))

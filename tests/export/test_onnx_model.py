@@ -1,0 +1,155 @@
+"""ONNX helpers: loading with one-line errors, every real input with its dtype, feed checks, Identity removal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from trtq.backends import OnnxRuntimeRunner
+from trtq.errors import UsageError
+from trtq.export import (
+    OnnxInput,
+    check_feed,
+    check_input_shape,
+    load_onnx,
+    onnx_input_shape,
+    onnx_inputs,
+    onnx_opset,
+    strip_identities,
+)
+
+
+def two_input_graph() -> onnx.ModelProto:
+    """features (N, 4) float and token_ids (N, 6) int64 -> Gemm(features) + ReduceMean(Cast(token_ids)).
+
+    The weight is also listed as a graph input (as old exporters do), so it must not count as an input.
+    """
+    w = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
+    nodes = [
+        helper.make_node("MatMul", ["features", "w"], ["mm"]),
+        helper.make_node("Cast", ["token_ids"], ["ids_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["ids_f"], ["ids_mean"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["mm", "ids_mean"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_inputs",
+        [
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 2]),
+            helper.make_tensor_value_info("token_ids", TensorProto.INT64, ["batch", 6]),
+        ],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[w],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+FEED = {
+    "features": np.ones((3, 4), np.float32),
+    "token_ids": np.arange(18, dtype=np.int64).reshape(3, 6),
+}
+
+
+def test_onnx_inputs_lists_every_real_input_with_dtype_and_dims() -> None:
+    model = two_input_graph()
+    assert onnx_inputs(model) == [
+        OnnxInput("features", np.dtype(np.float32), (None, 4)),
+        OnnxInput("token_ids", np.dtype(np.int64), (None, 6)),
+    ]
+    assert onnx_inputs(model)[1].to_json() == {"name": "token_ids", "dtype": "int64", "dims": [None, 6]}
+    assert onnx_input_shape(model) == ("features", [None, 4])
+    # the graph really takes these two feeds
+    with OnnxRuntimeRunner(model) as r:
+        np.testing.assert_allclose(r.infer(FEED)["output"][:, 0], 4 + FEED["token_ids"].mean(1))
+
+
+def test_graph_without_real_inputs_and_untyped_inputs_are_usage_errors() -> None:
+    model = two_input_graph()
+    del model.graph.input[:]
+    with pytest.raises(UsageError, match="no inputs"):
+        onnx_input_shape(model)
+    model = two_input_graph()
+    model.graph.input[2].type.tensor_type.elem_type = TensorProto.STRING
+    with pytest.raises(UsageError, match="'token_ids' has element type STRING"):
+        onnx_inputs(model)
+
+
+def test_check_input_shape_first_or_named_input() -> None:
+    model = two_input_graph()
+    check_input_shape(model, (7, 4))
+    check_input_shape(model, (7, 6), name="token_ids")
+    with pytest.raises(UsageError, match=r"model input 'features' expects \(4,\)"):
+        check_input_shape(model, (7, 6))
+    with pytest.raises(UsageError, match="--calib-data has shape .* 'token_ids' has rank 2"):
+        check_input_shape(model, (7, 6, 1), "--calib-data", name="token_ids")
+    with pytest.raises(UsageError, match="no input 'mask'"):
+        check_input_shape(model, (7, 6), name="mask")
+
+
+def test_check_input_shape_hints_the_option_to_set() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["input"], ["output"])],
+        "img",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+    )
+    model = helper.make_model(graph)
+    with pytest.raises(UsageError, match="set --channels"):
+        check_input_shape(model, (2, 1, 32, 32))
+    with pytest.raises(UsageError, match="set --size"):
+        check_input_shape(model, (2, 3, 16, 32))
+
+
+def test_check_feed_names_the_missing_unknown_or_mistyped_input() -> None:
+    model = two_input_graph()
+    check_feed(model, FEED)
+    with pytest.raises(UsageError, match="'token_ids' is not in data"):
+        check_feed(model, {"features": FEED["features"]})
+    with pytest.raises(UsageError, match="has input 'mask'"):
+        check_feed(model, {**FEED, "mask": FEED["token_ids"]})
+    with pytest.raises(UsageError, match="'token_ids' is int64 but data gives float32"):
+        check_feed(model, {**FEED, "token_ids": FEED["token_ids"].astype(np.float32)})
+    with pytest.raises(UsageError, match="data input 'features' gives samples of shape"):
+        check_feed(model, {**FEED, "features": np.ones((3, 5), np.float32)})
+
+
+def test_load_onnx_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    with pytest.raises(UsageError, match="bad.onnx is not a readable ONNX file"):
+        load_onnx(bad)
+    broken = two_input_graph()
+    broken.graph.node[0].input[1] = "nowhere"
+    onnx.save(broken, str(tmp_path / "broken.onnx"))
+    with pytest.raises(UsageError, match="broken.onnx fails the ONNX checker"):
+        load_onnx(tmp_path / "broken.onnx")
+    onnx.save(two_input_graph(), str(tmp_path / "ok.onnx"))
+    assert onnx_opset(load_onnx(tmp_path / "ok.onnx")) == 17
+
+
+def test_strip_identities_bypasses_weight_identities_and_keeps_output_ones() -> None:
+    w = numpy_helper.from_array(np.full((2, 2), 2.0, np.float32), "w")
+    nodes = [
+        helper.make_node("Identity", ["w"], ["w_id"]),
+        helper.make_node("Identity", ["w_id"], ["w_id2"]),
+        helper.make_node("MatMul", ["input", "w_id2"], ["mm"]),
+        helper.make_node("Identity", ["mm"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ids",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[w],
+    )
+    model = strip_identities(helper.make_model(graph))
+    assert [n.op_type for n in model.graph.node] == ["MatMul", "Identity"]
+    assert list(model.graph.node[0].input) == ["input", "w"]
+    onnx.checker.check_model(model)
+    with OnnxRuntimeRunner(model) as r:
+        np.testing.assert_allclose(r.infer({"input": np.ones((1, 2), np.float32)})["output"], [[4.0, 4.0]])

@@ -1,0 +1,50 @@
+"""Export: a PyTorch model (or an ONNX file) to the FP32 ONNX every later stage reads.
+
+Modules:
+    sources: what the user typed resolved to a model (`ModelSource`, `resolve_model`, the safe loaders).
+    onnx_model: ONNX helpers the stages share (`load_onnx`, `onnx_inputs`, `check_input_shape`, ...).
+    samples: the example input a model is exported with (`as_feed`) and its outputs (`flatten_outputs`).
+    torch_export: the export and its PyTorch vs ONNX Runtime parity check (`export_onnx`, `export_sample`).
+
+Every name is importable from `trtq.export` directly.
+"""
+
+from trtq.export.onnx_model import (
+    OnnxInput,
+    check_feed,
+    check_input_shape,
+    load_onnx,
+    onnx_input_shape,
+    onnx_inputs,
+    onnx_opset,
+    strip_identities,
+)
+from trtq.export.samples import DEFAULT_INPUT_NAME, Sample, as_feed, flatten_outputs, output_names
+from trtq.export.sources import SAVED_MODEL_SUFFIXES, ModelSource, SourceKind, input_channels, resolve_model
+from trtq.export.torch_export import DEFAULT_OPSET, ExportResult, check_parity, export_onnx, export_sample
+
+__all__ = [
+    "DEFAULT_INPUT_NAME",
+    "DEFAULT_OPSET",
+    "SAVED_MODEL_SUFFIXES",
+    "ExportResult",
+    "ModelSource",
+    "OnnxInput",
+    "Sample",
+    "SourceKind",
+    "as_feed",
+    "check_feed",
+    "check_input_shape",
+    "check_parity",
+    "export_onnx",
+    "export_sample",
+    "flatten_outputs",
+    "input_channels",
+    "load_onnx",
+    "onnx_input_shape",
+    "onnx_inputs",
+    "onnx_opset",
+    "output_names",
+    "resolve_model",
+    "strip_identities",
+]

@@ -1,0 +1,335 @@
+"""The export itself: a resolved model and an example input to the FP32 ONNX every later stage reads.
+
+The example input is a single array (the input "input") or `{input_name: array}` for models with several
+inputs; see `trtq.export.samples` for how it is fed and how outputs are named.
+
+The export uses the legacy TorchScript exporter (the one that handles quantized modules later), opset 17 by
+default, a dynamic batch axis (dim 0 of every input and output), and eval mode, which folds BatchNorm into
+the preceding convolution. Afterwards PyTorch and ONNX Runtime run the same sample and the export fails with
+the max error if any output disagrees. An `.onnx` source is passed through: checked against the sample, not
+re-exported.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from trtq.errors import TrtqError, UsageError
+from trtq.export.onnx_model import (
+    OnnxInput,
+    check_feed,
+    check_input_shape,
+    onnx_input_shape,
+    onnx_inputs,
+    onnx_opset,
+    strip_identities,
+)
+from trtq.export.samples import DEFAULT_INPUT_NAME, Sample, as_feed, flatten_outputs, output_names
+from trtq.export.sources import ModelSource, input_channels, resolve_model
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "ExportResult",
+    "check_parity",
+    "export_onnx",
+    "export_sample",
+]
+
+DEFAULT_OPSET = 17
+
+
+@dataclass
+class ExportResult:
+    """The FP32 ONNX model and how it was made.
+
+    Attributes:
+        model: the exported (or passed-through) ONNX model.
+        source: the model as the user gave it (`ModelSource.spec`).
+        kind: how the source was resolved (`ModelSource.kind`).
+        opset: the ai.onnx opset of `model`.
+        max_abs_error: the largest PyTorch vs ONNX Runtime difference over all outputs; None when passed
+            through.
+        nodes: node count of `model`.
+        notes: what was done besides exporting.
+        inputs: the graph's real inputs (name, dtype, dims).
+        outputs: the graph's output names.
+    """
+
+    model: onnx.ModelProto
+    source: str
+    kind: str
+    opset: int
+    max_abs_error: float | None = None
+    nodes: int = 0
+    notes: list[str] = field(default_factory=list)
+    inputs: list[OnnxInput] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The result as JSON (what `report.json` and `trtq export --json` show)."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "opset": self.opset,
+            "nodes": self.nodes,
+            "parity_max_abs_error": self.max_abs_error,
+            "notes": self.notes,
+            "inputs": [i.to_json() for i in self.inputs],
+            "outputs": list(self.outputs),
+        }
+
+
+def check_parity(
+    spec: str, reference: Sequence[np.ndarray], got: Sequence[np.ndarray], rtol: float, atol: float
+) -> float:
+    """Compare every PyTorch output with ONNX Runtime's; raise when any differs beyond the tolerance.
+
+    Each output passes when max |ref - got| <= atol + rtol * max |ref| over its finite values; NaN/Inf both
+    produce are left for calibration to report by tensor name.
+
+    Args:
+        spec: the model, for the message.
+        reference: PyTorch's outputs, in order.
+        got: ONNX Runtime's outputs, in the same order.
+        rtol, atol: the tolerance.
+
+    Returns:
+        The largest absolute difference over all outputs.
+
+    Raises:
+        TrtqError: the output counts or shapes differ, the two disagree on which values are NaN/Inf, or an
+            output differs beyond the tolerance.
+    """
+    if len(reference) != len(got):
+        raise TrtqError(f"export of {spec}: {len(got)} outputs in ONNX vs {len(reference)} in PyTorch")
+    worst = 0.0
+    for r, g in zip(reference, got):
+        r = np.asarray(r).astype(np.float32)
+        if r.shape != g.shape:
+            raise TrtqError(f"export of {spec}: output shape {g.shape} in ONNX vs {r.shape} in PyTorch")
+        finite = np.isfinite(r)
+        if not np.array_equal(finite, np.isfinite(g)):
+            raise TrtqError(
+                f"export of {spec}: ONNX Runtime and PyTorch disagree on which outputs are NaN/Inf"
+            )
+        diff = float(np.max(np.abs(r[finite] - g[finite]))) if finite.any() else 0.0
+        worst = max(worst, diff)
+        bound = atol + rtol * float(np.max(np.abs(r[finite]))) if finite.any() else atol
+        if diff > bound:
+            raise TrtqError(
+                f"export of {spec}: ONNX Runtime and PyTorch disagree, max abs error {diff:.3g} > "
+                f"{bound:.3g}; the model may use ops the exporter mis-translates"
+            )
+    return worst
+
+
+def export_onnx(
+    model: str | os.PathLike | Any,
+    sample: Sample,
+    out_path: str | os.PathLike | None = None,
+    *,
+    opset: int = DEFAULT_OPSET,
+    weights: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    trust_pickle: bool = False,
+    dynamic_batch: bool = True,
+    rtol: float = 1e-3,
+    atol: float = 1e-4,
+) -> ExportResult:
+    """Export `model` to FP32 ONNX and check it against PyTorch on `sample`.
+
+    Args:
+        model: torchvision name, `package.module:factory`, saved model file, `.onnx` file, nn.Module or a
+            resolved `ModelSource`.
+        sample: a real input batch, an array (N, C, H, W) or `{input_name: array}` (see the module doc); its
+            shapes fix every non-batch dimension.
+        out_path: where to write the ONNX (atomically); None keeps it in memory only.
+        opset: ONNX opset (17 by default; per-channel Q/DQ needs >= 13).
+        weights: torchvision weights name (e.g. "DEFAULT"; downloads).
+        checkpoint: state dict to load into the model (`torch.load(weights_only=True)`).
+        trust_pickle: allow unpickling a full-model file the user vouches for.
+        dynamic_batch: make dim 0 of every input and output symbolic ("batch").
+        rtol, atol: parity tolerance between PyTorch and ONNX Runtime (on the largest |output|).
+
+    Returns:
+        The model and how it was made.
+
+    Raises:
+        UsageError: the model cannot be resolved or run on the sample, or an `.onnx` source does not fit it
+            or has an opset below 13.
+        TrtqError: PyTorch and ONNX Runtime disagree.
+    """
+    from trtq.files import save_onnx
+
+    source = (
+        model
+        if isinstance(model, ModelSource)
+        else resolve_model(model, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle)
+    )
+    feed = as_feed(sample)
+    notes: list[str] = []
+    if source.is_onnx:
+        onnx_model = source.onnx_model
+        if isinstance(sample, Mapping):
+            check_feed(onnx_model, feed, "the export sample")
+        else:
+            check_input_shape(onnx_model, feed[DEFAULT_INPUT_NAME].shape)
+        if onnx_opset(onnx_model) < 13:
+            raise UsageError(
+                f"{source.spec} uses opset {onnx_opset(onnx_model)}; per-channel Q/DQ needs opset >= 13. "
+                "Re-export with opset 17"
+            )
+        err = None
+        notes.append("ONNX passed through (not re-exported)")
+    else:
+        onnx_model, err = _export_torch(source, feed, opset, dynamic_batch, rtol, atol)
+    result = ExportResult(
+        model=onnx_model,
+        source=source.spec,
+        kind=source.kind,
+        opset=onnx_opset(onnx_model),
+        max_abs_error=err,
+        nodes=len(onnx_model.graph.node),
+        notes=notes,
+        inputs=onnx_inputs(onnx_model),
+        outputs=[o.name for o in onnx_model.graph.output],
+    )
+    if out_path is not None:
+        save_onnx(onnx_model, out_path)
+    return result
+
+
+def _describe(feed: Mapping[str, np.ndarray]) -> str:
+    if list(feed) == [DEFAULT_INPUT_NAME]:
+        return f"data of shape {tuple(feed[DEFAULT_INPUT_NAME].shape)}"
+    return "inputs " + ", ".join(f"{n} {a.dtype.name}{tuple(a.shape)}" for n, a in feed.items())
+
+
+def _ort_run(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
+
+    with OnnxRuntimeRunner(model) as runner:
+        out = runner.infer(dict(feed))
+        return [out[n] for n in runner.output_names()]
+
+
+def _export_torch(
+    source: ModelSource,
+    feed: Mapping[str, np.ndarray],
+    opset: int,
+    dynamic_batch: bool,
+    rtol: float,
+    atol: float,
+) -> tuple[onnx.ModelProto, float]:
+    import torch
+
+    module = source.module.eval()
+    names = list(feed)
+    args = tuple(torch.from_numpy(a) for a in feed.values())
+    try:
+        with torch.no_grad():
+            ref = module(*args)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"model {source.spec} cannot run on {_describe(feed)}: {first}") from None
+    ref_list = flatten_outputs(ref)
+    out_names = output_names(len(ref_list))
+    clash = [n for n in names if n in out_names]
+    if clash:
+        raise UsageError(f"export sample input {clash[0]!r} has an output's name; rename the input")
+    dynamic_axes = None
+    if dynamic_batch:
+        dynamic_axes = {**{n: {0: "batch"} for n in names}, **{n: {0: "batch"} for n in out_names}}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            buf,
+            input_names=names,
+            output_names=out_names,
+            opset_version=opset,
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+            training=torch.onnx.TrainingMode.EVAL,
+            dynamo=False,
+        )
+    onnx_model = strip_identities(onnx.load_from_string(buf.getvalue()))
+    onnx.checker.check_model(onnx_model)
+    kept = {i.name for i in onnx_model.graph.input}
+    dropped = [n for n in names if n not in kept]
+    if dropped:
+        raise UsageError(
+            f"model {source.spec} does not use export sample input {dropped[0]!r} (the ONNX graph has no such "
+            "input); leave it out of the sample"
+        )
+    got = _ort_run(onnx_model, feed)
+    reference = [r.detach().cpu().numpy() for r in ref_list]
+    return onnx_model, check_parity(source.spec, reference, got, rtol, atol)
+
+
+def export_sample(
+    model: str | os.PathLike | Any,
+    out_path: str | os.PathLike,
+    *,
+    shape: str | tuple[int, ...] | None = None,
+    sample_data: Any = None,
+    preprocess: Any = None,
+    opset: int = DEFAULT_OPSET,
+    weights: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    trust_pickle: bool = False,
+    seed: int = 0,
+    force: bool = False,
+) -> ExportResult:
+    """`trtq export`: pick an export sample (real data, or random of a given shape) and export.
+
+    Args:
+        model: as for `export_onnx`.
+        out_path: the ONNX file to write.
+        shape: C,H,W of one sample ("3,224,224"); default from `sample_data`, else the model's channels x
+            224 x 224.
+        sample_data: data source to take two real samples from (see `trtq.data.load_data`).
+        preprocess: preprocessing for `sample_data` folders.
+        opset, weights, checkpoint, trust_pickle: as for `export_onnx`.
+        seed: seed for random-init models and the random sample.
+        force: overwrite an existing `out_path`.
+
+    Returns:
+        The export result.
+
+    Raises:
+        UsageError: `out_path` exists without `force`, `shape` is not C,H,W, or as for `export_onnx`.
+    """
+    from trtq.files import check_writable
+    from trtq.data import load_data
+
+    check_writable(out_path, force)
+    source = resolve_model(
+        model, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle, seed=seed
+    )
+    if sample_data is not None:
+        sample, _ = next(load_data(sample_data, preprocess, what="--sample-data").iter_batches(2))
+    else:
+        if isinstance(shape, str):
+            try:
+                shape = tuple(int(v) for v in shape.split(","))
+            except ValueError:
+                raise UsageError(f"--shape expects C,H,W (e.g. 3,224,224), not {shape!r}") from None
+        if shape is None:
+            if source.is_onnx:
+                _, dims = onnx_input_shape(source.onnx_model)
+                shape = tuple(d if d else 224 for d in dims[1:])
+            else:
+                shape = (input_channels(source) or 3, 224, 224)
+        sample = np.random.default_rng(seed).standard_normal((2, *shape)).astype(np.float32)
+    return export_onnx(source, sample, out_path, opset=opset)
