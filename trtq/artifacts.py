@@ -33,6 +33,8 @@ __all__ = [
     "QAT_RUN_DIR",
     "CALIB_PLOT_PREFIX",
     "calib_plot_name",
+    "DESCRIPTIONS",
+    "describe",
 ]
 
 MODEL_ONNX = "model.onnx"  #: FP32 export, the reference every later stage starts from
@@ -60,6 +62,36 @@ QAT_CURVES_PNG = "qat_curves.png"
 CHECKPOINTS_DIR = "checkpoints"
 QAT_RUN_DIR = "run"
 CALIB_PLOT_PREFIX = "calib_"
+
+
+#: What each artifact is for (report.md's Artifacts table).
+DESCRIPTIONS = {
+    MODEL_ONNX: "FP32 export: the reference every later stage starts from",
+    CALIBRATION_JSON: "amax per tensor for each method computed, the chosen method, FP16 ranges",
+    CALIBRATION_CACHE: "the chosen scales as a TensorRT calibration cache (TensorRT 10 implicit INT8)",
+    INT8_ONNX: "Q/DQ graph, FP32 typed: TensorRT 10 with INT8+FP16 builder flags, CPU checks",
+    TYPED_ONNX: "Q/DQ graph, strongly typed INT8+FP16: TensorRT 10.12+ and 11",
+    MIXED_ONNX: "Q/DQ graph with the FP16 fallback applied, FP32 typed",
+    PLACEMENT_JSON: "the Q/DQ plan and the decision about every candidate node",
+    SENSITIVITY_JSON: "per-layer sensitivity and the FP16 fallback choice",
+    SENSITIVITY_PNG: "the most sensitive layers (chart)",
+    SENSITIVITY_MD: "the sensitivity report",
+    PLAN: "the TensorRT engine (for this GPU model and TensorRT version)",
+    ENGINE_JSON: "how the engine was built, its precision proof",
+    ENGINE_LAYERS_JSON: "the engine inspector's per-layer JSON",
+    BENCH_JSON: "engine latency percentiles and throughput",
+    BENCH_PNG: "engine latency (chart)",
+    REPORT_JSON: "everything in this report, machine-readable, with the configuration to repeat the run",
+    REPORT_MD: "this report",
+    QAT_CURVES_PNG: "QAT training curves",
+}
+
+
+def describe(name: str) -> str:
+    """What an artifact is (a calibration histogram plot, by its prefix)."""
+    if name.startswith(CALIB_PLOT_PREFIX) and name.endswith(".png"):
+        return "activation histogram with each method's threshold"
+    return DESCRIPTIONS.get(name, "")
 
 
 def calib_plot_name(tensor: str) -> str:

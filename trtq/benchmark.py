@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from trtq import __version__
-from trtq.files import check_writable, write_bytes, write_json
 from trtq.backends.base import BaseRunner
 from trtq.errors import UsageError
+from trtq.files import check_writable, write_bytes, write_json
 
 __all__ = [
     "BenchSettings",

@@ -23,7 +23,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["DigitsNet", "prepare_demo", "run_demo", "DemoFiles", "DEMO_PREPROCESS", "demo_build_command"]
+__all__ = [
+    "DigitsNet",
+    "prepare_demo",
+    "run_demo",
+    "DemoFiles",
+    "DemoResult",
+    "DEMO_PREPROCESS",
+    "demo_build_command",
+]
 
 #: Preprocessing that matches how the demo model was trained: grey 8x8, pixels / 255, mean 0.5, std 0.5.
 DEMO_PREPROCESS = {"size": 8, "resize": None, "mean": (0.5,), "std": (0.5,), "channels": 1}
@@ -162,22 +170,36 @@ def demo_build_command(files: DemoFiles, out: Path, calib: str = "entropy") -> l
     ]  # fmt: skip
 
 
-def run_demo(out: str | os.PathLike, *, calib: str = "entropy", force: bool = False, seed: int = 0) -> Any:
-    """Prepare the demo under `out/` and build it into `out/run`; returns the BuildResult."""
-    from trtq.files import prepare_out_dir
+@dataclass
+class DemoResult:
+    """What `run_demo` did: the demo files, the `trtq build` result, and the command that repeats the build."""
+
+    files: DemoFiles
+    build: Any
+    command: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.build.to_json(),
+            "demo": {
+                "train_seconds": round(self.files.train_seconds, 2),
+                "torch_fp32_val_accuracy": self.files.fp32_val_accuracy_torch,
+                "command": self.command,
+            },
+        }
+
+
+def run_demo(out: str | os.PathLike, *, calib: str = "entropy", force: bool = False, seed: int = 0) -> DemoResult:
+    """Prepare the demo under `out/` and build it into `out/run`."""
     from trtq.data import Preprocess
+    from trtq.files import prepare_out_dir
     from trtq.pipeline import build
 
     root = prepare_out_dir(out, force)
     files = prepare_demo(root / "demo", seed=seed)
     pre = Preprocess(**DEMO_PREPROCESS)
     result = build(
-        files.model, calib_data=files.calib, eval_data=files.val, out=root / "run", calib=calib,
+        str(files.model), calib_data=str(files.calib), eval_data=str(files.val), out=root / "run", calib=calib,
         preprocess=pre, seed=seed,
     )  # fmt: skip
-    result.extra["demo"] = {
-        "train_seconds": round(files.train_seconds, 2),
-        "torch_fp32_val_accuracy": files.fp32_val_accuracy_torch,
-        "command": demo_build_command(files, root / "run", calib),
-    }
-    return result
+    return DemoResult(files, result, demo_build_command(files, root / "run", calib))

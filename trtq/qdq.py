@@ -1,8 +1,8 @@
-"""Insert QuantizeLinear/DequantizeLinear pairs into an FP32 model as a `QDQPlan` says (TensorRT's explicit INT8).
+"""Insert QuantizeLinear/DequantizeLinear pairs into an FP32 model as a `QDQPlan` says (TensorRT's explicit quantization).
 
-Activations: per-tensor symmetric int8, scale = amax / 127 (float32 scalar), zero point int8 0. Weights stay
-FP32 and get Q -> DQ with per-channel scales (max |w| over the non-axis dims / 127); TensorRT quantizes them at
-build time. Tensors of one scale group share the group's largest amax. Names follow ONNX Runtime's QDQ
+In the plan's quantization format (`trtq.formats`; INT8: scale = amax / 127, zero point int8 0): activations
+per-tensor symmetric, float32 scalar scale; weights stay FP32 and get Q -> DQ with per-channel scales (max |w|
+over the non-axis dims / 127); TensorRT quantizes them at build time. Tensors of one scale group share the group's largest amax. Names follow ONNX Runtime's QDQ
 convention (`<tensor>_QuantizeLinear`, `<tensor>_DequantizeLinear_Output`, `<tensor>_scale`), so the same
 model, plan and amax always give the same bytes.
 """
@@ -17,24 +17,25 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from trtq.errors import TrtqError, UsageError
+from trtq.formats import INT8, MIN_SCALE, QuantFormat, get_format
 from trtq.placement import QDQPlan, normalize
 
 __all__ = ["insert_qdq", "weight_scales", "activation_scales", "MIN_SCALE", "QDQ_OPS"]
 
-#: Floor for every scale: the smallest normal FP16 number, so scales stay exact, positive and normal in the FP16
-#: typing of model.trt.onnx. Only channels with max |w| < 127 * 2^-14 (about 0.0078) reach it; their rounding
-#: error (<= 2^-15) stays below that of any larger channel.
-MIN_SCALE = 2.0**-14
+# MIN_SCALE (trtq.formats): the floor for every scale, the smallest normal FP16 number, so scales stay exact,
+# positive and normal in the FP16 typing of model.trt.onnx. Only INT8 weight channels with max |w| < 127 * 2^-14
+# (about 0.0078) reach it; their rounding error (<= 2^-15) stays below that of any larger channel.
 #: Op types this module inserts.
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
-def weight_scales(weight: np.ndarray, axis: int) -> np.ndarray:
-    """Per-channel symmetric int8 scales of a weight: max |w| over every axis but `axis`, / 127.
+def weight_scales(weight: np.ndarray, axis: int, format: QuantFormat = INT8) -> np.ndarray:
+    """Per-channel symmetric scales of a weight: max |w| over every axis but `axis`, over the format's max (127).
 
     Args:
         weight: the FP32 weight.
         axis: the output-channel axis.
+        format: the quantization format.
 
     Returns:
         A float32 vector of length `weight.shape[axis]`, every entry >= MIN_SCALE.
@@ -43,11 +44,13 @@ def weight_scales(weight: np.ndarray, axis: int) -> np.ndarray:
     axis = axis % w.ndim
     reduce_axes = tuple(i for i in range(w.ndim) if i != axis)
     amax = w.max(axis=reduce_axes) if reduce_axes else w
-    return np.maximum(amax / np.float32(127.0), np.float32(MIN_SCALE)).astype(np.float32)
+    return np.maximum(amax / np.float32(format.max_value), np.float32(MIN_SCALE)).astype(np.float32)
 
 
-def activation_scales(plan: QDQPlan, amax: Mapping[str, float]) -> dict[str, float]:
-    """Per-tensor scales for the plan's activations: amax / 127, shared (group max) within a scale group.
+def activation_scales(
+    plan: QDQPlan, amax: Mapping[str, float], format: QuantFormat = INT8
+) -> dict[str, float]:
+    """Per-tensor scales for the plan's activations: amax / 127 (INT8), shared (group max) within a scale group.
 
     Raises:
         TrtqError: an activation has no amax, or a non-finite one.
@@ -71,29 +74,37 @@ def activation_scales(plan: QDQPlan, amax: Mapping[str, float]) -> dict[str, flo
             shared = max(values[t] for t in members)
             for t in members:
                 values[t] = shared
-    return {name: max(v / 127.0, MIN_SCALE) for name, v in values.items()}
+    return {name: max(float(format.scale(v)), MIN_SCALE) for name, v in values.items()}
 
 
-def insert_qdq(model: onnx.ModelProto, plan: QDQPlan, amax: Mapping[str, float]) -> onnx.ModelProto:
+def insert_qdq(
+    model: onnx.ModelProto,
+    plan: QDQPlan,
+    amax: Mapping[str, float],
+    *,
+    format: str | QuantFormat = INT8,
+) -> onnx.ModelProto:
     """Return a copy of `model` with Q/DQ pairs where `plan` puts them.
 
     Args:
         model: the FP32 model the plan was made for (it is normalised the same way `plan_qdq` does).
         plan: from `trtq.placement.plan_qdq`.
         amax: calibrated clipping threshold per activation tensor (extra entries are ignored).
+        format: the quantization format (a registered name or a `QuantFormat`).
 
     Returns:
         The Q/DQ model; it passes `onnx.checker.check_model(full_check=True)` and runs in ONNX Runtime.
 
     Raises:
         TrtqError: an activation has no (finite) amax, or the plan names a tensor the model lacks.
-        UsageError: the model's opset is below 13 (per-channel Q/DQ needs `axis`).
+        UsageError: the model's opset is below the format's (13 for INT8: per-channel Q/DQ needs `axis`).
     """
+    fmt = get_format(format)
     m = normalize(model)
     opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 13:
+    if opset < fmt.min_opset:
         raise UsageError(
-            f"model opset is {opset}; per-channel Q/DQ needs opset >= 13: re-export with opset 17"
+            f"model opset is {opset}; per-channel {fmt.name} Q/DQ needs opset >= {fmt.min_opset}: re-export with opset 17"
         )
     g = m.graph
     inits = {t.name: t for t in g.initializer}
@@ -107,7 +118,7 @@ def insert_qdq(model: onnx.ModelProto, plan: QDQPlan, amax: Mapping[str, float])
         if name not in inits:
             raise TrtqError(f"plan quantizes weight {name!r} but the model has no such initializer; re-plan")
 
-    scales = activation_scales(plan, amax)
+    scales = activation_scales(plan, amax, fmt)
     taken = {n.name for n in g.node} | produced | set(inits)
 
     def fresh(name: str) -> str:
@@ -132,7 +143,7 @@ def insert_qdq(model: onnx.ModelProto, plan: QDQPlan, amax: Mapping[str, float])
         scale_name = fresh(f"{tensor}_scale")
         zp_name = fresh(f"{tensor}_zero_point")
         new_inits.append(numpy_helper.from_array(scale.astype(np.float32), scale_name))
-        new_inits.append(numpy_helper.from_array(np.zeros(scale.shape, dtype=np.int8), zp_name))
+        new_inits.append(numpy_helper.from_array(fmt.zero_point(scale.shape), zp_name))
         q_out = fresh(f"{tensor}_QuantizeLinear_Output")
         dq_out = fresh(f"{tensor}_DequantizeLinear_Output")
         kw = {} if axis is None else {"axis": axis}
@@ -155,7 +166,7 @@ def insert_qdq(model: onnx.ModelProto, plan: QDQPlan, amax: Mapping[str, float])
     quantized_nodes = set(plan.quantized_nodes)
     for name, axis in plan.weights.items():
         arr = numpy_helper.to_array(inits[name])
-        dq_out = add_pair(name, weight_scales(arr, axis), axis)
+        dq_out = add_pair(name, weight_scales(arr, axis, fmt), axis)
         targets = [r for r in readers.get(name, []) if r in quantized_nodes] or readers.get(name, [])
         for r in targets:
             rewire.setdefault(r, {})[name] = dq_out

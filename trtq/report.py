@@ -1,151 +1,147 @@
-"""report.json (everything, machine-readable) and report.md (one page a person reads) for a run folder."""
+"""report.md: one page a person reads, rendered from a run's typed results (report.json is `BuildResult.to_json`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from trtq.files import write_json, write_text
+from trtq import artifacts as A
 
-__all__ = ["write_report", "render_markdown", "accuracy_rows"]
+__all__ = ["render_markdown", "accuracy_rows", "MODEL_LABELS"]
+
+#: validation label -> how the report names the model
+MODEL_LABELS = {
+    "fp32": f"FP32 ({A.MODEL_ONNX})",
+    "int8": f"INT8 ({A.INT8_ONNX})",
+    "typed": f"INT8+FP16 typed ({A.TYPED_ONNX})",
+    "candidate": "candidate",
+    "reference": "reference",
+}
 
 
-def _pct(v: Any) -> str:
-    return "—" if v is None else f"{100 * float(v):.2f}%"
+def accuracy_rows(validation: Any) -> list[tuple[str, dict[str, float | None]]]:
+    """(model label, metric name -> value) for the reference and every candidate of a validation result."""
+    if validation is None:
+        return []
+    names = [m.name for m in validation.metrics]
+    models = [validation.reference, *validation.candidates]
+    return [(MODEL_LABELS.get(k, k), {n: validation.value(k, n) for n in names}) for k in models]
 
 
-def accuracy_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(label, classification/output metrics) rows for FP32, INT8 and the typed graph, as available."""
-    rows: list[tuple[str, dict[str, Any]]] = []
-    val = metrics.get("validation")
-    if not val:
-        return rows
-    cls = val.get("classification", {})
-    first = next(iter(val.get("outputs", {}).values()), {})
-    rows.append(
-        (
-            "FP32 (model.onnx)",
-            {
-                "top1": cls.get("reference_top1"),
-                "top5": cls.get("reference_top5"),
-                "agreement": 1.0,
-                "cosine": 1.0,
-            },
-        )
-    )
-    rows.append(
-        (
-            "INT8 (model.int8.onnx)",
-            {
-                "top1": cls.get("candidate_top1"),
-                "top5": cls.get("candidate_top5"),
-                "agreement": cls.get("top1_agreement"),
-                "cosine": first.get("cosine_similarity"),
-            },
-        )
-    )
-    typed = metrics.get("typed_graph", {}).get("vs_fp32")
-    if typed:
-        tcls = typed.get("classification", {})
-        tfirst = next(iter(typed.get("outputs", {}).values()), {})
-        rows.append(
-            (
-                "INT8+FP16 typed (model.trt.onnx)",
-                {
-                    "top1": tcls.get("candidate_top1"),
-                    "top5": tcls.get("candidate_top5"),
-                    "agreement": tcls.get("top1_agreement"),
-                    "cosine": tfirst.get("cosine_similarity"),
-                },
-            )
-        )
-    return rows
+def _data_phrase(validation: Any) -> str:
+    data = validation.data or "evaluation"
+    if data == "eval":
+        return f"{validation.samples} samples of the evaluation data"
+    if data.startswith("calibration"):
+        return f"{validation.samples} samples of the calibration data (no --eval-data given)"
+    return f"{validation.samples} samples of {data}"
+
+
+def _accuracy(result: Any) -> list[str]:
+    val = result.validation
+    rows = accuracy_rows(val)
+    if not rows:
+        return []
+    metrics = val.metrics
+    lines = [
+        f"## Accuracy ({_data_phrase(val)}, ONNX Runtime executing Q/DQ as written)",
+        "",
+        "| model | " + " | ".join(m.heading for m in metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
+    for label, values in rows:
+        lines.append(f"| {label} | " + " | ".join(m.format(values.get(m.name)) for m in metrics) + " |")
+    return [*lines, ""]
+
+
+def _calibration(result: Any) -> list[str]:
+    cal = result.calibration
+    if cal is None:
+        return []
+    if cal.source == "cache":
+        lines = ["## Calibration", "", f"Scales from the TensorRT calibration cache `{cal.cache}` ({cal.tensors} tensors).", ""]
+    elif cal.source == "qat":
+        return []
+    else:
+        lines = [
+            "## Calibration",
+            "",
+            f"Method: **{cal.method}** over {cal.samples} samples, {cal.tensors} activation tensors.",
+            "",
+        ]
+    if cal.scores:
+        from trtq.metrics import METRICS
+
+        keys = list(next(iter(cal.scores.values())))
+        lines += [
+            f"Fidelity of each method's Q/DQ model to FP32 on held-out data, chosen by **{cal.choose_metric}** "
+            "(the chosen method is in bold):",
+            "",
+            "| method | " + " | ".join(METRICS.get(k).heading if k in METRICS else k for k in keys) + " |",
+            "|---|" + "---|" * len(keys),
+        ]
+        for meth, sc in cal.scores.items():
+            name = f"**{meth}**" if meth == cal.method else meth
+            cells = [METRICS.get(k).format(sc.get(k)) if k in METRICS else f"{sc.get(k):.6g}" for k in keys]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for w in cal.warnings:
+        lines += [f"Note: {w}.", ""]
+    for name in result.artifacts:
+        if name.startswith(A.CALIB_PLOT_PREFIX) and name.endswith(".png"):
+            lines += [f"![{name}]({name})", ""]
+    return lines
+
+
+def _placement(result: Any) -> list[str]:
+    pl = result.placement
+    if pl is None:
+        return []
+    lines = [
+        "## Q/DQ placement",
+        "",
+        f"{pl.quantized_nodes} weighted layers quantized; {pl.activation_qdq} activation and {pl.weight_qdq} weight "
+        "Q/DQ pairs.",
+        "",
+    ]
+    if pl.skipped:
+        lines += ["Not quantized:", "", "| node | op | rule | reason |", "|---|---|---|---|"]
+        for s in pl.skipped[:40]:
+            lines.append(f"| `{s['node']}` | {s['op_type']} | {s['rule']} | {s['reason']} |")
+        if len(pl.skipped) > 40:
+            lines.append(f"| … {len(pl.skipped) - 40} more in report.json | | | |")
+        lines.append("")
+    return lines
+
+
+def _typing(result: Any) -> list[str]:
+    t = result.typing
+    if t is None:
+        return []
+    lines = ["## Typed graph", "", f"`{A.TYPED_ONNX}`: INT8 where Q/DQ say so, FP16 elsewhere, graph I/O FP32."]
+    if t.fp32_nodes:
+        lines += [f" {len(t.fp32_nodes)} node(s) stay FP32 (ranges from {t.ranges_from}):", ""]
+        lines += ["| node | op | reason |", "|---|---|---|"]
+        lines += [f"| `{d['node']}` | {d['op_type']} | {d['reason']} |" for d in t.fp32_nodes[:20]]
+        if len(t.fp32_nodes) > 20:
+            lines.append(f"| … {len(t.fp32_nodes) - 20} more in report.json | | |")
+    return [*lines, ""]
 
 
 def render_markdown(result: Any) -> str:
-    m = result.metrics
+    """report.md of a `trtq.pipeline.BuildResult`."""
     lines = ["# trtq build report", ""]
-    exp = m.get("export", {})
-    lines += [
-        f"Model: `{exp.get('source', '?')}` ({exp.get('kind', '?')}, opset {exp.get('opset', '?')}, "
-        f"{exp.get('nodes', '?')} nodes).",
-        "",
-    ]
-    rows = accuracy_rows(m)
-    if rows:
-        val = m.get("validation", {})
-        lines += [
-            f"## Accuracy ({val.get('samples', '?')} samples of {val.get('data', 'eval')} data, "
-            "ONNX Runtime executing Q/DQ as written)",
-            "",
-            "| model | top-1 | top-5 | top-1 agreement with FP32 | cosine vs FP32 |",
-            "|---|---|---|---|---|",
-        ]
-        for label, r in rows:
-            cos = "—" if r.get("cosine") is None else f"{float(r['cosine']):.5f}"
-            lines.append(
-                f"| {label} | {_pct(r.get('top1'))} | {_pct(r.get('top5'))} | {_pct(r.get('agreement'))} | {cos} |"
-            )
-        lines.append("")
-    cal = m.get("calibration")
-    if cal:
-        lines += [
-            "## Calibration",
-            "",
-            f"Method: **{cal.get('method')}** over {cal.get('samples', '?')} samples, "
-            f"{cal.get('tensors')} activation tensors.",
-            "",
-        ]
-        scores = m.get("method_scores")
-        if scores:
-            keys = sorted({k for v in scores.values() if isinstance(v, dict) for k in v})
-            lines += [
-                "Fidelity of each method's Q/DQ model to FP32 on held-out data (the chosen one is in bold):",
-                "",
-                "| method | " + " | ".join(keys) + " |",
-                "|---|" + "---|" * len(keys),
-            ]
-            for meth, sc in scores.items():
-                name = f"**{meth}**" if meth == cal.get("method") else meth
-                cells = [
-                    f"{sc.get(k):.6g}" if isinstance(sc, dict) and sc.get(k) is not None else "—"
-                    for k in keys
-                ]
-                lines.append(f"| {name} | " + " | ".join(cells) + " |")
-            lines.append("")
-        pngs = [name for name in result.artifacts if name.endswith(".png") and name.startswith("calib")]
-        for name in pngs:
-            lines += [f"![{name}]({name})", ""]
-    pl = m.get("placement")
-    if pl:
-        lines += [
-            "## Q/DQ placement",
-            "",
-            f"{pl['quantized_nodes']} weighted layers quantized; {pl['activation_qdq']} activation and "
-            f"{pl['weight_qdq']} weight Q/DQ pairs.",
-            "",
-        ]
-        if pl["skipped"]:
-            lines += ["Not quantized:", "", "| node | op | rule | reason |", "|---|---|---|---|"]
-            for s in pl["skipped"][:40]:
-                lines.append(f"| `{s['node']}` | {s['op_type']} | {s['rule']} | {s['reason']} |")
-            if len(pl["skipped"]) > 40:
-                lines.append(f"| … {len(pl['skipped']) - 40} more in report.json | | | |")
-            lines.append("")
-    for title, body in result.sections:
-        lines += [f"## {title}", "", body.rstrip(), ""]
+    exp = result.export
+    if exp is not None:
+        lines += [f"Model: `{exp.source}` ({exp.kind}, opset {exp.opset}, {exp.nodes} nodes).", ""]
+    if result.warnings:
+        lines += ["## Warnings", "", *[f"- {w}" for w in result.warnings], ""]
+    lines += _accuracy(result) + _calibration(result) + _placement(result)
+    for section in result.sections:
+        lines += [f"## {section.title}", "", section.markdown.rstrip(), ""]
+    lines += _typing(result)
     lines += ["## Engine", "", result.engine_status or "not attempted", ""]
-    lines += ["## Artifacts", "", "| file | |", "|---|---|"]
-    for name in result.artifacts:
-        lines.append(f"| [{name}]({name}) | |")
+    lines += ["## Artifacts", "", "| file | what it is |", "|---|---|"]
+    lines += [f"| [{name}]({name}) | {A.describe(name)} |" for name in result.artifacts]
     lines += ["", "## Timings", "", "| stage | seconds |", "|---|---|"]
-    for k, v in result.timings.items():
-        lines.append(f"| {k} | {v:.2f} |")
+    lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
     return "\n".join(lines) + "\n"
-
-
-def write_report(result: Any, folder: Path) -> None:
-    """Write report.json and report.md into `folder` (atomically)."""
-    result.timings = dict(result.timings)
-    write_json(Path(folder) / "report.json", result.to_json())
-    write_text(Path(folder) / "report.md", render_markdown(result))

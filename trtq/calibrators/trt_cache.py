@@ -20,8 +20,8 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
-from trtq.files import write_text
 from trtq.errors import UsageError
+from trtq.files import write_text
 
 __all__ = ["write_trt_cache", "read_trt_cache", "read_trt_cache_header", "trt_version_code", "ALGORITHMS"]
 

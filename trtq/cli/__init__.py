@@ -5,10 +5,12 @@ Each command lives in its own module in this package and defines:
     NAME = "build"                  # the sub-command
     HELP = "one line for trtq --help"
     def add_arguments(parser) -> None
-    def run(args) -> int            # calls one library function, prints, returns the exit code
+    def run(args) -> int            # builds a config from the options, calls one library function, prints
 
 Commands are discovered automatically, so adding one is adding a module. Errors: `UsageError` exits 2,
-`TrtqError` exits 1, both as one line on stderr; `--debug` shows the traceback.
+`TrtqError` exits 1, both as one line on stderr; `--debug` shows the traceback (same exit codes).
+`--plugin MODULE` (before or after the command; repeatable) imports a module that registers calibrators,
+placement rules or metrics before the options are read.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bars or informational lines")
     g.add_argument("--json", action="store_true", help="print machine-readable results (JSON) on stdout")
     g.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    g.add_argument("--plugin", action="append", metavar="MODULE", default=argparse.SUPPRESS,
+                   help="import a module that registers calibrators, rules or metrics (repeatable)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +64,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plugins_in(argv: Sequence[str]) -> list[str]:
+    """The --plugin values of a command line, wherever they stand (read before the parser is built)."""
+    out, args = [], list(argv)
+    for i, a in enumerate(args):
+        if a == "--plugin" and i + 1 < len(args):
+            out.append(args[i + 1])
+        elif a.startswith("--plugin="):
+            out.append(a.split("=", 1)[1])
+    return out
+
+
+def _quiet_dependencies() -> None:
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\..*")
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime" on CPU hosts
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        if not any(a in ("-h", "--help", "--version") for a in argv[:1]):
+            from trtq.plugins import load_plugins
+
+            load_plugins(_plugins_in(argv))
+        parser = build_parser()
+    except TrtqError as e:
+        if debug:
+            raise
+        print(f"trtq: error: {e}", file=sys.stderr)
+        return e.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
@@ -69,13 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trtq.progress import set_quiet
 
     if not args.debug:  # torch's own deprecation chatter is not for trtq's users
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\..*")
-        logging.getLogger("torch.utils.cpp_extension").setLevel(
-            logging.ERROR
-        )  # "No CUDA runtime" on CPU hosts
-
+        _quiet_dependencies()
     set_quiet(bool(args.quiet or args.json))
     try:
         return int(args._run(args) or 0)
@@ -83,10 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("trtq: interrupted; no partial artifacts were left behind", file=sys.stderr)
         return 130
     except TrtqError as e:
-        if args.debug:
-            raise
         kind = "error" if isinstance(e, UsageError) else "failed"
         print(f"trtq {args.command}: {kind}: {e}", file=sys.stderr)
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
         return e.exit_code
 
 

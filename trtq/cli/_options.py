@@ -1,22 +1,33 @@
-"""Argument groups several commands share (data, preprocessing, placement), and their conversion."""
+"""Option groups several commands share, and turning parsed options into a `BuildConfig`.
+
+Every option here has no argparse default (`argparse.SUPPRESS`): the namespace holds only what the user typed,
+and the defaults live in one place, the configuration dataclasses (`trtq.config`). That is also what lets
+`trtq build --config report.json --calib mse` override just the calibration method of a recorded run.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from trtq.errors import UsageError
-
 __all__ = [
+    "S",
     "add_model_args",
     "add_data_args",
     "add_preprocess_args",
     "add_placement_args",
-    "preprocess_from",
-    "placement_from",
+    "add_calibration_args",
+    "add_fallback_args",
+    "add_typing_args",
+    "add_engine_args",
+    "add_output_args",
+    "config_from_args",
     "floats",
-    "names",
+    "version_triple",
 ]
+
+#: No default: the option is absent from the namespace unless given.
+S = argparse.SUPPRESS
 
 
 def floats(text: str) -> tuple[float, ...]:
@@ -26,125 +37,176 @@ def floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def names(values: list[str] | None) -> list[str]:
-    """Flatten repeatable, comma-separated name options."""
-    return [v.strip() for group in values or [] for v in group.split(",") if v.strip()]
+def version_triple(text: str) -> tuple[int, int, int]:
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected MAJOR.MINOR.PATCH, got {text!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+def add_model_args(p: argparse.ArgumentParser, *, onnx_only: bool = False) -> None:
     g = p.add_argument_group("model")
+    if onnx_only:
+        g.add_argument("--model", "-m", required=True, default=S, help="the FP32 .onnx model")
+        return
     g.add_argument(
-        "--model",
-        "-m",
-        required=required,
+        "--model", "-m", default=S,
         help="torchvision name (resnet50), package.module:factory, TorchScript/.pt2 file, or .onnx",
-    )
-    g.add_argument("--weights", help="torchvision weights, e.g. DEFAULT (downloads them)")
-    g.add_argument("--checkpoint", help="state dict to load into the model (read with weights_only=True)")
+    )  # fmt: skip
+    g.add_argument("--weights", default=S, help="torchvision weights, e.g. DEFAULT (downloads them)")
+    g.add_argument("--checkpoint", default=S, help="state dict to load into the model (read with weights_only=True)")
     g.add_argument(
-        "--trust-pickle",
-        action="store_true",
+        "--trust-pickle", action="store_true", default=S,
         help="allow unpickling a full-model file you made yourself (never for files from others)",
-    )
-    g.add_argument("--opset", type=int, default=17, help="ONNX opset for the export (default 17)")
+    )  # fmt: skip
+    g.add_argument("--opset", type=int, default=S, help="ONNX opset for the export (default 17)")
 
 
-def add_data_args(p: argparse.ArgumentParser, calib_required: bool = False) -> None:
+def add_data_args(p: argparse.ArgumentParser, *, calib: bool = True, eval_: bool = True) -> None:
     g = p.add_argument_group("data")
-    g.add_argument(
-        "--calib-data",
-        required=calib_required,
-        help="calibration images (folder, flat or one sub-folder per class) or .npy/.npz (N,C,H,W)",
-    )
-    g.add_argument(
-        "--calib-samples", type=int, default=512, help="reproducible subset size (default 512; 0 = all)"
-    )
-    g.add_argument("--eval-data", help="evaluation data (class sub-folders or .npz with y give top-1/top-5)")
-    g.add_argument(
-        "--eval-samples", type=int, default=0, help="reproducible subset of the eval data (0 = all)"
-    )
-    g.add_argument("--batch-size", type=int, default=32, help="batch size for calibration and evaluation")
-    g.add_argument("--seed", type=int, default=0, help="seed for subsets and random-init models")
+    if calib:
+        g.add_argument("--calib-data", default=S,
+                       help="calibration images (folder, flat or one sub-folder per class) or .npy/.npz (N,C,H,W)")  # fmt: skip
+        g.add_argument("--calib-samples", type=int, default=S,
+                       help="reproducible subset size (default 512; 0 = all)")  # fmt: skip
+    if eval_:
+        g.add_argument("--eval-data", default=S,
+                       help="evaluation data (class sub-folders or .npz with y give top-1/top-5)")  # fmt: skip
+        g.add_argument("--eval-samples", type=int, default=S, help="reproducible subset of the eval data (0 = all)")
+    g.add_argument("--batch-size", type=int, default=S, help="batch size for calibration and evaluation (default 32)")
+    g.add_argument("--seed", type=int, default=S, help="seed for subsets and random-init models (default 0)")
 
 
 def add_preprocess_args(p: argparse.ArgumentParser) -> None:
+    from trtq.data import PRESETS
+
     g = p.add_argument_group("preprocessing (image folders)")
-    g.add_argument(
-        "--preset",
-        default="imagenet",
-        choices=["imagenet", "raw"],
-        help="imagenet: resize 256, centre crop 224, ImageNet mean/std (default)",
-    )
-    g.add_argument("--size", type=int, help="final (centre-cropped) side length")
-    g.add_argument("--resize", type=int, help="resize the shorter side to this before cropping")
-    g.add_argument("--no-resize", action="store_true", help="resize straight to --size, no crop")
-    g.add_argument("--mean", type=floats, help="per-channel mean, e.g. 0.485,0.456,0.406")
-    g.add_argument("--std", type=floats, help="per-channel std")
-    g.add_argument(
-        "--channels", type=int, choices=[1, 3], help="1 = grey, 3 = RGB (default: what the model takes)"
-    )
+    g.add_argument("--preset", default=S, choices=list(PRESETS),
+                   help="imagenet: resize 256, centre crop 224, ImageNet mean/std (default)")  # fmt: skip
+    g.add_argument("--size", type=int, default=S, help="final (centre-cropped) side length")
+    g.add_argument("--resize", type=int, default=S, help="resize the shorter side to this before cropping")
+    g.add_argument("--no-resize", action="store_true", default=S, help="resize straight to --size, no crop")
+    g.add_argument("--mean", type=floats, default=S, help="per-channel mean, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", type=floats, default=S, help="per-channel std")
+    g.add_argument("--channels", type=int, choices=[1, 3], default=S,
+                   help="1 = grey, 3 = RGB (default: what the model takes)")  # fmt: skip
 
 
 def add_placement_args(p: argparse.ArgumentParser) -> None:
+    from trtq.placement.rules import RULES
+
     g = p.add_argument_group("Q/DQ placement")
+    g.add_argument("--exclude", action="append", metavar="NAME_OR_REGEX", default=S,
+                   help="keep these nodes out of INT8 (repeatable, comma-separated)")  # fmt: skip
+    g.add_argument("--exclude-op-type", action="append", metavar="OP", default=S, help="keep these op types out of INT8")
+    g.add_argument("--keep-first-last", action="store_true", default=S,
+                   help="keep the first and last weighted layers FP16")  # fmt: skip
     g.add_argument(
-        "--exclude",
-        action="append",
-        metavar="NAME_OR_REGEX",
-        help="keep these nodes out of INT8 (repeatable, comma-separated)",
-    )
-    g.add_argument("--exclude-op-type", action="append", metavar="OP", help="keep these op types out of INT8")
+        "--quantize-small", action="store_true", default=S,
+        help="also quantize convs with < 16 channels and matrix-vector Gemm/MatMul (disables the SmallConv and "
+        "SmallOrGemv rules, which NVIDIA's quantizer and trtq apply by default because Q/DQ there costs TensorRT "
+        "more than it saves)",
+    )  # fmt: skip
+    names = ", ".join(RULES.names())
+    g.add_argument("--enable-rule", action="append", metavar="RULE", default=S,
+                   help=f"turn a placement rule on (repeatable); rules: {names}")  # fmt: skip
+    g.add_argument("--disable-rule", action="append", metavar="RULE", default=S, help="turn a placement rule off")
+
+
+def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> None:
+    from trtq.calibrators import CALIBRATORS
+
+    g = p.add_argument_group("calibration")
+    methods = ", ".join(CALIBRATORS.names())
+    aliases = ", ".join(f"{a} = {n}" for a, n in CALIBRATORS.aliases().items())
     g.add_argument(
-        "--keep-first-last", action="store_true", help="keep the first and last weighted layers FP16"
+        "--calib", default=S, metavar="METHOD",
+        help=f"calibration method: {methods} ({aliases}), 'all' (every method from one pass, the most faithful "
+        "kept) or a comma-separated list (default entropy)",
+    )  # fmt: skip
+    g.add_argument("--calib-param", action="append", metavar="NAME=VALUE", default=S,
+                   help="a parameter of the method (repeatable), e.g. percentile=99.9, num_bins=4096")  # fmt: skip
+    g.add_argument("--percentile", type=float, default=S, help="shortcut for --calib-param percentile=P (default 99.99)")
+    g.add_argument("--choose-metric", default=S, metavar="METRIC",
+                   help="metric --calib all picks the method by, on held-out data (default cosine)")  # fmt: skip
+    if cache:
+        g.add_argument("--calib-cache", default=S, help="take scales from a TensorRT calibration cache instead")
+
+
+def add_fallback_args(p: argparse.ArgumentParser) -> None:
+    from trtq.metrics import METRICS
+
+    g = p.add_argument_group("sensitivity and FP16 fallback")
+    g.add_argument("--max-drop", type=float, default=S,
+                   help="keep the fewest layers FP16 so the metric is at most this much below FP32 (percentage "
+                   "points for top-1 and other fraction metrics)")  # fmt: skip
+    g.add_argument("--fallback", default=S, help="N (keep the N most sensitive layers FP16) or node names/regexes")
+    g.add_argument("--metric", default=S,
+                   help=f"metric of the budget: {', '.join(METRICS.names())}, or package.module:function("
+                   "fp32_outputs, outputs[, targets]) -> float (default top1_accuracy with labels, else "
+                   "top1_agreement)")  # fmt: skip
+    g.add_argument("--workers", type=int, default=S, help="parallel evaluations (default: the CPUs available)")
+
+
+def add_typing_args(p: argparse.ArgumentParser, *, keep: bool = False, switch: bool = True) -> None:
+    g = p.add_argument_group("typed graph (model.trt.onnx)")
+    if switch:
+        g.add_argument("--no-typed", action="store_true", default=S, help="do not write the FP16-typed model.trt.onnx")
+    if keep:
+        g.add_argument("--keep-fp32", action="append", metavar="NAME_OR_REGEX", default=S,
+                       help="nodes the typed model keeps FP32")  # fmt: skip
+        g.add_argument("--keep-fp32-op-type", action="append", metavar="OP", default=S,
+                       help="op types the typed model keeps FP32")  # fmt: skip
+
+
+def add_engine_args(p: argparse.ArgumentParser, *, switch: bool = True) -> None:
+    g = p.add_argument_group("engine (needs TensorRT and a GPU)")
+    if switch:
+        g.add_argument("--no-engine", action="store_true", default=S, help="stop after the ONNX stages")
+    g.add_argument("--batch", default=S, help="optimisation profile batch sizes min,opt,max or one size (default 1,8,32)")
+    g.add_argument("--workspace-gb", type=float, default=S, help="builder workspace limit in GiB")
+    g.add_argument("--timing-cache", default=S, help="timing cache file to load and update")
+    g.add_argument("--opt-level", type=int, choices=range(6), default=S, help="builder optimisation level 0-5 (default 3)")
+
+
+def add_output_args(p: argparse.ArgumentParser, *, what: str = "run folder to create", default: str | None = None) -> None:
+    req = default is None
+    p.add_argument("--out", "-o", required=req, default=S,
+                   help=what + ("" if req else f" (default {default})"))  # fmt: skip
+    p.add_argument("--force", action="store_true", default=S, help="replace what a previous trtq run wrote there")
+
+
+def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
+    """The `BuildConfig` of a command line: `--config` (or `base`) first, then every option given."""
+    from dataclasses import replace
+
+    from trtq.config import (
+        BuildConfig,
+        CalibrationConfig,
+        DataConfig,
+        ExportConfig,
+        FallbackConfig,
+        TypingConfig,
+        ValidationConfig,
+        engine_from_args,
+        placement_from_args,
     )
-    g.add_argument(
-        "--quantize-small",
-        action="store_true",
-        help="also quantize convs with < 16 channels and matrix-vector Gemm/MatMul, which NVIDIA's quantizer "
-        "(and trtq by default) leaves in FP16 because Q/DQ there costs TensorRT more than it saves",
-    )
 
-
-def preprocess_given(args: argparse.Namespace) -> bool:
-    """Whether the user set any preprocessing option (else a recorded or default one may apply)."""
-    return (
-        args.preset != "imagenet"
-        or args.no_resize
-        or any(getattr(args, k) is not None for k in ("size", "resize", "mean", "std", "channels"))
-    )
-
-
-def preprocess_from(args: argparse.Namespace) -> Any:
-    from trtq.data import PRESETS
-
-    pre = PRESETS[args.preset]
-    channels = args.channels
-    if channels == 1 and args.mean is None and len(pre.mean) == 3:
-        args.mean, args.std = (sum(pre.mean) / 3,), (sum(pre.std) / 3,)
-    kw: dict[str, Any] = {
-        "size": args.size,
-        "resize": args.resize,
-        "mean": args.mean,
-        "std": args.std,
-        "channels": channels,
+    cfg = base or (BuildConfig.load(args.config) if hasattr(args, "config") else BuildConfig())
+    changes: dict[str, Any] = {
+        "export": ExportConfig.from_args(args, cfg.export),
+        "data": DataConfig.from_args(args, cfg.data),
+        "placement": placement_from_args(args, cfg.placement),
+        "calibration": CalibrationConfig.from_args(args, cfg.calibration),
+        "fallback": FallbackConfig.from_args(args, cfg.fallback),
+        "typing": TypingConfig.from_args(args, cfg.typing),
+        "validation": ValidationConfig.from_args(args, cfg.validation),
+        "engine": engine_from_args(args, cfg.engine),
     }
-    pre = pre.with_overrides(**kw)
-    if args.no_resize:
-        from dataclasses import replace
-
-        pre = replace(pre, resize=None)
-    if pre.resize is not None and pre.size is not None and pre.resize < pre.size:
-        raise UsageError(f"--resize {pre.resize} is smaller than --size {pre.size}")
-    return pre
-
-
-def placement_from(args: argparse.Namespace) -> Any:
-    from trtq.placement import PlacementConfig
-
-    return PlacementConfig(
-        exclude_nodes=tuple(names(args.exclude)),
-        exclude_op_types=tuple(names(args.exclude_op_type)),
-        keep_first_last=bool(args.keep_first_last),
-        skip_small_convs=not getattr(args, "quantize_small", False),
-        skip_gemv=not getattr(args, "quantize_small", False),
-    )
+    for dest, fld in (("model", "model"), ("out", "out"), ("seed", "seed"), ("force", "force"),
+                      ("from_qat", "from_qat"), ("fp32_onnx", "fp32_onnx"), ("format", "format")):  # fmt: skip
+        if hasattr(args, dest):
+            changes[fld] = getattr(args, dest)
+    if getattr(args, "plugin", None):
+        changes["plugins"] = tuple(dict.fromkeys([*cfg.plugins, *args.plugin]))
+    return replace(cfg, **changes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trtq.cli._common import emit
+from trtq.cli._options import S
 
 NAME = "bench"
 HELP = "latency (min/median/p90/p95/p99) and throughput of .onnx (ONNX Runtime, CPU) and .plan (TensorRT)"
@@ -18,21 +19,15 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".onnx, .plan or .engine files")
-    p.add_argument("--batch", default="1,8", help="batch sizes to time, e.g. 1,8,32 (default 1,8)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs per batch size (default 10)")
-    p.add_argument("--iterations", type=int, default=100, help="timed runs per batch size (default 100)")
-    p.add_argument(
-        "--max-seconds",
-        type=float,
-        default=10.0,
-        help="stop timing a batch size after this long (default 10)",
-    )
-    p.add_argument("--cuda-graph", action="store_true", help="TensorRT: capture and replay a CUDA graph")
-    p.add_argument(
-        "--no-copies", action="store_true", help="TensorRT: leave host<->device copies out of the timing"
-    )
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--batch", dest="bench_batch", default=S, help="batch sizes to time, e.g. 1,8,32 (default 1,8)")
+    p.add_argument("--warmup", type=int, default=S, help="untimed runs per batch size (default 10)")
+    p.add_argument("--iterations", type=int, default=S, help="timed runs per batch size (default 100)")
+    p.add_argument("--max-seconds", type=float, default=S, help="stop timing a batch size after this long (default 10)")
+    p.add_argument("--cuda-graph", action="store_true", default=S, help="TensorRT: capture and replay a CUDA graph")
+    p.add_argument("--no-copies", action="store_true", default=S,
+                   help="TensorRT: leave host<->device copies out of the timing")  # fmt: skip
+    p.add_argument("--threads", type=int, default=S, help="ONNX Runtime intra-op threads")
+    p.add_argument("--seed", type=int, default=S, help="seed of the random inputs (default 0)")
     p.add_argument(
         "--out", "-o", default="bench", help="folder for bench.json and bench.png (default ./bench)"
     )
@@ -40,19 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.benchmark import BenchSettings, bench, parse_batches, render_table
+    from trtq.benchmark import bench, render_table
+    from trtq.config import bench_from_args
 
-    settings = BenchSettings(
-        batches=parse_batches(args.batch),
-        warmup=args.warmup,
-        iterations=args.iterations,
-        max_seconds=args.max_seconds,
-        cuda_graph=args.cuda_graph,
-        include_copies=not args.no_copies,
-        threads=args.threads,
-        seed=args.seed,
-    )
-    doc = bench(args.artifacts, settings, out_dir=args.out, force=args.force)
+    doc = bench(args.artifacts, bench_from_args(args), out_dir=args.out, force=args.force)
     if not (args.json or args.quiet):
         from rich.console import Console
 

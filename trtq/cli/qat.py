@@ -104,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.qat import qat
+    from trtq.finetune import qat
 
     result = qat(
         args.model,

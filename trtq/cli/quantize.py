@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trtq.cli._common import emit
-from trtq.cli._options import add_placement_args, names, placement_from
+from trtq.cli._options import S, add_model_args, add_placement_args, add_typing_args, config_from_args
 
 NAME = "quantize"
 HELP = "insert Q/DQ where TensorRT fuses them (ONNX + calibration.json -> model.int8.onnx [+ model.trt.onnx])"
@@ -14,51 +14,33 @@ DESCRIPTION = (
     "Concat scales; tiny convs and matrix-vector products stay high precision), insert them with the "
     "calibrated scales (per-channel weights, per-tensor activations, symmetric INT8) and write "
     "model.int8.onnx (FP32 typed). --trt-out also writes the strongly typed graph for TensorRT 10.12+/11: "
-    "everything outside INT8 typed FP16, graph inputs and outputs FP32."
+    "everything outside INT8 typed FP16 (FP32 where calibration saw FP16 overflow), graph I/O FP32."
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", required=True, help="the FP32 .onnx model")
+    add_model_args(p, onnx_only=True)
     p.add_argument("--calibration", "-c", required=True, help="calibration.json from trtq calibrate")
-    p.add_argument(
-        "--out", "-o", default="model.int8.onnx", help="Q/DQ model to write (default model.int8.onnx)"
-    )
+    p.add_argument("--out", "-o", default="model.int8.onnx", help="Q/DQ model to write (default model.int8.onnx)")
     p.add_argument("--trt-out", help="also write the strongly typed FP16+INT8 model here (model.trt.onnx)")
     p.add_argument("--plan-out", help="also write the placement plan and per-node decisions as JSON")
     p.add_argument("--method", help="calibration method to use (default: the one chosen in the file)")
-    p.add_argument(
-        "--keep-fp32", action="append", metavar="NAME_OR_REGEX", help="nodes the typed model keeps FP32"
-    )
-    p.add_argument(
-        "--keep-fp32-op-type", action="append", metavar="OP", help="op types the typed model keeps FP32"
-    )
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--force", action="store_true", default=S, help="overwrite existing output files")
+    add_typing_args(p, keep=True, switch=False)
     add_placement_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.quantization import quantize_files
+    from trtq.pipeline.commands import quantize_files
 
-    result = quantize_files(
-        args.model,
-        args.calibration,
-        args.out,
-        trt_out=args.trt_out,
-        plan_out=args.plan_out,
-        force=args.force,
-        config=placement_from(args),
-        method=args.method,
-        keep_fp32_nodes=names(args.keep_fp32),
-        keep_fp32_op_types=names(args.keep_fp32_op_type),
-    )
-    s = result.summary()
-    written = [p for p in (args.out, args.trt_out, args.plan_out) if p]
+    ctx = quantize_files(config_from_args(args), args.calibration, args.out, trt_out=args.trt_out,
+                         plan_out=args.plan_out, method=args.method)  # fmt: skip
+    pl, written = ctx.result.placement, [str(p) for p in ctx.result.artifacts.values()]
     lines = [
-        f"quantized {s['quantized_nodes']} layers: {s['activation_qdq']} activation and {s['weight_qdq']} weight "
-        f"Q/DQ pairs" + (f" (thresholds: {s['method']})" if s["method"] else ""),
-        f"kept in high precision: {len(s['high_precision'])} candidate nodes (see --plan-out or --json)",
+        f"quantized {pl.quantized_nodes} layers: {pl.activation_qdq} activation and {pl.weight_qdq} weight Q/DQ "
+        f"pairs (thresholds: {ctx.calibration.method})",
+        f"kept in high precision: {len(pl.skipped)} candidate nodes (see --plan-out or --json)",
         *[f"wrote {p}" for p in written],
     ]
-    emit(args, {**s, "outputs": written}, "\n".join(lines))
+    emit(args, {**pl.to_json(), "method": ctx.calibration.method, "outputs": written}, "\n".join(lines))
     return 0

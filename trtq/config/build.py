@@ -114,18 +114,23 @@ class BuildConfig:
     force: bool = False
 
     # checks -------------------------------------------------------------------------------------------------
-    def validate(self) -> BuildConfig:
-        """Check every section and the combinations between them; returns self. Runs before any stage."""
+    def validate_sections(self) -> BuildConfig:
+        """Check every section and the format on their own (what every stage command needs); returns self."""
         from trtq.formats import FORMATS
 
         if self.format not in FORMATS:
             raise UsageError(FORMATS.unknown_message(self.format))
-        if self.out is None or str(self.out) == "":
-            raise UsageError("--out is required: the run folder to create")
         for name in SECTIONS:
             section = getattr(self, name)
             if hasattr(section, "validate"):
                 section.validate()
+        return self
+
+    def validate(self) -> BuildConfig:
+        """Check every section and the combinations a build needs; returns self. Runs before any stage."""
+        self.validate_sections()
+        if self.out is None or str(self.out) == "":
+            raise UsageError("--out is required: the run folder to create")
         if self.from_qat is None:
             if self.model is None:
                 raise UsageError("--model is required (or --from-qat MODEL_QAT_ONNX)")

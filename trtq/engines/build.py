@@ -20,11 +20,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from trtq.files import write_bytes
 from trtq.engines import compat
 from trtq.engines.options import EngineOptions, ShapeRange
 from trtq.engines.profiles import compute_profile, needs_profile
 from trtq.errors import TrtqError, UsageError
+from trtq.files import write_bytes
 
 __all__ = [
     "EngineBuild",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trtq.files import check_writable, write_bytes, write_json
 from trtq.engines import compat
 from trtq.engines.build import build_engine_info, choose_graph
 from trtq.engines.inspect import inspect_plan
@@ -14,6 +13,7 @@ from trtq.engines.options import EngineOptions
 from trtq.engines.precision import check_precision, graph_expectations, precision_summary
 from trtq.engines.profiles import opt_shapes
 from trtq.errors import TrtqError
+from trtq.files import check_writable, write_bytes, write_json
 
 __all__ = ["engine_stage", "build_engine_file"]
 

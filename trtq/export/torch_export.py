@@ -310,8 +310,8 @@ def export_sample(
     Raises:
         UsageError: `out_path` exists without `force`, `shape` is not C,H,W, or as for `export_onnx`.
     """
-    from trtq.files import check_writable
     from trtq.data import load_data
+    from trtq.files import check_writable
 
     check_writable(out_path, force)
     source = resolve_model(

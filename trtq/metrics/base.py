@@ -49,6 +49,7 @@ class Metric:
         auto: computed in validation whenever it applies (built-ins); plugins opt in.
         description: one line for help texts and reports.
         takes_targets: whether `fn` takes the third argument.
+        title: the column heading in reports (default: the name).
     """
 
     name: str
@@ -61,6 +62,11 @@ class Metric:
     auto: bool = False
     description: str = ""
     takes_targets: bool = True
+    title: str = ""
+
+    @property
+    def heading(self) -> str:
+        return self.title or self.name
 
     def __call__(self, reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
         try:
@@ -136,6 +142,7 @@ def register_metric(
     applies: Callable[[Outputs], bool] | None = None,
     auto: bool = False,
     description: str = "",
+    title: str = "",
 ) -> Callable[[MetricFn], MetricFn]:
     """Decorator: register `fn(reference, outputs, targets) -> float` as the metric `name`."""
     if unit not in UNITS:
@@ -148,7 +155,7 @@ def register_metric(
             Metric(
                 name=name, fn=fn, higher_is_better=higher_is_better, needs=needs, unit=unit, kind=kind,
                 applies=applies, auto=auto, description=description or (doc[0] if doc else ""),
-                takes_targets=_positional_arity(fn) != 2,
+                takes_targets=_positional_arity(fn) != 2, title=title,
             ),
         )  # fmt: skip
         return fn

@@ -38,14 +38,14 @@ def _labels(targets: Any, n: int, what: str) -> np.ndarray:
     return labels
 
 
-@register_metric("top1_accuracy", needs="class", applies=is_classifier, auto=True)
+@register_metric("top1_accuracy", needs="class", applies=is_classifier, auto=True, title="top-1")
 def top1_accuracy(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
     """Share of samples whose top-1 class is the label."""
     got = logits(outputs, "top-1 accuracy")
     return float(np.mean(got.argmax(1) == _labels(targets, len(got), "top-1 accuracy")))
 
 
-@register_metric("top5_accuracy", needs="class", applies=is_classifier, auto=True)
+@register_metric("top5_accuracy", needs="class", applies=is_classifier, auto=True, title="top-5")
 def top5_accuracy(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
     """Share of samples whose label is among the 5 highest logits (all of them with fewer classes)."""
     got = logits(outputs, "top-5 accuracy")
@@ -55,7 +55,7 @@ def top5_accuracy(reference: Outputs, outputs: Outputs, targets: Any = None) -> 
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
-@register_metric("top1_agreement", applies=is_classifier, auto=True)
+@register_metric("top1_agreement", applies=is_classifier, auto=True, title="top-1 agreement with FP32")
 def top1_agreement(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
     """Share of samples whose top-1 class matches the FP32 model's."""
     ref, got = logits(reference, "top-1 agreement"), logits(outputs, "top-1 agreement")

@@ -36,7 +36,7 @@ def _has_float(reference: Outputs) -> bool:
     return any(np.issubdtype(np.asarray(v).dtype, np.floating) for v in reference.values())
 
 
-@register_metric("cosine", kind="fidelity", applies=_has_float, auto=True)
+@register_metric("cosine", kind="fidelity", applies=_has_float, auto=True, title="cosine vs FP32")
 def cosine(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
     """Mean over samples of the cosine similarity to FP32 (1.0 = identical direction)."""
     r, o = per_sample(reference, outputs)
@@ -57,7 +57,7 @@ def output_noise(reference: Outputs, outputs: Outputs, targets: Any = None) -> f
     return err / energy if energy > 0 else err
 
 
-@register_metric("snr_db", unit="db", kind="fidelity", applies=_has_float, auto=True)
+@register_metric("snr_db", unit="db", kind="fidelity", applies=_has_float, auto=True, title="SNR vs FP32")
 def snr_db(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
     """Signal-to-noise ratio of the outputs against FP32, in dB (10 log10 of signal over error energy)."""
     noise = output_noise(reference, outputs)

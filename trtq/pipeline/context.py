@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from trtq.pipeline.results import BuildResult
     from trtq.placement import QDQPlan
 
-__all__ = ["RunContext", "Clock", "Sink", "RunFolder", "NamedFiles"]
+__all__ = ["RunContext", "Clock", "Sink", "RunFolder", "NamedFiles", "InMemory"]
 
 
 class Clock:
@@ -55,6 +55,26 @@ class Sink:
 
     def final(self, name: str) -> Path:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def wants(self, name: str) -> bool:
+        """Whether the artifact is wanted at all (stages skip work nobody wants)."""
+        return self.path(name) is not None
+
+
+@dataclass
+class InMemory(Sink):
+    """Nothing is written; the artifacts in `wanted` are still produced (in the context) for the caller."""
+
+    wanted: frozenset[str] = frozenset()
+
+    def path(self, name: str) -> None:
+        return None
+
+    def final(self, name: str) -> Path:
+        return Path(name)
+
+    def wants(self, name: str) -> bool:
+        return name in self.wanted
 
 
 @dataclass
@@ -123,9 +143,11 @@ class RunContext:
     typed: onnx.ModelProto | None = None
     reference: Any = None
     clock: Clock = field(init=False)
+    started: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.clock = Clock(self.result.timings)
+        self.started = time.perf_counter()
 
     def need(self, attr: str, stage: str) -> Any:
         """`getattr(self, attr)`, or a TrtqError saying which stage should have produced it."""
@@ -167,7 +189,7 @@ class RunContext:
 
     def wants(self, name: str) -> bool:
         """Whether the sink takes this artifact (stages skip work whose only product nobody wants)."""
-        return self.sink.path(name) is not None
+        return self.sink.wants(name)
 
     def artifact_path(self, name: str) -> Path | None:
         """Where an artifact is being written (for stages whose writer takes a path), recording it."""

@@ -29,12 +29,12 @@ import numpy as np
 import onnx
 
 from trtq.errors import TrtqError, UsageError
+from trtq.metrics import Metric, MetricFn, resolve_metric
+from trtq.metrics.fidelity import output_noise
 from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
 from trtq.qdq import insert_qdq
 from trtq.sensitivity.evaluate import VariantEvaluator
 from trtq.sensitivity.macs import layer_macs
-from trtq.metrics import Metric, MetricFn, resolve_metric
-from trtq.metrics.fidelity import output_noise
 
 __all__ = [
     "LayerSensitivity",

@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from trtq.errors import UsageError
+from trtq.metrics import Metric, MetricFn, resolve_metric
 from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
 from trtq.sensitivity.analysis import (
     EvalData,
@@ -34,7 +35,6 @@ from trtq.sensitivity.analysis import (
 )
 from trtq.sensitivity.evaluate import run_model
 from trtq.sensitivity.macs import layer_macs
-from trtq.metrics import Metric, MetricFn, resolve_metric
 
 __all__ = ["FallbackResult", "choose_fallback", "mixed_model", "resolve_names", "priority_order", "MIN_COST"]
 

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trtq.metrics import METRICS, Metric
 from trtq.sensitivity.analysis import SensitivityResult
 from trtq.sensitivity.fallback import FallbackResult
-from trtq.metrics import METRICS, Metric
 
 __all__ = [
     "sensitivity_document",

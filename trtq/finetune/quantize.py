@@ -20,7 +20,7 @@ equals the tensor in the FP32 ONNX graph; for a convolution whose BatchNorm the 
 BatchNorm call), provided every reader of the tensor reads it quantized in the PTQ graph. Then the training
 graph computes what the deployed graph computes; a conv reading the same tensor re-quantizes it with the
 same scale, which changes nothing. Tensors without such a call (produced by a functional op in a
-`forward`) are quantized at export only (`trtq.qat.graph.align_to_plan`).
+`forward`) are quantized at export only (`trtq.finetune.graph.align_to_plan`).
 """
 
 from __future__ import annotations

@@ -164,13 +164,13 @@ class _Samples:
     def __getitem__(self, i: int) -> tuple[Any, int]:
         import torch
 
-        from trtq.data import _load_image
+        from trtq.data import load_image
 
         ds = self.ds
-        if ds._array is not None:
-            x = np.ascontiguousarray(ds._array[i], dtype=np.float32)
+        if ds.array is not None:
+            x = np.ascontiguousarray(ds.array[i], dtype=np.float32)
         else:
-            x = _load_image(ds._files[i], ds.preprocess)
+            x = load_image(ds.files[i], ds.preprocess)
         return torch.from_numpy(x), int(ds.labels[i])
 
 

@@ -98,21 +98,21 @@ def _accuracy(
     fp32: Any, ptq: Any, qat_graph: Any, val: Any, input_name: str, batch_size: int
 ) -> dict[str, Any]:
     """FP32 / PTQ / QAT top-1 in ONNX Runtime (each graph runs once over the validation data)."""
-    from trtq.validate import compare_results, run_models
+    from trtq.metrics import get_metric
+    from trtq.validate import evaluate_runs, run_models
 
     runs = run_models(
         {"fp32": fp32, "ptq": ptq, "qat": qat_graph}, val, input_name=input_name, batch_size=batch_size
     )
-    out: dict[str, Any] = {"samples": len(val)}
+    names = ("top1_accuracy", "top1_agreement", "cosine")
+    res = evaluate_runs(runs, "fp32", ["ptq", "qat"], targets=val.targets,
+                        extra_metrics=[get_metric(n) for n in names])  # fmt: skip
+    out: dict[str, Any] = {"samples": len(val), "fp32": {"top1": res.value("fp32", "top1_accuracy")}}
     for key in ("ptq", "qat"):
-        res = compare_results(runs, key, "fp32", labels=val.labels)
-        cls = res.classification
-        first = next(iter(res.outputs.values()), {})
-        out["fp32"] = {"top1": cls.get("reference_top1")}
         out[key] = {
-            "top1": cls.get("candidate_top1"),
-            "agreement_with_fp32": cls.get("top1_agreement"),
-            "cosine_vs_fp32": first.get("cosine_similarity"),
+            "top1": res.value(key, "top1_accuracy"),
+            "agreement_with_fp32": res.value(key, "top1_agreement"),
+            "cosine_vs_fp32": res.value(key, "cosine"),
         }
     return out
 
@@ -137,9 +137,8 @@ def _load_inputs(
 ) -> _Inputs:  # fmt: skip
     import torch
 
-    from trtq.data import load_data
+    from trtq.data import load_data, resolve_preprocess
     from trtq.export import input_channels, resolve_model
-    from trtq.pipeline import _resolve_preprocess
     from trtq.placement import PlacementConfig
 
     source = resolve_model(
@@ -150,7 +149,7 @@ def _load_inputs(
             f"--model {source.spec}: QAT needs the PyTorch module (torchvision name, package.module:factory or "
             "nn.Module, with --checkpoint for trained weights); TorchScript and ONNX cannot be fine-tuned"
         )
-    pre = _resolve_preprocess(preprocess, input_channels(source))
+    pre = resolve_preprocess(preprocess, input_channels(source))
     if train_data is None and built_in_loop:
         raise UsageError("--train-data is required (the built-in loop trains on it)")
 
@@ -258,15 +257,16 @@ def qat(
     """
     import torch
 
-    from trtq.files import prepare_out_dir, save_onnx, write_json
     from trtq.calibrators import canonical_method, list_calibrators
     from trtq.export import export_onnx, onnx_input_shape
+    from trtq.files import prepare_out_dir, save_onnx, write_json
+    from trtq.finetune.export import export_qat_onnx, torch_vs_onnx
+    from trtq.finetune.quantize import calibrate_inputs, quantize_model
+    from trtq.finetune.train import TrainConfig, evaluate, fit, plot_curves
+    from trtq.pipeline import build_from_qat
+    from trtq.pipeline.stages.qat import QAT_METADATA_KEY
     from trtq.placement import plan_qdq
     from trtq.progress import status
-    from trtq.qat.export import export_qat_onnx, torch_vs_onnx
-    from trtq.qat.handoff import QAT_METADATA_KEY, build_from_qat
-    from trtq.qat.quantize import calibrate_inputs, quantize_model
-    from trtq.qat.train import TrainConfig, evaluate, fit, plot_curves
 
     previous_threads = torch.get_num_threads()
     if threads is not None:
@@ -416,7 +416,7 @@ def qat(
             result.build = build_from_qat(
                 root / "model.qat.onnx", root / "model.onnx", val_ds or calib_ds, root / "run",
                 batch_size=batch_size, placement=config, strict=True, qat_metrics=metrics, typed_graph=typed_graph,
-                engine=engine, build_engine=build_engine, seed=seed,
+                build_engine=build_engine, seed=seed, **({"engine": engine} if engine is not None else {}),
             )  # fmt: skip
             result.artifacts["run"] = root / "run"
             timings["handoff"] = result.build.timings.get("total", 0.0)

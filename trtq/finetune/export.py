@@ -7,9 +7,9 @@ Steps (`export_qat_onnx`):
 2. the legacy TorchScript exporter (`dynamo=False`: the dynamo exporter fails on fake-quant modules) writes
    ModelOpt's QuantizeLinear/DequantizeLinear pairs, with the same input/output names as `trtq.export`;
 3. `trtq.placement.normalize`, no-op Casts dropped, BatchNorm folded into the convolutions (exactly, see
-   `trtq.qat.graph`), re-quantization with an identical scale dropped, duplicate pairs on one tensor merged;
+   `trtq.finetune.graph`), re-quantization with an identical scale dropped, duplicate pairs on one tensor merged;
 4. pairs the plan wants on non-weighted consumers (residual Add inputs, pooling) are added
-   (`trtq.qat.graph.align_to_plan`), calibrated with the user's method on the fine-tuned graph where no
+   (`trtq.finetune.graph.align_to_plan`), calibrated with the user's method on the fine-tuned graph where no
    trained quantizer covers the tensor;
 5. `check_placement` against the PTQ graph of the FP32 export.
 """
@@ -26,8 +26,7 @@ import numpy as np
 import onnx
 
 from trtq.errors import TrtqError
-from trtq.placement import normalize
-from trtq.qat.graph import (
+from trtq.finetune.graph import (
     PlacementCheck,
     align_to_plan,
     check_placement,
@@ -36,7 +35,8 @@ from trtq.qat.graph import (
     fold_batchnorm,
     merge_duplicate_qdq,
 )
-from trtq.qat.quantize import QATModel
+from trtq.finetune.quantize import QATModel
+from trtq.placement import normalize
 
 __all__ = ["QATExport", "export_qat_onnx", "graph_amax", "torch_vs_onnx"]
 

@@ -1,0 +1,79 @@
+"""The engine: where TensorRT and a GPU are present, build `model.plan`, prove its precision, validate it
+against FP32 and benchmark it; elsewhere record the one-line reason and name the TensorRT-ready ONNX."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtq import artifacts as A
+from trtq.pipeline.context import RunContext
+
+__all__ = ["EngineStage"]
+
+
+@dataclass
+class EngineStage:
+    """Records `ctx.result.engine_info` (and `ctx.result.engine`, the plan bytes, when built)."""
+
+    name: str = "engine"
+
+    def check(self, ctx: RunContext) -> None:
+        return None
+
+    def run(self, ctx: RunContext) -> None:
+        from trtq.engines import engine_stage, tensorrt_status
+
+        info = ctx.result.engine_info
+        cfg = ctx.config.engine
+        if not cfg.enabled:
+            info.status = "skipped (--no-engine)"
+            return
+        ok, reason = tensorrt_status()
+        ready = ctx.result.artifacts.get(A.TYPED_ONNX) or ctx.result.artifacts.get(A.INT8_ONNX)
+        if not ok:
+            why = "TensorRT is not installed" if "not installed" in reason else reason.split(";")[0]
+            info.status = (
+                f"skipped: the engine step needs an NVIDIA GPU with TensorRT ({why}); TensorRT-ready ONNX: {ready}"
+            )
+            info.skipped_reason = reason
+            return
+        trt_onnx, int8_onnx = ctx.sink.path(A.TYPED_ONNX), ctx.sink.path(A.INT8_ONNX)
+        summary = engine_stage(Path(ctx.sink.path(A.PLAN)).parent, trt_onnx, int8_onnx, cfg)
+        info.info, info.built = summary, True
+        for name in (A.PLAN, A.ENGINE_JSON, A.ENGINE_LAYERS_JSON):
+            ctx.result.artifacts[name] = ctx.sink.final(name)
+        ctx.result.engine = Path(ctx.sink.path(A.PLAN)).read_bytes()
+        info.status = "built"
+        if ctx.inputs.validation is not None:
+            self._check_engine(ctx)
+
+    def _check_engine(self, ctx: RunContext) -> None:
+        """The engine against the FP32 ONNX on the evaluation data, then its latency at the profile's batches."""
+        from dataclasses import replace
+
+        from trtq.benchmark import bench
+        from trtq.export import onnx_input_shape
+        from trtq.progress import status
+        from trtq.runners import TensorRTRunner
+        from trtq.validate import compare
+
+        info, cfg = ctx.result.engine_info, ctx.config.engine
+        plan, fp32 = Path(ctx.sink.path(A.PLAN)), Path(ctx.sink.path(A.MODEL_ONNX))
+        min_b, opt_b, max_b = cfg.batch
+        input_name, _ = onnx_input_shape(ctx.fp32)
+        with ctx.clock("engine_validate"), status("validating the engine against FP32 (TensorRT vs ONNX Runtime)"):
+            info.validation = compare(
+                TensorRTRunner(plan), fp32, ctx.inputs.validation, input_name=input_name,
+                batch_size=max(min_b, min(ctx.config.data.batch_size, max_b)),
+            )  # fmt: skip
+        with ctx.clock("engine_bench"), status("benchmarking the engine"):
+            settings = replace(ctx.config.bench, batches=tuple(sorted({min_b, opt_b})))
+            doc = bench([plan], settings, out_dir=plan.parent)
+        info.bench = doc.get("results", [])
+        for name in (A.BENCH_JSON, A.BENCH_PNG):
+            if (plan.parent / name).exists():
+                ctx.result.artifacts[name] = ctx.sink.final(name)
+        agree = info.validation.value("candidate", "top1_agreement")
+        line = f"engine vs FP32: top-1 agreement {100 * agree:.2f}%" if agree is not None else "engine validated"
+        info.status = f"built; {line}; bench.json written"

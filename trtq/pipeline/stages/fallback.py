@@ -1,0 +1,85 @@
+"""Sensitivity and FP16 fallback: rank the quantized layers, keep the fewest in FP16 within the budget.
+
+Writes sensitivity.json and sensitivity.png (and sensitivity.md where the sink wants it, as `trtq
+sensitivity` does); replaces `ctx.plan` with the mixed plan, which the quantize stage then applies, so the
+mixed graph is written by the same code whether it comes from `trtq build --max-drop` or `trtq sensitivity`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trtq import artifacts as A
+from trtq.pipeline.context import RunContext
+from trtq.pipeline.results import ReportSection, SensitivitySummary
+
+__all__ = ["FallbackStage", "SECTION_TITLE"]
+
+#: Title of the report.md section.
+SECTION_TITLE = "Sensitivity and FP16 fallback"
+
+
+@dataclass
+class FallbackStage:
+    """Runs when a budget or a fallback set is configured (or always, for `trtq sensitivity`).
+
+    Attributes:
+        always_rank: rank the layers even without a budget (the `trtq sensitivity` command).
+        mixed_artifact: the artifact name the mixed graph is reported under in sensitivity.md.
+    """
+
+    name: str = "sensitivity"
+    always_rank: bool = False
+    mixed_artifact: str = A.TYPED_ONNX
+
+    def _active(self, ctx: RunContext) -> bool:
+        return self.always_rank or ctx.config.fallback.enabled
+
+    def check(self, ctx: RunContext) -> None:
+        from trtq.metrics import resolve_metric
+
+        if self._active(ctx):
+            data = ctx.inputs.validation
+            resolve_metric(ctx.config.fallback.metric, data.targets_kind if data is not None else None)
+
+    def run(self, ctx: RunContext) -> None:
+        from trtq.export import onnx_input_shape
+        from trtq.metrics import resolve_metric
+        from trtq.progress import status
+        from trtq.sensitivity import analyze_sensitivity, choose_fallback
+        from trtq.sensitivity.report import plot_sensitivity, sensitivity_document, sensitivity_markdown
+
+        if not self._active(ctx):
+            return
+        cfg = ctx.config.fallback
+        fp32, plan = ctx.need("fp32", self.name), ctx.need("plan", self.name)
+        amax = ctx.need("calibration", self.name).amax_for()
+        data, batch = ctx.inputs.validation, ctx.config.data.batch_size
+        input_name, _ = onnx_input_shape(fp32)
+        met = resolve_metric(cfg.metric, data.targets_kind)
+        # a named fallback set needs no ranking; a budget or "the N most sensitive" does
+        rank = (self.always_rank and cfg.layers is None) or cfg.max_drop is not None
+        rank = rank or isinstance(cfg.layers, (int, np.integer))
+        kw = {"placement": ctx.config.placement, "metric": met, "input_name": input_name, "batch_size": batch}
+        sens = analyze_sensitivity(fp32, amax, data, plan=plan, workers=cfg.workers, **kw) if rank else None
+        choice = None
+        if cfg.enabled:
+            with status("choosing the FP16 fallback set (evaluating mixed models)"):
+                choice = choose_fallback(
+                    fp32, amax, data, sensitivity=sens, max_drop=cfg.max_drop, fallback=cfg.layers, **kw
+                )
+            ctx.plan = choice.plan
+        ctx.write_json(A.SENSITIVITY_JSON, sensitivity_document(sens, choice))
+        plot = None
+        if sens is not None:
+            path = ctx.artifact_path(A.SENSITIVITY_PNG)
+            if path is not None:
+                plot_sensitivity(sens, path, choice.nodes if choice else None)
+                plot = A.SENSITIVITY_PNG
+        section = sensitivity_markdown(sens, choice, plot, mixed_name=self.mixed_artifact)
+        if ctx.wants(A.SENSITIVITY_MD):
+            ctx.write_text(A.SENSITIVITY_MD, "# trtq sensitivity\n\n" + section)
+        ctx.result.sensitivity = SensitivitySummary(sens, choice)
+        ctx.result.sections.append(ReportSection(SECTION_TITLE, section))
