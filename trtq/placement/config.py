@@ -10,6 +10,7 @@ rebuilds it (report.json records it that way).
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ class PlacementConfig:
     disable_rules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        self.exclude_nodes = _as_names(self.exclude_nodes)
+        self.exclude_op_types = _as_names(self.exclude_op_types)
         self.enable_rules = _as_names(self.enable_rules)
         self.disable_rules = _as_names(self.disable_rules)
         for field_name, rule in LEGACY_SWITCHES.items():
@@ -82,7 +85,8 @@ class PlacementConfig:
             UsageError: an unknown rule name (the message lists the registered rules), a rule both enabled
                 and disabled, a rule that cannot be disabled, or a `batch_hint` below 1.
         """
-        if isinstance(self.batch_hint, bool) or not isinstance(self.batch_hint, int) or self.batch_hint < 1:
+        hint = self.batch_hint
+        if isinstance(hint, bool) or not isinstance(hint, numbers.Integral) or hint < 1:
             raise UsageError(f"placement batch_hint must be a positive integer, got {self.batch_hint!r}")
         self._requests()
 
@@ -128,7 +132,7 @@ class PlacementConfig:
 
 
 def _as_names(value: str | Iterable[str]) -> tuple[str, ...]:
-    """A tuple of rule names (one name given as a string counts as one name; JSON lists become tuples)."""
+    """A tuple of names (one name given as a string counts as one name; JSON lists become tuples)."""
     if isinstance(value, str):
         return (value,)
     return tuple(value)
