@@ -2,7 +2,8 @@
 
 Rules are turned on and off by their registry name (`enable_rules`, `disable_rules`; on the command line
 `--enable-rule NAME` and `--disable-rule NAME`). The booleans of trtq 0.1 (`skip_small_convs`, ...) are
-still accepted, with a DeprecationWarning naming the rule to disable instead; they go in trtq 0.3.0.
+still accepted, with a DeprecationWarning naming the rule to disable instead, and folded into
+`disable_rules` (False) or dropped (True: the rule runs by default); they go in trtq 0.3.0.
 
 The config is a plain dataclass whose fields are JSON values: `PlacementConfig(**dataclasses.asdict(c))`
 rebuilds it (report.json records it that way).
@@ -41,7 +42,8 @@ class PlacementConfig:
         exclude_nodes: node names or regexes (matched against the whole name) kept in high precision.
         exclude_op_types: op types kept in high precision.
         keep_first_last: keep the first and the last weighted layer in high precision.
-        skip_small_convs: deprecated; `disable_rules=("SmallConv",)` instead of False.
+        skip_small_convs: deprecated; `disable_rules=("SmallConv",)` instead of False. Like the other
+            deprecated booleans it is folded into `disable_rules` on construction and then reads None.
         skip_gemv: deprecated; `disable_rules=("SmallOrGemv",)` instead of False.
         residual_add: deprecated; `disable_rules=("ResidualAdd",)` instead of False.
         pooling: deprecated; `disable_rules=("PoolingChain",)` instead of False.
@@ -71,12 +73,24 @@ class PlacementConfig:
         self.exclude_op_types = _as_names(self.exclude_op_types)
         self.enable_rules = _as_names(self.enable_rules)
         self.disable_rules = _as_names(self.disable_rules)
+        legacy_off: list[str] = []
         for field_name, rule in LEGACY_SWITCHES.items():
             value = getattr(self, field_name)
-            if value is not None:
-                warnings.warn(
-                    _legacy_message(field_name, bool(value), rule), DeprecationWarning, stacklevel=3
+            if value is None:
+                continue
+            value = bool(value)
+            warnings.warn(_legacy_message(field_name, value, rule), DeprecationWarning, stacklevel=3)
+            clash = self.disable_rules if value else self.enable_rules
+            if rule in clash:
+                other = "disable_rules" if value else "enable_rules"
+                raise UsageError(
+                    f"PlacementConfig({field_name}={value}) contradicts {other}={clash!r}; "
+                    f"drop {field_name} (deprecated)"
                 )
+            if not value:
+                legacy_off.append(rule)
+            setattr(self, field_name, None)  # recorded as disable_rules from here on
+        self.disable_rules = tuple(dict.fromkeys((*self.disable_rules, *legacy_off)))
 
     def validate(self) -> None:
         """Check the rule names and `batch_hint` (plan_qdq does; call it to fail before any work).
@@ -104,29 +118,21 @@ class PlacementConfig:
             if (name in enable or RULES.get(name).default) and name not in disable
         )
 
-    def _requests(self) -> tuple[dict[str, str], dict[str, str]]:
-        """(rule -> where it was enabled, rule -> where it was disabled), names checked and canonical."""
-        enable: dict[str, str] = {}
-        disable: dict[str, str] = {}
-        for names, out, where in (
-            (self.enable_rules, enable, "enable_rules (--enable-rule)"),
-            (self.disable_rules, disable, "disable_rules (--disable-rule)"),
-        ):
-            for name in names:
-                out.setdefault(_known(name, where), where)
-        for field_name, rule in LEGACY_SWITCHES.items():
-            value = getattr(self, field_name)
-            if value is not None:
-                (enable if value else disable).setdefault(rule, f"{field_name}={bool(value)}")
-        for name, where in disable.items():
+    def _requests(self) -> tuple[set[str], set[str]]:
+        """(enabled names, disabled names), checked against the registry and made canonical."""
+        enable = {_known(n, "enable_rules (--enable-rule)") for n in self.enable_rules}
+        disable = {_known(n, "disable_rules (--disable-rule)") for n in self.disable_rules}
+        for name in sorted(disable):
             if name in enable:
                 raise UsageError(
-                    f"placement rule {name!r} is both enabled ({enable[name]}) and disabled ({where}); keep one"
+                    f"placement rule {name!r} is in both enable_rules (--enable-rule) and disable_rules "
+                    "(--disable-rule); keep one"
                 )
             if not RULES.get(name).switchable:
                 raise UsageError(
-                    f"placement rule {name!r} ({where}) cannot be disabled: it acts only on its own option "
-                    "(exclude_nodes, exclude_op_types or keep_first_last); leave that option empty instead"
+                    f"placement rule {name!r} in disable_rules (--disable-rule) cannot be disabled: it acts "
+                    "only on its own option (exclude_nodes, exclude_op_types or keep_first_last); leave that "
+                    "option empty instead"
                 )
         return enable, disable
 
