@@ -14,7 +14,16 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-__all__ = ["normalize", "GraphIndex", "WEIGHTED_OPS"]
+__all__ = [
+    "normalize",
+    "GraphIndex",
+    "WEIGHTED_OPS",
+    "COPY_OPS",
+    "EPILOGUE_UNARY",
+    "activation_mul_source",
+    "fused_backbone",
+    "ancestor_distances",
+]
 
 #: Ops whose inputs TensorRT fuses into one INT8 kernel with a weight: the anchors of Q/DQ placement.
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")

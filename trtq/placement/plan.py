@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import onnx
 
-from trtq.placement import rules as R
+from trtq.placement.config import PlacementConfig
 from trtq.placement.graph import WEIGHTED_OPS, GraphIndex, normalize
+from trtq.placement.rules import (
+    PatternRule,
+    PlacementContext,
+    PlanView,
+    PostPassRule,
+    WeightedRule,
+    make_rules,
+    weight_axis,
+    weight_input,
+)
 
 __all__ = ["PlacementConfig", "Decision", "QDQPlan", "plan_qdq"]
-
-
-@dataclass
-class PlacementConfig:
-    """What the user controls about Q/DQ placement.
-
-    Attributes:
-        exclude_nodes: node names or regexes (matched against the whole name) kept in high precision.
-        exclude_op_types: op types kept in high precision.
-        keep_first_last: keep the first and the last weighted layer in high precision.
-        skip_small_convs: leave convs with < 16 channels unquantized (ModelOpt's rule).
-        skip_gemv: leave matrix-vector and small (K or N < 16) MatMul/Gemm unquantized.
-        residual_add: Q/DQ on the residual input of an Add that TensorRT fuses into a convolution.
-        pooling: Q/DQ on AveragePool/GlobalAveragePool inputs that continue an INT8 chain.
-        int8_elementwise: Q/DQ on the inputs of an Add/Mul of two tensors between quantized layers.
-        concat_shared_scale: a Concat's quantized output and quantized inputs share one scale.
-        batch_hint: the value assumed for symbolic dims when detecting matrix-vector products (1: the
-            batch-1 engine profile, as ModelOpt's batch-1 calibration run sees it).
-    """
-
-    exclude_nodes: Sequence[str] = ()
-    exclude_op_types: Sequence[str] = ()
-    keep_first_last: bool = False
-    skip_small_convs: bool = True
-    skip_gemv: bool = True
-    residual_add: bool = True
-    pooling: bool = True
-    int8_elementwise: bool = True
-    concat_shared_scale: bool = True
-    batch_hint: int = 1
 
 
 @dataclass
@@ -67,6 +46,8 @@ class QDQPlan:
         decisions: one entry per candidate node.
         consumers: activation tensor -> the nodes that read its DequantizeLinear output; other readers of
             the tensor keep reading the unquantized value (so an excluded layer sees full precision).
+        enabled_rules: the placement rules that made the plan, in the order they ran (None in plans
+            written before trtq recorded them).
     """
 
     activations: list[str] = field(default_factory=list)
@@ -75,6 +56,7 @@ class QDQPlan:
     quantized_nodes: list[str] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     consumers: dict[str, list[str]] = field(default_factory=dict)
+    enabled_rules: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the `plan` section of trtq's artifacts)."""
@@ -85,6 +67,7 @@ class QDQPlan:
             "quantized_nodes": list(self.quantized_nodes),
             "consumers": {k: list(v) for k, v in self.consumers.items()},
             "decisions": [asdict(d) for d in self.decisions],
+            "enabled_rules": None if self.enabled_rules is None else list(self.enabled_rules),
         }
 
     @classmethod
@@ -97,6 +80,7 @@ class QDQPlan:
             quantized_nodes=list(data.get("quantized_nodes", [])),
             decisions=[Decision(**d) for d in data.get("decisions", [])],
             consumers={k: list(v) for k, v in data.get("consumers", {}).items()},
+            enabled_rules=None if data.get("enabled_rules") is None else list(data["enabled_rules"]),
         )
 
     def decision_for(self, node: str) -> Decision | None:
@@ -127,6 +111,10 @@ class _Builder:
 def plan_qdq(model: onnx.ModelProto, config: PlacementConfig | None = None) -> QDQPlan:
     """Decide where Q/DQ go in an FP32 model, following TensorRT's explicit-quantization guidance.
 
+    The enabled rules (`config.enabled_rules()`) run by kind: every weighted node through the weighted
+    rules (the first objection keeps it in high precision), then each pattern rule over its candidate
+    nodes, then the post-passes over the finished plan.
+
     Args:
         model: the FP32 model (as `trtq export` writes it, or a user's own ONNX).
         config: user controls; defaults to `PlacementConfig()`.
@@ -134,31 +122,31 @@ def plan_qdq(model: onnx.ModelProto, config: PlacementConfig | None = None) -> Q
     Returns:
         The plan. Tensor and node names refer to `trtq.placement.normalize(model)`, which keeps every
         activation and node name of `model`.
+
+    Raises:
+        UsageError: the config names an unknown rule or is otherwise invalid (see
+            `PlacementConfig.validate`).
     """
     config = config or PlacementConfig()
+    enabled = config.enabled_rules()
     index = GraphIndex(normalize(model), batch_hint=config.batch_hint)
     weighted = index.topo_weighted(WEIGHTED_OPS)
     first_last: frozenset[str] = frozenset()
     if config.keep_first_last and weighted:
         first_last = frozenset({weighted[0].name, weighted[-1].name})
-    ctx = R.PlacementContext(
+    ctx = PlacementContext(
         index=index,
         exclude_nodes=tuple(config.exclude_nodes),
         exclude_op_types=tuple(config.exclude_op_types),
         first_last=first_last,
         batch_hint=config.batch_hint,
     )
-    rules = [
-        r
-        for r in R.default_weighted_rules()
-        if not (isinstance(r, R.SmallConv) and not config.skip_small_convs)
-        and not (isinstance(r, R.SmallOrGemv) and not config.skip_gemv)
-    ]
+    weighted_rules = make_rules(WeightedRule, enabled)
 
     b = _Builder()
     for node in weighted:
         reason, rule_name = None, ""
-        for rule in rules:
+        for rule in weighted_rules:
             reason = rule.check(node, ctx)
             if reason:
                 rule_name = rule.name
@@ -166,43 +154,38 @@ def plan_qdq(model: onnx.ModelProto, config: PlacementConfig | None = None) -> Q
         if reason:
             b.decide(node, False, rule_name, reason)
             continue
-        w = R.weight_input(node, index)
+        w = weight_input(node, index)
         for pos, name in enumerate(node.input[:2]):
             if not name:
                 continue
             if pos == w:
-                b.plan.weights.setdefault(name, R.weight_axis(node, index))
+                b.plan.weights.setdefault(name, weight_axis(node, index))
             elif not index.is_const(name):
                 b.quantize_input(name, node.name)
         b.plan.quantized_nodes.append(node.name)
         b.decide(node, True, "QuantizeWeightedInputs", "activation input(s) per-tensor, weight per-channel")
 
-    switches = {
-        R.ResidualAdd: config.residual_add,
-        R.Int8Elementwise: config.int8_elementwise,
-        R.PoolingChain: config.pooling,
-    }
-    pattern_rules = [r for r in R.default_pattern_rules() if switches.get(type(r), True)]
-    exclusions = [R.ExcludedByName(), R.ExcludedByOpType()]
-    view = R.PlanView(quantized=set(b.plan.quantized_nodes), consumers=b.plan.consumers)
+    vetoes = [r for r in weighted_rules if r.vetoes_patterns]
+    view = PlanView(quantized=set(b.plan.quantized_nodes), consumers=b.plan.consumers)
     decided = {d.node for d in b.plan.decisions}
-    for rule in pattern_rules:
+    for pattern in make_rules(PatternRule, enabled):
         for node in index.nodes:
-            if node.op_type not in rule.op_types or node.name in decided:
+            if node.op_type not in pattern.op_types or node.name in decided:
                 continue
-            verdict = rule.apply(node, ctx, view)
+            verdict = pattern.apply(node, ctx, view)
             if verdict is None:
                 continue
             decided.add(node.name)
-            excluded = next(((x.name, r) for x in exclusions if (r := x.check(node, ctx))), None)
-            if excluded and verdict.inputs:
-                b.decide(node, False, excluded[0], excluded[1])
+            veto = next(((v.name, r) for v in vetoes if (r := v.check(node, ctx))), None)
+            if veto and verdict.inputs:
+                b.decide(node, False, veto[0], veto[1])
                 continue
             for t in verdict.inputs:
                 b.quantize_input(t, node.name)
             if verdict.fused_input:
                 view.fused_adds[node.name] = verdict.fused_input
-            b.decide(node, bool(verdict.inputs), rule.name, verdict.reason)
-    if config.concat_shared_scale:
-        b.plan.scale_groups = R.concat_scale_groups(ctx, b.plan.activations)
+            b.decide(node, bool(verdict.inputs), pattern.name, verdict.reason)
+    for post in make_rules(PostPassRule, enabled):
+        post.refine(b.plan, ctx)
+    b.plan.enabled_rules = list(enabled)
     return b.plan

@@ -1,0 +1,171 @@
+"""`plan_qdq` and `QDQPlan`: where Q/DQ land on whole graphs, which rules run, and the plan's JSON form."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import onnx
+import pytest
+
+from tests.placement.graphs import (
+    IMG,
+    G,
+    classifier_head,
+    computed_weight,
+    concat_graph,
+    pooling_graph,
+    qdq_runs,
+    residual_block,
+    small_convs,
+    squeeze_excitation,
+    transformer_block,
+)
+from trtq.errors import UsageError
+from trtq.placement import RULES, PlacementConfig, QDQPlan, plan_qdq
+from trtq.placement.rules import default_rule_names, rule_names
+
+
+def test_conv_inputs_quantized_outputs_not():
+    m = residual_block()
+    plan = plan_qdq(m)
+    assert set(plan.quantized_nodes) == {"stem", "conv1", "conv2", "head"}
+    assert plan.weights == {"stem.w": 0, "conv1.w": 0, "conv2.w": 0, "head.w": 0}
+    assert "conv2_out" not in plan.activations  # no Q on a weighted op's output
+    assert "stem.b" not in plan.weights  # bias stays float
+    qdq_runs(m, plan)
+
+
+def test_exclusion_by_regex_op_type_and_first_last():
+    m = residual_block()
+    assert set(plan_qdq(m, PlacementConfig(exclude_nodes=[r"conv\d"])).quantized_nodes) == {"stem", "head"}
+    assert plan_qdq(m, PlacementConfig(exclude_op_types=["Conv"])).activations == []
+    plan = plan_qdq(m, PlacementConfig(keep_first_last=True))
+    assert set(plan.quantized_nodes) == {"conv1", "conv2"}
+    assert (
+        plan.decision_for("stem").rule == "KeepFirstLast"
+        and plan.decision_for("head").rule == "KeepFirstLast"
+    )
+    assert "x" not in plan.activations
+
+
+def test_transformer_block_matmuls_layernorm_residuals():
+    m = transformer_block()
+    plan = plan_qdq(m)
+    assert set(plan.quantized_nodes) == {"q", "k", "v", "qk", "av", "o", "fc1", "fc2"}
+    assert plan.decision_for("score").rule == "SmallOrGemv"
+    # constant B of MatMul: per-channel along the last (output) axis
+    assert all(plan.weights[f"{n}.w"] == 1 for n in ("q", "k", "v", "o", "fc1", "fc2"))
+    # activation x activation MatMuls: both inputs quantized per-tensor
+    assert plan.consumers["q_out"] == ["qk"] and plan.consumers["kT_out"] == ["qk"]
+    assert plan.consumers["softmax_out"] == ["av"] and plan.consumers["v_out"] == ["av"]
+    # LayerNorm output feeds the projections once (shared Q/DQ); LayerNorm inputs and residual Adds stay FP
+    assert plan.consumers["ln1_out"] == ["q", "k", "v"]
+    assert "x" not in plan.activations and "res1_out" not in plan.activations
+    assert not plan.decision_for("res1").quantized and not plan.decision_for("res2").quantized
+    # the scalar attention scale makes Mul a unary op: not a candidate
+    assert plan.decision_for("scale_mul") is None and "qk_out" not in plan.activations
+    qdq_runs(m, plan)
+
+
+def test_gemm_and_conv_transpose_axes():
+    g = G()
+    flat = g.op("Flatten", ["x"], "flat")
+    a = g.op("Gemm", [flat, g.const("ga.w", (32, 2048)), g.const("ga.b", (32,))], "ga", transB=1)
+    b = g.op("Gemm", [a, g.const("gb.w", (32, 64))], "gb")
+    up = g.op("ConvTranspose", ["x", g.const("up.w", (32, 16, 2, 2))], "up", strides=[2, 2])
+    plan = plan_qdq(g.model(IMG, [b, up]), PlacementConfig(batch_hint=8))
+    assert plan.weights == {"ga.w": 0, "gb.w": 1, "up.w": 1}
+    assert set(plan.quantized_nodes) == {"ga", "gb", "up"}
+    # at batch 1 the Gemms are matrix-vector products
+    assert set(plan_qdq(g.model(IMG, [b, up])).quantized_nodes) == {"up"}
+
+
+def test_plan_is_deterministic_and_explains_every_candidate():
+    m = residual_block(downsample=True)
+    a, b = plan_qdq(m), plan_qdq(m)
+    assert a == b
+    assert {d.node for d in a.decisions} >= {"stem", "conv1", "conv2", "down", "head", "add"}
+    assert all(d.reason for d in a.decisions)
+
+
+@pytest.mark.parametrize("bad", ["nope", "conv9"])
+def test_unknown_exclusions_are_harmless(bad):
+    assert plan_qdq(residual_block(), PlacementConfig(exclude_nodes=[bad])).quantized_nodes
+
+
+def test_excluded_residual_add_gets_one_decision_and_no_qdq():
+    plan = plan_qdq(residual_block(), PlacementConfig(exclude_nodes=["add"]))
+    assert [d.rule for d in plan.decisions if d.node == "add"] == ["ExcludedByName"]
+    assert plan.consumers["stem_relu_out"] == ["conv1"]
+
+
+def test_excluded_op_type_also_vetoes_pattern_candidates():
+    plan = plan_qdq(residual_block(), PlacementConfig(exclude_op_types=["Add"]))
+    assert plan.decision_for("add").rule == "ExcludedByOpType" and not plan.decision_for("add").quantized
+    assert plan.consumers["stem_relu_out"] == ["conv1"]
+
+
+# ---- rules toggled by name -------------------------------------------------------------------------------
+
+# rule -> (graph, whether the rule acted on the plan of that graph)
+ACTS: dict[str, tuple[Callable[[], onnx.ModelProto], Callable[[QDQPlan], bool]]] = {
+    "NonConstantWeight": (computed_weight, lambda p: p.decision_for("c").rule == "NonConstantWeight"),
+    "SmallConv": (small_convs, lambda p: p.decision_for("odd").rule == "SmallConv"),
+    "SmallOrGemv": (classifier_head, lambda p: p.decision_for("fc").rule == "SmallOrGemv"),
+    "ResidualAdd": (residual_block, lambda p: p.consumers["stem_relu_out"] == ["conv1", "add"]),
+    "Int8Elementwise": (squeeze_excitation, lambda p: p.consumers.get("se_sig_out") == ["se_mul"]),
+    "PoolingChain": (pooling_graph, lambda p: p.consumers.get("r2_out") == ["avgpool"]),
+    "Commuting": (pooling_graph, lambda p: p.decision_for("maxpool") is not None),
+    "ConcatSharedScale": (concat_graph, lambda p: p.scale_groups == [["ra_out", "cat_out"]]),
+}
+
+
+def test_every_switchable_built_in_rule_has_a_case():
+    switchable = {n for n in rule_names() if RULES.get(n).switchable}
+    assert set(ACTS) == switchable
+
+
+@pytest.mark.parametrize("rule", list(ACTS))
+def test_a_rule_disabled_by_name_stops_acting(rule):
+    graph, acted = ACTS[rule]
+    m = graph()
+    on = plan_qdq(m)
+    off = plan_qdq(m, PlacementConfig(disable_rules=(rule,)))
+    assert acted(on) and not acted(off)
+    assert rule in on.enabled_rules and rule not in off.enabled_rules
+    assert all(d.rule != rule for d in off.decisions)
+    qdq_runs(m, off)
+
+
+def test_disabling_every_switchable_rule_still_plans_the_weighted_ops():
+    off = tuple(n for n in rule_names() if RULES.get(n).switchable)
+    plan = plan_qdq(residual_block(), PlacementConfig(disable_rules=off))
+    assert set(plan.quantized_nodes) == {"stem", "conv1", "conv2", "head"}
+    assert plan.decision_for("add") is None and not plan.scale_groups
+    assert plan.enabled_rules == ["ExcludedByName", "ExcludedByOpType", "KeepFirstLast"]
+
+
+def test_plan_qdq_refuses_an_unknown_rule_before_any_work():
+    with pytest.raises(UsageError, match="'SmallConvs' in disable_rules"):
+        plan_qdq(onnx.ModelProto(), PlacementConfig(disable_rules=("SmallConvs",)))
+
+
+# ---- the plan's JSON form ----------------------------------------------------------------------------------
+
+
+def test_plan_records_the_enabled_rules_and_round_trips_through_json():
+    plan = plan_qdq(concat_graph(), PlacementConfig(disable_rules=("Commuting",)))
+    assert plan.enabled_rules == [n for n in default_rule_names() if n != "Commuting"]
+    doc = json.loads(json.dumps(plan.to_json()))
+    assert doc["enabled_rules"] == plan.enabled_rules
+    assert QDQPlan.from_json(doc) == plan
+
+
+def test_from_json_accepts_a_plan_written_without_enabled_rules():
+    doc = plan_qdq(residual_block()).to_json()
+    del doc["enabled_rules"]
+    old = QDQPlan.from_json(doc)
+    assert old.enabled_rules is None
+    assert old.activations == ["x", "stem_relu_out", "relu1_out", "out_relu_out"]
+    assert QDQPlan.from_json(old.to_json()) == old
