@@ -83,7 +83,7 @@ def build_model(name: str, size: int, seed: int, classes: int = 10) -> object:
 
 def naive_variant(fp32, amax, placement, exclude, data, batch_size):
     """One variant the naive way: a fresh ONNX Runtime session of the whole model over all images."""
-    from trtq.backends.onnxrt import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
     from trtq.sensitivity.analysis import quantized_model, replan
 
     model, _ = quantized_model(fp32, replan(fp32, placement, exclude), amax)

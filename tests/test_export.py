@@ -9,9 +9,9 @@ import onnx
 import pytest
 import torch
 
-from trtq.backends import OnnxRuntimeRunner
 from trtq.errors import TrtqError, UsageError
 from trtq.export import export_onnx, resolve_model
+from trtq.runners import OnnxRuntimeRunner
 
 SAMPLE = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
 DIGIT = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)

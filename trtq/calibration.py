@@ -26,7 +26,7 @@ from trtq.calibrators import HistogramCollector, TensorHistogram, canonical_meth
 from trtq.calibrators.base import CALIBRATORS, get_calibrator
 from trtq.calibrators.histogram import CollectorCalibrator, fine_bins_for
 from trtq.calibrators.plot import plot_thresholds
-from trtq.calibrators.trt_cache import read_trt_cache, write_trt_cache
+from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION, read_trt_cache, write_trt_cache
 from trtq.errors import TrtqError, UsageError
 from trtq.progress import track
 
@@ -282,7 +282,7 @@ def calibrate(
         UsageError: unknown method or tensor, missing model input, no data.
         TrtqError: an activation holds NaN/Inf (names the tensor and the batch index).
     """
-    from trtq.backends.onnxrt import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
 
     wanted = _resolve_methods(methods)
     proto = _load_model(model)
@@ -421,7 +421,7 @@ def choose_method(
     Returns:
         (best method, method -> {"cosine", "mse", and "top1_agreement" where it applies}).
     """
-    from trtq.backends.onnxrt import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
 
     batches = [dict(b) for b in heldout]
     if not batches:
@@ -492,7 +492,7 @@ def calibrate_model(
     eval_limit: int | None = None,
     percentile: float = 99.99,
     trt_cache: str | os.PathLike | None = None,
-    trt_version: tuple[int, int, int] = (10, 3, 0),
+    trt_version: tuple[int, int, int] = DEFAULT_CACHE_VERSION,
     plots: str | os.PathLike | None = None,
     force: bool = False,
 ) -> Calibration:

@@ -279,7 +279,7 @@ def check_input_shape(model: onnx.ModelProto, sample_shape: tuple[int, ...], wha
 
 
 def _ort_run(model: onnx.ModelProto, sample: np.ndarray) -> list[np.ndarray]:
-    from trtq.backends.onnxrt import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
 
     name, _ = onnx_input_shape(model)
     with OnnxRuntimeRunner(model) as runner:

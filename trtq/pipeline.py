@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
 from trtq.errors import UsageError
 from trtq.progress import status
 
@@ -132,7 +133,7 @@ def build(
     placement: Any = None,
     percentile: float = 99.99,
     calib_cache: str | os.PathLike | None = None,
-    trt_cache_version: tuple[int, int, int] = (10, 3, 0),
+    trt_cache_version: tuple[int, int, int] = DEFAULT_CACHE_VERSION,
     typed_graph: bool = True,
     max_drop: float | None = None,
     fallback: int | Sequence[str] | None = None,

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from trtq.backends.base import BaseRunner
 from trtq.data import DataSource
+from trtq.runners.base import BaseRunner
 
 __all__ = [
     "ValidationResult",
@@ -94,7 +94,7 @@ def polygraphy_runner(model: Any, name: str | None = None) -> Any:
         import onnxruntime as ort
         from polygraphy.backend.onnxrt import OnnxrtRunner
 
-        from trtq.backends.onnxrt import QDQ_FUSION_OPTIMIZERS
+        from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS
 
         data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else open(model, "rb").read()
 

@@ -6,6 +6,7 @@ import argparse
 
 from trtq.cli._common import emit
 from trtq.cli._options import add_placement_args, add_preprocess_args, placement_from, preprocess_from
+from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
 
 NAME = "calibrate"
 HELP = "compute per-tensor INT8 thresholds (entropy, minmax, percentile, mse) from one pass of the data"
@@ -48,7 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", default="calibration.json", help="calibration.json to write")
     p.add_argument("--trt-cache", help="also write a TensorRT calibration cache file here")
     p.add_argument(
-        "--trt-version", type=_version, default=(10, 3, 0), help="TensorRT version in the cache header"
+        "--trt-version",
+        type=_version,
+        default=DEFAULT_CACHE_VERSION,
+        help="TensorRT version in the cache header",
     )
     p.add_argument("--plots", help="folder for histogram plots of the tensors where methods disagree most")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")

@@ -42,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _input_name(path: Path) -> tuple[str, int | None]:
     """The single input of an artifact and its channel count when static."""
-    from trtq.benchmark import make_runner
     from trtq.errors import UsageError
+    from trtq.runners import make_runner
 
     if path.suffix.lower() == ".onnx":
         from trtq.engines.profiles import onnx_input_shapes
@@ -61,8 +61,8 @@ def _input_name(path: Path) -> tuple[str, int | None]:
 
 def run(args: argparse.Namespace) -> int:
     from trtq._io import check_writable, write_json
-    from trtq.benchmark import make_runner
     from trtq.data import load_data
+    from trtq.runners import make_runner
     from trtq.validate import compare
 
     model, reference = Path(args.model), Path(args.reference)
