@@ -59,7 +59,7 @@ class TensorRTRunner(BaseRunner):
     Args:
         engine: plan bytes or a path to a .plan/.engine file.
         profile: optimisation profile index to run with.
-        device: CUDA device index.
+        device: CUDA device index (the `device` attribute, as for every runner, names the kind: "cuda").
         host_code_allowed: allow a version-compatible engine's embedded lean runtime.
         name: runner name in comparisons and benchmarks.
     """
