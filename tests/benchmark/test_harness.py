@@ -1,4 +1,4 @@
-"""`bench()`: ONNX Runtime on the CPU end to end, bench.json / PNG / table, the CLI, and how runners are timed."""
+"""`bench()`: ONNX Runtime on the CPU end to end, bench.json / PNG / table, the CLI, how runners are timed."""
 
 from __future__ import annotations
 

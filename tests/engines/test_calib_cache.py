@@ -143,7 +143,7 @@ def test_old_names_still_work_and_warn():
 
 # ------------------------------------------------------------------------------------------ the defaults
 def test_every_default_cache_version_is_the_one_constant():
-    """The writer, `trtq calibrate --trt-version`, calibrate_model and build all default to DEFAULT_CACHE_VERSION."""
+    """The writer, `trtq calibrate --trt-version`, calibrate_model and build default to the one constant."""
     from trtq.calibration import calibrate_model
     from trtq.cli import build_parser
     from trtq.pipeline import build

@@ -1,4 +1,4 @@
-"""`make_runner`: ONNX (file, ModelProto, bytes) -> ONNX Runtime; .plan/.engine/.trt -> TensorRT; else refused."""
+"""`make_runner`: ONNX (file, ModelProto, bytes) -> ONNX Runtime; .plan/.engine/.trt -> TensorRT."""
 
 from __future__ import annotations
 

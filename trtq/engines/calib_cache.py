@@ -1,4 +1,4 @@
-"""TensorRT calibration cache files (implicit INT8, TensorRT <= 10): the format, and a calibrator that serves one.
+"""TensorRT calibration cache files (implicit INT8, TensorRT <= 10): the format and a calibrator serving one.
 
 Format (TensorRT's own; one header line, then one line per tensor)::
 
