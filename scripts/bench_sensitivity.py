@@ -83,7 +83,7 @@ def build_model(name: str, size: int, seed: int, classes: int = 10) -> object:
 
 def naive_variant(fp32, amax, placement, exclude, data, batch_size):
     """One variant the naive way: a fresh ONNX Runtime session of the whole model over all images."""
-    from trtq.backends.onnxrt import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
     from trtq.sensitivity.analysis import quantized_model, replan
 
     model, _ = quantized_model(fp32, replan(fp32, placement, exclude), amax)
@@ -125,7 +125,8 @@ def main() -> None:
     from trtq.placement import normalize, plan_qdq
     from trtq.progress import set_quiet
     from trtq.sensitivity import analyze_sensitivity, choose_fallback
-    from trtq.sensitivity.metrics import output_noise, top1_agreement
+    from trtq.metrics.fidelity import output_noise
+    from trtq.metrics.classification import top1_agreement
 
     set_quiet(True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

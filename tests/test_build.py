@@ -144,7 +144,7 @@ def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
     """The wiring of the engine step, with TensorRT's parts replaced (no TensorRT here; see tests/test_engines_*)."""
     import trtq.benchmark as bm
     import trtq.engines as eng
-    from trtq.backends import OnnxRuntimeRunner
+    from trtq.runners import OnnxRuntimeRunner
 
     calls: dict[str, object] = {}
 

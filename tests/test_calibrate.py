@@ -60,7 +60,7 @@ def _reference_activations(model: onnx.ModelProto, batches, names) -> dict[str, 
     """All activations of all batches, concatenated (the non-streaming reference)."""
     import onnxruntime as ort
 
-    from trtq.backends.onnxrt import expose_tensors
+    from trtq.runners.onnxrt import expose_tensors
 
     inner = [n for n in names if n != "x"]
     sess = ort.InferenceSession(
@@ -88,7 +88,7 @@ def test_minmax_is_exact_max_abs_of_every_activation(convnet):
 
 
 def test_all_methods_come_from_one_pass_and_are_ordered_sensibly(convnet, monkeypatch):
-    from trtq.backends import onnxrt
+    from trtq.runners import onnxrt
 
     calls = []
     real = onnxrt.OnnxRuntimeRunner.infer_impl

@@ -113,6 +113,18 @@ def test_scan_finds_the_engine_code_names(scanned):
     assert len(names) > 40
 
 
+def test_scan_reads_the_tensorrt_runner(scanned):
+    """The runner lives outside trtq/engines; its TensorRT object attributes must be scanned too."""
+    runner = {u.name for u in scanned.uses if u.file == "trtq/runners/tensorrt.py"}
+    for expected in (
+        "IExecutionContext.execute_async_v3",
+        "IExecutionContext.set_input_shape",
+        "IExecutionContext.set_tensor_address",
+        "ICudaEngine.create_execution_context",
+    ):
+        assert expected in runner, f"scan did not find {expected} in trtq/runners/tensorrt.py"
+
+
 def test_only_compat_imports_tensorrt(scanned):
     assert scanned.imports == ["trtq/engines/compat.py:" + scanned.imports[0].split(":")[1]], scanned.imports
     assert len(scanned.imports) == 1

@@ -11,10 +11,10 @@ import torch
 import torchvision
 from onnx import TensorProto, helper, numpy_helper
 
-from trtq.backends.onnxrt import OnnxRuntimeRunner
 from trtq.placement import normalize, plan_qdq
 from trtq.precision import fp32_nodes, measure_ranges, to_strongly_typed
 from trtq.qdq import insert_qdq
+from trtq.runners.onnxrt import OnnxRuntimeRunner
 
 RNG = np.random.default_rng(0)
 F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16

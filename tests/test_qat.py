@@ -21,8 +21,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from trtq.backends import OnnxRuntimeRunner
 from trtq.errors import TrtqError, UsageError
+from trtq.runners import OnnxRuntimeRunner
 
 HAS_TYPED = importlib.util.find_spec("trtq.precision") is not None
 OUTLIER_SCALE = 300.0

@@ -8,10 +8,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from trtq.backends.onnxrt import OnnxRuntimeRunner
 from trtq.errors import TrtqError, UsageError
 from trtq.placement import QDQPlan, plan_qdq
 from trtq.qdq import MIN_SCALE, insert_qdq, weight_scales
+from trtq.runners.onnxrt import OnnxRuntimeRunner
 
 RNG = np.random.default_rng(0)
 

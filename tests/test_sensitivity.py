@@ -19,11 +19,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from trtq.backends.onnxrt import OnnxRuntimeRunner
 from trtq.errors import TrtqError, UsageError
 from trtq.placement import normalize, plan_qdq
 from trtq.progress import set_quiet
 from trtq.qdq import insert_qdq
+from trtq.runners.onnxrt import OnnxRuntimeRunner
 from trtq.sensitivity import (
     SensitivityResult,
     analyze_sensitivity,

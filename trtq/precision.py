@@ -97,7 +97,7 @@ def measure_ranges(model: onnx.ModelProto, feeds: Iterable[Mapping[str, np.ndarr
     Returns:
         Tensor name -> max |x| seen, for graph inputs and every float tensor a node writes.
     """
-    from trtq.backends.onnxrt import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
 
     g = _Graph.of(model)
     names = [o for n in model.graph.node for o in n.output if o and g.is_float(o)]

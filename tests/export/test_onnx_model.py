@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from trtq.backends import OnnxRuntimeRunner
+from trtq.runners import OnnxRuntimeRunner
 from trtq.errors import UsageError
 from trtq.export import (
     OnnxInput,

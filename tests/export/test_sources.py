@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from trtq.backends import OnnxRuntimeRunner
+from trtq.runners import OnnxRuntimeRunner
 from trtq.errors import UsageError
 from trtq.export import ModelSource, export_onnx, input_channels, resolve_model
 

@@ -12,7 +12,7 @@ import torch
 from onnx import TensorProto
 
 import trtq.export.torch_export as torch_export
-from trtq.backends import OnnxRuntimeRunner
+from trtq.runners import OnnxRuntimeRunner
 from trtq.errors import TrtqError, UsageError
 from trtq.export import check_parity, export_onnx, export_sample, resolve_model
 

@@ -3,8 +3,9 @@
 Three kinds of use are collected:
 
 * attribute chains on the module, always imported as `trt`: `trt.BuilderFlag.FP16` -> "BuilderFlag.FP16";
-* attributes of TensorRT objects in trtq/engines, recognised by the variable names the engine code uses
-  for them (a naming convention the engine code keeps): `config.set_flag` -> "IBuilderConfig.set_flag";
+* attributes of TensorRT objects in trtq/engines and trtq/runners/tensorrt.py (`TENSORRT_CODE`),
+  recognised by the variable names that code uses for them (a naming convention it keeps):
+  `config.set_flag` -> "IBuilderConfig.set_flag";
 * version-specific reads through `compat._optional(owner, "NAME")`.
 
 For calls, the number of positional arguments and the keyword names are kept, so the contract test can
@@ -17,7 +18,11 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Variable (or attribute) name in trtq/engines -> the TensorRT class it holds.
+#: The code that holds TensorRT objects (paths relative to the package's parent); object attributes are
+#: collected only there. A folder ends with "/".
+TENSORRT_CODE = ("trtq/engines/", "trtq/runners/tensorrt.py")
+
+#: Variable (or attribute) name in TENSORRT_CODE -> the TensorRT class it holds.
 OBJECT_CLASSES = {
     "builder": "Builder",
     "network": "INetworkDefinition",
@@ -139,13 +144,18 @@ class _Visitor(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+def holds_tensorrt_objects(rel: str) -> bool:
+    """Whether the module at `rel` ("trtq/engines/build.py") is scanned for TensorRT object attributes."""
+    return any(rel.startswith(p) if p.endswith("/") else rel == p for p in TENSORRT_CODE)
+
+
 def scan(package: Path) -> ScanResult:
-    """Scan every module of `package` (object attributes only inside its engines/ subpackage)."""
+    """Scan every module of `package` (object attributes only in `TENSORRT_CODE`)."""
     out = ScanResult()
     for path in sorted(package.rglob("*.py")):
-        rel = str(path.relative_to(package.parent))
+        rel = path.relative_to(package.parent).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
-        v = _Visitor(rel, objects="engines" in path.relative_to(package).parts)
+        v = _Visitor(rel, objects=holds_tensorrt_objects(rel))
         # calls must be registered before their func attribute is visited: visit calls first
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):

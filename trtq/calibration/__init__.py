@@ -8,7 +8,7 @@ from trtq.calibration.choose import choose_method
 from trtq.calibration.result import CALIBRATION_FORMAT, Calibration
 from trtq.calibration.run import calibrate, load_model, make_calibrators, resolve_methods
 from trtq.calibrators.plot import plot_thresholds
-from trtq.calibrators.trt_cache import read_trt_cache, write_trt_cache
+from trtq.engines.calib_cache import read_trt_cache, write_trt_cache
 from trtq.formats import INT8
 
 __all__ = [

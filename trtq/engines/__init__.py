@@ -30,7 +30,7 @@ _API = {
     "EngineBuild": "trtq.engines.build",
     "engine_stage": "trtq.engines.stage",
     "build_engine_file": "trtq.engines.stage",
-    "TensorRTRunner": "trtq.engines.runner",
+    "TensorRTRunner": "trtq.runners.tensorrt",
     "precision_summary": "trtq.engines.precision",
     "check_precision": "trtq.engines.precision",
     "graph_expectations": "trtq.engines.precision",

@@ -80,11 +80,12 @@ def choose_graph(
         typed: force strong (True) or weak (False) typing; None chooses by version.
     """
     if typed is None:
-        strong = not has_weak_typing or version[:2] >= compat.STRONG_TYPING_DEFAULT_FROM
+        strong = compat.strong_typing_default(version, has_weak_typing)
         why = (
             f"TensorRT {version[0]}.{version[1]} builds strongly typed"
             if strong
-            else f"TensorRT {version[0]}.{version[1]} (< 10.12) builds weakly typed with INT8+FP16 flags"
+            else f"TensorRT {version[0]}.{version[1]} (< {'.'.join(map(str, compat.STRONG_TYPING_DEFAULT_FROM))}) "
+            "builds weakly typed with INT8+FP16 flags"
         )
     else:
         strong = bool(typed)

@@ -38,6 +38,7 @@ __all__ = [
     "version_string",
     "has_weak_typing",
     "has_calibrators",
+    "strong_typing_default",
     "prefers_strong_typing",
     "network_flags",
     "set_weak_precision",
@@ -160,12 +161,24 @@ def has_calibrators(trt: ModuleType | None = None) -> bool:
     return _optional(trt, "IInt8EntropyCalibrator2") is not None
 
 
+def strong_typing_default(version: tuple[int, ...], has_weak_typing: bool) -> bool:
+    """Whether trtq builds strongly typed by default for a TensorRT version (pure; no TensorRT needed).
+
+    Always where weak typing is gone (11.x), and from `STRONG_TYPING_DEFAULT_FROM` (10.12) on 10.x.
+
+    Args:
+        version: the TensorRT (major, minor[, patch]).
+        has_weak_typing: whether builder precision flags exist there (`has_weak_typing`).
+    """
+    if not has_weak_typing:
+        return True
+    return tuple(int(v) for v in version[:2]) >= STRONG_TYPING_DEFAULT_FROM
+
+
 def prefers_strong_typing(trt: ModuleType | None = None) -> bool:
     """Whether trtq builds strongly typed here: always on 11.x, from 10.12 on 10.x."""
     trt = trt or import_tensorrt()
-    if not has_weak_typing(trt):
-        return True
-    return trt_version(trt)[:2] >= STRONG_TYPING_DEFAULT_FROM
+    return strong_typing_default(trt_version(trt), has_weak_typing(trt))
 
 
 def network_flags(strongly_typed: bool, trt: ModuleType | None = None) -> int:

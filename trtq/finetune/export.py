@@ -76,9 +76,9 @@ def graph_amax(
     model: onnx.ModelProto, tensors: list[str], batches: Iterable[np.ndarray], method: str, percentile: float
 ) -> dict[str, float]:
     """Calibrate `tensors` of an ONNX graph (Q/DQ executed as written) with a trtq calibrator."""
-    from trtq.backends.onnxrt import OnnxRuntimeRunner, expose_tensors
     from trtq.calibrators import canonical_method, get_calibrator
     from trtq.export import onnx_input_shape
+    from trtq.runners.onnxrt import OnnxRuntimeRunner, expose_tensors
 
     name = canonical_method(method)
     calibrator = get_calibrator(name, **({"percentile": percentile} if name == "percentile" else {}))
@@ -196,8 +196,8 @@ def torch_vs_onnx(
     """
     import torch
 
-    from trtq.backends.onnxrt import OnnxRuntimeRunner
     from trtq.export import flatten_outputs, onnx_input_shape
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
 
     input_name, _ = onnx_input_shape(graph)
     was_training = model.training

@@ -354,8 +354,8 @@ def _module_call(node_name: str, modules: Mapping[str, Any]) -> tuple[str, int] 
 
 
 def _onnx_values(model: onnx.ModelProto, tensors: list[str], sample: np.ndarray) -> dict[str, np.ndarray]:
-    from trtq.backends.onnxrt import OnnxRuntimeRunner, expose_tensors
     from trtq.export import onnx_input_shape
+    from trtq.runners.onnxrt import OnnxRuntimeRunner, expose_tensors
 
     name, _ = onnx_input_shape(model)
     with OnnxRuntimeRunner(expose_tensors(model, tensors)) as runner:

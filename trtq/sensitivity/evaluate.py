@@ -5,7 +5,7 @@ the first node that differs. `VariantEvaluator` runs each base once per chunk of
 tensors at *checkpoints*: positions in the graph where a single activation carries everything downstream
 (block boundaries). Each variant then runs from the latest checkpoint before its first change
 (`trtq.sensitivity.graphs.suffix_model`), in ONNX Runtime with Q/DQ executed as written, like
-`trtq.backends.onnxrt.OnnxRuntimeRunner`. Results equal running each variant in full up to float rounding
+`trtq.runners.onnxrt.OnnxRuntimeRunner`. Results equal running each variant in full up to float rounding
 where ONNX Runtime fuses kernels differently on the two sides of a cut. Checkpoints are never Q/DQ outputs,
 so every Q/DQ group ONNX Runtime recognises (a Conv with its input and weight DequantizeLinear) stays whole.
 
@@ -72,10 +72,10 @@ def _register_shared_arena() -> None:
 
 
 def make_session(model: onnx.ModelProto, threads: int | None = None, shared_arena: bool = True) -> Any:
-    """An ONNX Runtime CPU session that executes Q/DQ as written (see `trtq.backends.onnxrt`)."""
+    """An ONNX Runtime CPU session that executes Q/DQ as written (see `trtq.runners.onnxrt`)."""
     import onnxruntime as ort
 
-    from trtq.backends.onnxrt import QDQ_FUSION_OPTIMIZERS
+    from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -167,7 +167,7 @@ class VariantEvaluator:
             model: the model.
             share: the part of `cache_bytes` its checkpoints may use.
         """
-        from trtq.backends.onnxrt import expose_tensors
+        from trtq.runners.onnxrt import expose_tensors
 
         live = live_tensors(model)
         inputs = {i.name for i in model.graph.input}
@@ -268,7 +268,7 @@ class VariantEvaluator:
         dtypes: dict[str, Any],
     ) -> list[dict[str, np.ndarray]]:
         """Per batch: {(base name, tensor): value} for graph outputs and checkpoint tensors."""
-        from trtq.backends.onnxrt import expose_tensors
+        from trtq.runners.onnxrt import expose_tensors
 
         def one(name: str) -> list[dict[str, np.ndarray]]:
             b = self.bases[name]

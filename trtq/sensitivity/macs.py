@@ -36,7 +36,7 @@ def layer_macs(model: onnx.ModelProto, sample: Mapping[str, np.ndarray]) -> dict
     Returns:
         node name -> MACs (0 where a shape could not be found).
     """
-    from trtq.backends.onnxrt import expose_tensors
+    from trtq.runners.onnxrt import expose_tensors
     from trtq.sensitivity.evaluate import make_session
 
     g = model.graph

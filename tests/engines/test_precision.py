@@ -23,7 +23,7 @@ from trtq.engines.precision import (
 )
 from trtq.errors import TrtqError
 
-SAMPLES = Path(__file__).parent / "trt_stub" / "inspector"
+SAMPLES = Path(__file__).parents[1] / "trt_stub" / "inspector"
 
 
 def sample(name: str) -> dict:

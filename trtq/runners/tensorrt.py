@@ -1,12 +1,14 @@
 """TensorRT runner behind the same interface as the ONNX Runtime runner.
 
 Device buffers are torch CUDA tensors (torch is already a dependency; no pycuda). Inference runs on a
-non-default CUDA stream that the runner owns. Besides `infer`, the runner exposes the steps the
-benchmark times separately: `bind` (shapes, buffers, addresses), `copy_inputs` / `copy_outputs`
-(host <-> device through pinned memory) and `enqueue` (execute_async_v3 only).
+non-default CUDA stream that the runner owns. Besides `infer`, the runner hands the benchmark the steps
+it times separately (`cuda_steps()`): `bind` (shapes, buffers, addresses), `copy_inputs` /
+`copy_outputs` (host <-> device through pinned memory) and `enqueue` (execute_async_v3 only).
 
-Written against the TensorRT 10/11 Python API without a GPU here: the names it uses are checked against
-the real bindings (tests/test_engines_contract.py); its behaviour is exercised only by
+Importing this module imports neither tensorrt nor torch: both are imported in `activate`, tensorrt
+through `trtq.engines.compat` (the only module that imports it). Written against the TensorRT 10/11
+Python API without a GPU here: the names it uses are checked against the real bindings
+(tests/test_engines_contract.py scans this file); its behaviour is exercised only by
 scripts/gpu_smoke.sh on a machine with a GPU.
 """
 
@@ -19,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from trtq.backends.base import BaseRunner, TensorMeta
 from trtq.engines import compat
 from trtq.errors import TensorRTUnavailable, TrtqError, UsageError
+from trtq.runners.base import BaseRunner, CudaSteps, TensorMeta
 
 __all__ = ["TensorRTRunner", "TORCH_DTYPES", "NUMPY_DTYPES"]
 
@@ -57,10 +59,13 @@ class TensorRTRunner(BaseRunner):
     Args:
         engine: plan bytes or a path to a .plan/.engine file.
         profile: optimisation profile index to run with.
-        device: CUDA device index.
+        device: CUDA device index (the `device` attribute, as for every runner, names the kind: "cuda").
         host_code_allowed: allow a version-compatible engine's embedded lean runtime.
         name: runner name in comparisons and benchmarks.
     """
+
+    backend = "tensorrt"
+    device = "cuda"
 
     def __init__(
         self,
@@ -156,6 +161,21 @@ class TensorRTRunner(BaseRunner):
         return None
 
     # the steps -----------------------------------------------------------------------------------
+    def cuda_steps(self) -> CudaSteps:
+        """The steps the benchmark times with CUDA events on the runner's stream.
+
+        Raises:
+            RuntimeError: the runner is not active (there is no stream yet).
+        """
+        self._require_active("cuda_steps()")
+        return CudaSteps(
+            bind=self.bind,
+            copy_inputs=self.copy_inputs,
+            enqueue=self.enqueue,
+            copy_outputs=self.copy_outputs,
+            stream=self.stream,
+        )
+
     def _dtype(self, t: Mapping[str, Any]) -> Any:
         return getattr(self._torch, TORCH_DTYPES.get(t["dtype"], "float32"))
 

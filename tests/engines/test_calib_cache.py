@@ -1,16 +1,24 @@
-"""TensorRT calibration cache files: format, round trip, ModelOpt's reader as a peer, and `trtq calibrate`."""
+"""TensorRT calibration cache files: format, round trip, ModelOpt's reader as a peer, the calibrator's cache
+handling, and `trtq calibrate`."""
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
 import struct
 
 import numpy as np
 import pytest
 
-from trtq.calibrators.trt_cache import (
+from trtq.engines import calib_cache
+from trtq.engines.calib_cache import (
+    DEFAULT_CACHE_VERSION,
+    cache_scales,
+    parse_trt_cache_header,
     read_trt_cache,
     read_trt_cache_header,
+    retarget_cache,
     trt_version_code,
     write_trt_cache,
 )
@@ -97,6 +105,64 @@ def test_missing_file_and_bad_arguments(tmp_path):
         write_trt_cache(tmp_path / "c", {"x": 1.0}, trt_version=(10, 3))
 
 
+# ------------------------------------------------------------------------------------------ cache bytes
+def test_calibration_cache_header_and_scales():
+    assert trt_version_code((10, 3, 0)) == 100300
+    assert trt_version_code((10, 16, 1)) == 101601
+    assert trt_version_code((8, 6, 1)) == 8601
+    data = b"TRT-100300-EntropyCalibration2\ninput: 3c010204\n/conv1/Conv_output_0: 3d800000\n"
+    assert parse_trt_cache_header(data) == (100300, "EntropyCalibration2")
+    scales = cache_scales(data)
+    assert scales["input"] == pytest.approx(1 / 127, rel=1e-6)  # amax 1.0
+    assert scales["/conv1/Conv_output_0"] == 0.0625
+    new, changed = retarget_cache(data, (10, 13, 3))
+    assert changed and new.startswith(b"TRT-101303-EntropyCalibration2\ninput: 3c010204")
+    assert retarget_cache(data, (10, 3, 0)) == (data, False)
+    with pytest.raises(UsageError, match="does not start with a TensorRT header"):
+        parse_trt_cache_header(b"input: 3c010204\n")
+
+
+def test_cache_scales_and_header_from_bytes_reject_what_is_not_a_cache():
+    data = b"TRT-100300-EntropyCalibration2\ninput: 3c010204\n"
+    assert parse_trt_cache_header(data).algorithm == "EntropyCalibration2"
+    assert parse_trt_cache_header(data).version == 100300
+    with pytest.raises(UsageError, match="line 2"):
+        cache_scales(b"TRT-100300-EntropyCalibration2\ninput 3c010204\n")
+    with pytest.raises(UsageError, match="--calib-cache c.cache does not start with a TensorRT header"):
+        parse_trt_cache_header(b"", "--calib-cache c.cache")
+
+
+def test_old_names_still_work_and_warn():
+    with pytest.warns(DeprecationWarning, match="use trt_version_code"):
+        assert calib_cache.cache_version_number((10, 3, 0)) == 100300
+    with pytest.warns(DeprecationWarning, match="use parse_trt_cache_header"):
+        assert calib_cache.read_cache_header(b"TRT-8601-MinMaxCalibration\n") == (8601, "MinMaxCalibration")
+    with pytest.raises(AttributeError):
+        calib_cache.no_such_name  # noqa: B018
+
+
+# ------------------------------------------------------------------------------------------ the defaults
+def test_every_default_cache_version_is_the_one_constant():
+    """The writer, `trtq calibrate --trt-version`, calibrate_model and build default to the one constant."""
+    from trtq.calibration import calibrate_model
+    from trtq.cli import build_parser
+    from trtq.pipeline import build
+
+    assert DEFAULT_CACHE_VERSION == (10, 3, 0)
+    assert inspect.signature(write_trt_cache).parameters["trt_version"].default is DEFAULT_CACHE_VERSION
+    assert inspect.signature(calibrate_model).parameters["trt_version"].default is DEFAULT_CACHE_VERSION
+    assert inspect.signature(build).parameters["trt_cache_version"].default is DEFAULT_CACHE_VERSION
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["calibrate"]
+    option = next(a for a in sub._actions if "--trt-version" in a.option_strings)
+    assert option.default is DEFAULT_CACHE_VERSION
+
+
+def test_a_cache_written_with_defaults_carries_the_default_version(tmp_path):
+    p = write_trt_cache(tmp_path / "c", {"x": 1.0})
+    assert read_trt_cache_header(p) == (trt_version_code(DEFAULT_CACHE_VERSION), "EntropyCalibration2")
+
+
 # ------------------------------------------------------------------------------------------ trtq calibrate
 
 
@@ -141,6 +207,7 @@ def test_cli_calibrate_writes_json_cache_and_plots(tiny_model, tmp_path, capsys)
     assert cal.methods == ["entropy", "minmax", "percentile", "mse"] and cal.tensors
     back = read_trt_cache(cache)
     assert set(back) == set(cal.tensors)
+    assert read_trt_cache_header(cache).version == trt_version_code(DEFAULT_CACHE_VERSION)  # no --trt-version
     for t, v in cal.amax_for().items():
         assert back[t] == pytest.approx(v, rel=1e-7)
     assert list(tmp_path.glob("calib_*.png"))

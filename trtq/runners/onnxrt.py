@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from trtq.backends.base import BaseRunner, TensorMeta
+from trtq.runners.base import BaseRunner, TensorMeta
 
-__all__ = ["OnnxRuntimeRunner", "QDQ_FUSION_OPTIMIZERS", "expose_tensors"]
+__all__ = ["OnnxRuntimeRunner", "QDQ_FUSION_OPTIMIZERS", "CUDA_PROVIDERS", "expose_tensors"]
 
 #: ORT graph transformers that rewrite Q/DQ; disabled to execute Q/DQ as written. QDQSelectorActionTransformer
 #: turns Q/DQ into int8 kernels; WeightBiasQuantization quantizes conv biases to int32 with scale
@@ -59,8 +59,15 @@ def expose_tensors(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelPr
     return out
 
 
+#: Execution providers that run the graph on a CUDA device (the runner's `device` is then "cuda").
+CUDA_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
 class OnnxRuntimeRunner(BaseRunner):
     """Run an ONNX model (path, bytes or ModelProto) in ONNX Runtime on the CPU.
+
+    The benchmark times it with the wall clock around `infer` (`cuda_steps()` is None), whatever the
+    execution provider.
 
     Args:
         model: the model to run.
@@ -68,7 +75,10 @@ class OnnxRuntimeRunner(BaseRunner):
         qdq_as_written: disable ORT's Q/DQ -> int8-kernel fusion (default True; see module doc).
         threads: intra-op threads (default: ORT's choice).
         providers: execution providers (default CPU).
+        name: runner name in comparisons and benchmarks.
     """
+
+    backend = "onnxruntime"
 
     def __init__(
         self,
@@ -87,6 +97,7 @@ class OnnxRuntimeRunner(BaseRunner):
         self._qdq_as_written = qdq_as_written
         self._threads = threads
         self._providers = list(providers)
+        self.device = "cuda" if self._providers and self._providers[0] in CUDA_PROVIDERS else "cpu"
         self.session = None
 
     def _model_bytes(self) -> bytes:

@@ -1,0 +1,66 @@
+"""The ONNX Runtime runner: Q/DQ executed as written, extra outputs, metadata, device."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.runners.graphs import conv_onnx, conv_proto
+from trtq.runners import onnxrt
+from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, OnnxRuntimeRunner, expose_tensors
+
+
+@pytest.fixture
+def sessions(monkeypatch):
+    """Record the keyword arguments every ONNX Runtime session is created with."""
+    import onnxruntime as ort
+
+    made: list[dict] = []
+    real = ort.InferenceSession
+
+    def recording(*args, **kwargs):
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    return made
+
+
+def test_qdq_fusion_is_disabled_unless_asked_for(sessions):
+    with OnnxRuntimeRunner(conv_proto()):
+        pass
+    with OnnxRuntimeRunner(conv_proto(), qdq_as_written=False):
+        pass
+    assert sessions[0]["disabled_optimizers"] == QDQ_FUSION_OPTIMIZERS
+    assert sessions[1]["disabled_optimizers"] is None
+    assert set(QDQ_FUSION_OPTIMIZERS) == {"QDQSelectorActionTransformer", "WeightBiasQuantization"}
+    assert all(s["providers"] == ["CPUExecutionProvider"] for s in sessions)
+
+
+def test_extra_outputs_and_metadata(tmp_path):
+    path = conv_onnx(tmp_path / "m.onnx")
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    with OnnxRuntimeRunner(path, extra_outputs=["y"], threads=1) as r:
+        assert r.input_metadata() == {"x": (np.dtype(np.float32), ("N", 3, 16, 16))}
+        assert r.output_names() == ["z", "y"]
+        out = r.infer({"x": x})
+    np.testing.assert_array_equal(out["z"], np.maximum(out["y"], 0))  # z = Relu(y)
+    assert r.session is None  # released on exit
+
+
+def test_expose_tensors_copies_and_types_the_new_outputs():
+    proto = conv_proto()
+    exposed = expose_tensors(proto, ["y", "z"])
+    assert [o.name for o in proto.graph.output] == ["z"]  # the original is untouched
+    assert [o.name for o in exposed.graph.output] == ["z", "y"]  # already-present outputs not repeated
+    assert exposed.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_device_and_timing_interface():
+    cpu = OnnxRuntimeRunner(conv_proto())
+    gpu = OnnxRuntimeRunner(conv_proto(), providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+    assert (cpu.device, gpu.device) == ("cpu", "cuda")
+    assert cpu.backend == gpu.backend == "onnxruntime"
+    assert cpu.cuda_steps() is None and gpu.cuda_steps() is None  # always timed around infer()
+    assert "CUDAExecutionProvider" in onnxrt.CUDA_PROVIDERS

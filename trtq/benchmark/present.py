@@ -1,0 +1,67 @@
+"""Presenting a bench.json document: a rich table and a PNG plot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trtq.files import write_bytes
+
+__all__ = ["render_table", "plot_bench"]
+
+
+def render_table(doc: Mapping[str, Any]) -> Any:
+    """A rich Table of the results."""
+    from rich.table import Table
+
+    table = Table(title="latency (ms) and throughput")
+    for col in ("artifact", "backend", "batch", "min", "median", "mean", "p90", "p95", "p99", "items/s"):
+        table.add_column(col, justify="left" if col in ("artifact", "backend") else "right")
+    for r in doc["results"]:
+        backend = r["backend"] + (" +graph" if r.get("cuda_graph") else "")
+        table.add_row(
+            r["name"],
+            backend,
+            str(r["batch"]),
+            *(f"{r[k]:.3f}" for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p95_ms", "p99_ms")),
+            f"{r['throughput_per_s']:.1f}",
+        )
+    return table
+
+
+def plot_bench(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """Median latency (p90-p99 whiskers) and throughput per batch size, one line per artifact (PNG)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(11, 4))
+    names = list(dict.fromkeys(r["name"] for r in doc["results"]))
+    for name in names:
+        rows = sorted((r for r in doc["results"] if r["name"] == name), key=lambda r: r["batch"])
+        b = [r["batch"] for r in rows]
+        med = np.array([r["median_ms"] for r in rows])
+        up = np.array([r["p99_ms"] for r in rows]) - med
+        ax_lat.errorbar(b, med, yerr=[np.zeros_like(med), up], marker="o", capsize=3, label=name)
+        ax_thr.plot(b, [r["throughput_per_s"] for r in rows], marker="o", label=name)
+    for ax, title, ylabel in (
+        (ax_lat, "latency: median, whisker to p99", "ms"),
+        (ax_thr, "throughput", "items / s"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return write_bytes(path, buf.getvalue())
