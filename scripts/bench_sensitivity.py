@@ -122,11 +122,11 @@ def main() -> None:
 
     from trtq.calibration import calibrate
     from trtq.export import export_onnx
+    from trtq.metrics.classification import top1_agreement
+    from trtq.metrics.fidelity import output_noise
     from trtq.placement import normalize, plan_qdq
     from trtq.progress import set_quiet
     from trtq.sensitivity import analyze_sensitivity, choose_fallback
-    from trtq.metrics.fidelity import output_noise
-    from trtq.metrics.classification import top1_agreement
 
     set_quiet(True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -47,19 +47,21 @@ def test_digits_build_end_to_end(digits_model: tuple[Path, Path, Path], tmp_path
     int8 = onnx.load(str(tmp_path / "run" / "model.int8.onnx"))
     onnx.checker.check_model(int8, full_check=True)
     # every Conv/Gemm reads weight and input through DQ, unless placement says why not
-    skipped = {s["node"] for s in res.metrics["placement"]["skipped"]}
+    skipped = {s["node"] for s in res.placement.skipped}
     weighted = {n.name for n in int8.graph.node if n.op_type in ("Conv", "Gemm")}
     assert weighted - skipped == _dq_fed(int8)
     assert len(_dq_fed(int8)) >= 4
-    cls = res.metrics["validation"]["classification"]
-    assert cls["reference_top1"] > 0.9  # real accuracy of a trained model on held-out digits
-    assert abs(cls["reference_top1"] - cls["candidate_top1"]) <= 0.02
-    assert cls["top1_agreement"] >= 0.97
+    val = res.validation
+    fp32_top1, int8_top1 = val.value("fp32", "top1_accuracy"), val.value("int8", "top1_accuracy")
+    assert fp32_top1 > 0.9  # real accuracy of a trained model on held-out digits
+    assert abs(fp32_top1 - int8_top1) <= 0.02
+    assert val.value("int8", "top1_agreement") >= 0.97
     assert "engine" in res.engine_status and "TensorRT" in res.engine_status
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["metrics"]["validation"]["classification"] == cls
+    assert report["validation"]["models"]["int8"]["top1_accuracy"] == int8_top1
+    assert report["config"]["calibration"]["method"] == "entropy"
     md = (tmp_path / "run" / "report.md").read_text()
-    assert "INT8 (model.int8.onnx)" in md and f"{100 * cls['candidate_top1']:.2f}%" in md
+    assert "INT8 (model.int8.onnx)" in md and f"{100 * int8_top1:.2f}%" in md
     assert not list(tmp_path.glob(".run.partial-*"))
 
 
@@ -84,10 +86,8 @@ def test_resnet18_random_init_with_an_image_folder(tmp_path: Path) -> None:
                 "resize": 72}, typed_graph=False)  # fmt: skip
     int8 = onnx.load(str(res.int8_onnx))
     assert len(_dq_fed(int8)) >= 19  # 20 convs + fc; ModelOpt-style rules may skip the 3-channel stem
-    assert res.metrics["validation"]["samples"] == 8
-    skipped = {
-        s["node"]: s["rule"] for s in res.metrics["placement"]["skipped"] if s["op_type"] in ("Conv", "Gemm")
-    }
+    assert res.validation.samples == 8
+    skipped = {s["node"]: s["rule"] for s in res.placement.skipped if s["op_type"] in ("Conv", "Gemm")}
     assert skipped == {"/fc/Gemm": "SmallOrGemv"}  # the classifier is matrix-vector at batch 1
 
 
@@ -131,7 +131,7 @@ def test_onnx_with_an_unquantizable_op_is_built_and_the_op_listed(tmp_path: Path
     _graph_with_an_unquantizable_conv(tmp_path / "m.onnx")
     np.save(tmp_path / "d.npy", np.random.default_rng(1).standard_normal((8, 16, 8, 8)).astype(np.float32))
     res = build(str(tmp_path / "m.onnx"), calib_data=tmp_path / "d.npy", out=tmp_path / "r", calib="minmax")
-    skipped = {s["node"]: s for s in res.metrics["placement"]["skipped"]}
+    skipped = {s["node"]: s for s in res.placement.skipped}
     assert "conv_dynamic_weight" in skipped and "weight" in skipped["conv_dynamic_weight"]["reason"]
     int8 = onnx.load(str(res.int8_onnx))
     assert _dq_fed(int8) == {"conv_static_weight"}
@@ -144,6 +144,7 @@ def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
     """The wiring of the engine step, with TensorRT's parts replaced (no TensorRT here; see tests/test_engines_*)."""
     import trtq.benchmark as bm
     import trtq.engines as eng
+    import trtq.runners as runners
     from trtq.runners import OnnxRuntimeRunner
 
     calls: dict[str, object] = {}
@@ -163,7 +164,7 @@ def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
     monkeypatch.setattr(eng, "engine_stage", fake_stage)
     # the runner interface the TensorRT runner implements, served by ONNX Runtime on the INT8 graph
     monkeypatch.setattr(
-        eng, "TensorRTRunner", lambda plan: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx"))
+        runners, "TensorRTRunner", lambda plan: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx"))
     )
     monkeypatch.setattr(bm, "bench", fake_bench)
     ts, calib, val = digits_model
@@ -171,6 +172,6 @@ def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
     assert calls["stage"] == ("model.trt.onnx", "model.int8.onnx", (1, 8, 32))
     assert res.engine == b"serialized engine" and (tmp_path / "run" / "model.plan").is_file()
     assert calls["bench"] == (["model.plan"], (1, 8))
-    assert res.metrics["engine_validation"]["classification"]["top1_agreement"] >= 0.97
+    assert res.engine_info.validation.value("candidate", "top1_agreement") >= 0.97
     assert res.engine_status.startswith("built; engine vs FP32: top-1 agreement")
     assert (tmp_path / "run" / "bench.json").is_file()

@@ -61,12 +61,15 @@ def test_missing_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     _one_line_error(err, "nope.pt", "does not exist")
 
 
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    from trtq.errors import UsageError
-
-    with pytest.raises(UsageError):
-        main(["build", "--model", str(tmp_path / "nope.pt"), "--calib-data", ".", "--out", str(tmp_path / "r"),
-              "--debug"])  # fmt: skip
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["build", "--model", str(tmp_path / "nope.pt"), "--calib-data", ".", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main([*args, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "UsageError" in err
 
 
 def test_empty_calibration_folder(
@@ -150,10 +153,15 @@ def test_ctrl_c_leaves_no_half_written_run(tiny: tuple[Path, Path], tmp_path: Pa
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
-def test_bad_option_values_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["build", "--model", "x", "--out", "y", "--calib", "kl"])
-    assert exc.value.code == 2
+def test_bad_option_values_exit_2_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the method is checked against the registry before the model is even resolved ("x" names no model)
+    assert (
+        main(["build", "--model", "x", "--calib-data", ".", "--out", str(tmp_path / "y"), "--calib", "kl"])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--calib 'kl' is not a registered calibration method" in err
+    assert "entropy, minmax, percentile, mse" in err and not (tmp_path / "y").exists()
 
 
 def test_export_command_writes_onnx_and_refuses_to_overwrite(

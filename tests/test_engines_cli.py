@@ -97,8 +97,8 @@ def test_validate_cli_two_onnx_files(tmp_path, capsys):
     ]
     assert main([*argv, "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["samples"] == 12 and doc["polygraphy"]["pass"] is True
-    assert doc["classification"]["top1_agreement"] > 0.8
+    assert doc["samples"] == 12 and doc["pass"] is True and doc["polygraphy"]["candidate"] is True
+    assert doc["models"]["candidate"]["top1_agreement"] > 0.8
     assert "PASS" in capsys.readouterr().out
     # negated weights: the logits disagree -> exit 1
     argv[2] = str(far)

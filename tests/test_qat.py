@@ -132,7 +132,7 @@ def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("quantized_weight", [False, True])
 def test_fold_batchnorm_is_exact_with_and_without_weight_qdq(quantized_weight: bool) -> None:
-    from trtq.qat.graph import fold_batchnorm
+    from trtq.finetune.graph import fold_batchnorm
     from trtq.qdq import weight_scales
 
     model, x = _conv_bn_graph(quantized_weight)
@@ -147,7 +147,7 @@ def test_fold_batchnorm_is_exact_with_and_without_weight_qdq(quantized_weight: b
 
 
 def test_duplicate_pairs_merge_and_noop_casts_drop() -> None:
-    from trtq.qat.graph import drop_noop_casts, merge_duplicate_qdq, qdq_layout
+    from trtq.finetune.graph import drop_noop_casts, merge_duplicate_qdq, qdq_layout
 
     s = numpy_helper.from_array(np.array(0.05, np.float32), "s")
     z = numpy_helper.from_array(np.array(0, np.int8), "z")
@@ -176,7 +176,7 @@ def test_duplicate_pairs_merge_and_noop_casts_drop() -> None:
 
 
 def test_module_for_node_follows_the_exporters_scope_names() -> None:
-    from trtq.qat.quantize import module_for_node
+    from trtq.finetune.quantize import module_for_node
 
     inner = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
     net = torch.nn.Module()
@@ -202,8 +202,8 @@ def test_resnet_residuals_repeated_and_inplace_relus_train_as_deployed() -> None
     import torchvision
 
     from trtq.export import export_onnx, resolve_model
+    from trtq.finetune import calibrate_inputs, export_qat_onnx, quantize_model, torch_vs_onnx
     from trtq.placement import plan_qdq
-    from trtq.qat import calibrate_inputs, export_qat_onnx, quantize_model, torch_vs_onnx
 
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=10).eval()
@@ -263,8 +263,8 @@ def test_initial_ranges_come_from_the_trtq_calibrator(digits: dict, outlier_run)
 
 
 def test_export_matches_fake_quant_torch_and_ptq_placement(outlier_run) -> None:
+    from trtq.finetune.graph import check_placement, qdq_layout
     from trtq.placement import plan_qdq
-    from trtq.qat.graph import check_placement, qdq_layout
 
     check = outlier_run.metrics["export_check"]
     assert check["top1_agreement"] >= 0.99 and check["samples"] == 597
@@ -314,20 +314,21 @@ def test_artifacts_and_handoff_run_folder(outlier_run) -> None:
     assert run.out_dir == out / "run"
     assert (out / "run" / "model.int8.onnx").read_bytes() == (out / "model.qat.onnx").read_bytes()
     assert (out / "run" / "model.trt.onnx").is_file() == HAS_TYPED
-    assert run.metrics["placement"]["qat_check"]["matches"]
+    assert run.placement.qat_check["matches"]
     report = (out / "run" / "report.md").read_text()
     section = report.split("## QAT\n", 1)[1].split("\n## ", 1)[0]
     acc = outlier_run.metrics["accuracy"]
     for key in ("fp32", "ptq", "qat"):
         assert f"{100 * acc[key]['top1']:.2f}%" in section
     assert "matches PTQ" in section and "qat_curves.png" in section
-    assert json.loads((out / "run" / "report.json").read_text())["metrics"]["qat"]["accuracy"] == acc
+    assert json.loads((out / "run" / "report.json").read_text())["qat"]["accuracy"] == acc
 
 
 def test_build_from_qat_reads_settings_from_the_graph_and_flags_foreign_placement(
     outlier_run, digits, tmp_path: Path
 ) -> None:
-    from trtq.qat import build_from_qat, read_qat_metadata
+    from trtq.finetune import read_qat_metadata
+    from trtq.pipeline import build_from_qat
 
     qat_path = outlier_run.artifacts["model.qat.onnx"]
     meta = read_qat_metadata(onnx.load(qat_path))
@@ -335,7 +336,7 @@ def test_build_from_qat_reads_settings_from_the_graph_and_flags_foreign_placemen
     res = build_from_qat(
         qat_path, None, str(digits["val"]), tmp_path / "run", typed_graph=False, build_engine=False
     )
-    assert res.metrics["validation"]["classification"]["candidate_top1"] == pytest.approx(
+    assert res.validation.value("int8", "top1_accuracy") == pytest.approx(
         outlier_run.metrics["accuracy"]["qat"]["top1"]
     )
     # the PTQ graph is a valid Q/DQ graph too, but another placement than a plan excluding conv2
@@ -347,7 +348,7 @@ def test_build_from_qat_reads_settings_from_the_graph_and_flags_foreign_placemen
                        typed_graph=False, build_engine=False)  # fmt: skip
     lax = build_from_qat(qat_path, None, str(digits["val"]), tmp_path / "lax", placement=other,
                          typed_graph=False, build_engine=False)  # fmt: skip
-    assert lax.metrics["placement"]["qat_check"]["extra"] == ["/conv1/conv1.2/Relu_output_0"]
+    assert lax.placement.qat_check["extra"] == ["/conv1/conv1.2/Relu_output_0"]
     assert "differs from PTQ" in (tmp_path / "lax" / "report.md").read_text()
 
 
@@ -405,9 +406,9 @@ def test_user_train_fn_gets_the_fake_quant_model(digits: dict, tmp_path: Path) -
 def test_bn_freeze_quant_delay_and_default_lr(digits: dict) -> None:
     from trtq.data import load_data
     from trtq.export import export_onnx, resolve_model
+    from trtq.finetune import TrainConfig, calibrate_inputs, quantize_model
+    from trtq.finetune.train import fit
     from trtq.placement import plan_qdq
-    from trtq.qat import TrainConfig, calibrate_inputs, quantize_model
-    from trtq.qat.train import fit
 
     assert TrainConfig().resolved_lr() == pytest.approx(0.1 * 32 / 256 / 10)
     assert TrainConfig(optimizer="adamw").resolved_lr() == pytest.approx(1e-4)
@@ -472,5 +473,5 @@ def test_cli_build_from_qat_hands_the_qat_graph_to_the_build_path(
     assert code == 0
     assert (tmp_path / "run" / "model.int8.onnx").read_bytes() == Path(qat_path).read_bytes()
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["metrics"]["qat"]["accuracy"] == outlier_run.metrics["accuracy"]
+    assert report["qat"]["accuracy"] == outlier_run.metrics["accuracy"]
     assert main(["build", "--from-qat", str(qat_path), "--out", str(tmp_path / "r2"), "--quiet"]) == 2

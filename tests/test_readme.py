@@ -40,6 +40,6 @@ def test_quickstart_demo_command_runs_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "INT8 (model.int8.onnx)" in proc.stdout and "top-1" in proc.stdout
     report = json.loads((tmp_path / "demo" / "run" / "report.json").read_text())
-    cls = report["metrics"]["validation"]["classification"]
-    assert cls["reference_top1"] > 0.9 and cls["candidate_top1"] > 0.9
+    models = report["validation"]["models"]
+    assert models["fp32"]["top1_accuracy"] > 0.9 and models["int8"]["top1_accuracy"] > 0.9
     assert "TensorRT" in report["engine_status"]

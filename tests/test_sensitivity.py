@@ -140,10 +140,10 @@ def test_outlier_layer_is_ranked_first_and_chosen_alone(outlier, outlier_ranking
 
 def test_budget_is_met_by_the_mixed_models_own_evaluation(demo):
     fp32, amax, x, y = demo
-    sens = analyze_sensitivity(fp32, amax, x, labels=y, batch_size=64)
+    sens = analyze_sensitivity(fp32, amax, x, targets=y, batch_size=64)
     assert sens.metric == "top1_accuracy" and sens.int8_metric < sens.fp32_metric - 0.05
     for max_drop in (2.0, 0.0):
-        choice = choose_fallback(fp32, amax, x, labels=y, sensitivity=sens, max_drop=max_drop, batch_size=64)
+        choice = choose_fallback(fp32, amax, x, targets=y, sensitivity=sens, max_drop=max_drop, batch_size=64)
         accuracy = float(np.mean(_run(choice.model, x).argmax(1) == y))  # independent re-evaluation
         assert choice.met and accuracy == pytest.approx(choice.metric)
         assert accuracy >= sens.fp32_metric - max_drop / 100 - 1e-12
@@ -294,7 +294,7 @@ def test_user_metrics_two_or_three_arguments_and_entry_points(outlier, monkeypat
     assert sens.metric == "mean_abs_error" and sens.fp32_metric == 0.0 and sens.int8_metric < 0
     assert sens.ranked_nodes[0] == OUTLIER_LAYER
     labels = np.arange(len(x)) % 10
-    analyze_sensitivity(fp32, amax, x, metric=with_labels, labels=labels, batch_size=64)
+    analyze_sensitivity(fp32, amax, x, metric=with_labels, targets=labels, batch_size=64)
     np.testing.assert_array_equal(seen["labels"], labels)
 
     module = types.ModuleType("trtq_test_metric_mod")
@@ -307,7 +307,7 @@ def test_user_metrics_two_or_three_arguments_and_entry_points(outlier, monkeypat
         resolve_metric("no_such_module_xyz:f", False)
     with pytest.raises(UsageError, match="positional arguments"):
         resolve_metric(lambda a: 0.0, False)
-    with pytest.raises(UsageError, match="labelled"):
+    with pytest.raises(UsageError, match="class labels"):
         resolve_metric("top1_accuracy", False)
     assert resolve_metric(None, True).name == "top1_accuracy"
     assert resolve_metric(None, False).name == "top1_agreement"
@@ -341,7 +341,10 @@ def test_build_writes_table_plot_and_mixed_graph(tmp_path, digits_npz):
         "## Sensitivity and FP16 fallback" in report and "![per-layer sensitivity](sensitivity.png)" in report
     )
     assert "| FP32 |" in report and "all INT8" in report and "mixed" in report
-    assert result.metrics["sensitivity"]["fallback"]["mixed_metric"] >= doc["fp32_metric"] - 0.01
+    assert result.sensitivity.fallback.metric >= doc["fp32_metric"] - 0.01
+    assert (
+        json.loads((tmp_path / "run" / "report.json").read_text())["sensitivity"]["fallback"]["met"] is True
+    )
     mixed = onnx.load(str(tmp_path / "run" / "model.int8.onnx"))
     for node in doc["fallback"]["nodes"]:
         conv = next(n for n in mixed.graph.node if n.name == node)

@@ -189,7 +189,9 @@ class DemoResult:
         }
 
 
-def run_demo(out: str | os.PathLike, *, calib: str = "entropy", force: bool = False, seed: int = 0) -> DemoResult:
+def run_demo(
+    out: str | os.PathLike, *, calib: str = "entropy", force: bool = False, seed: int = 0
+) -> DemoResult:
     """Prepare the demo under `out/` and build it into `out/run`."""
     from trtq.data import Preprocess
     from trtq.files import prepare_out_dir

@@ -23,6 +23,7 @@ __all__ = [
     "prepare_out_dir",
     "check_writable",
     "json_default",
+    "dumps_json",
 ]
 
 
@@ -75,7 +76,27 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
+    """Write JSON a strict parser reads: NaN and infinities become null."""
+    return write_text(path, dumps_json(obj) + "\n")
+
+
+def dumps_json(obj: Any, indent: int | None = 2) -> str:
+    """`json.dumps` with numpy values, paths, and NaN/infinity written as null (strict JSON)."""
+    return json.dumps(_finite(obj), indent=indent, sort_keys=False, default=json_default, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "dtype") and getattr(obj, "shape", None) == ():  # numpy scalar
+        return _finite(obj.item())
+    return obj
 
 
 def json_default(o: Any) -> Any:

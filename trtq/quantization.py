@@ -68,17 +68,23 @@ def load_calibration(
     if isinstance(calibration, (str, os.PathLike)):
         path = Path(calibration)
         if not path.is_file():
-            raise UsageError(f"calibration file {path} does not exist; pass the calibration.json trtq calibrate wrote")
+            raise UsageError(
+                f"calibration file {path} does not exist; pass the calibration.json trtq calibrate wrote"
+            )
         if path.suffix.lower() != ".json":
             from trtq.calibration import read_trt_cache
 
             if method is not None:
-                raise UsageError("--method applies to a calibration.json, not to a TensorRT calibration cache")
+                raise UsageError(
+                    "--method applies to a calibration.json, not to a TensorRT calibration cache"
+                )
             return Calibration.from_amax(read_trt_cache(path), method="cache", source=str(path))
         cal = Calibration.load(path)
     elif isinstance(calibration, Mapping):
         if method is not None:
-            raise UsageError("a method applies to a calibration file or Calibration, not to a plain amax mapping")
+            raise UsageError(
+                "a method applies to a calibration file or Calibration, not to a plain amax mapping"
+            )
         return Calibration.from_amax(calibration, method="external")
     else:
         cal = calibration

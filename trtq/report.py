@@ -58,7 +58,12 @@ def _calibration(result: Any) -> list[str]:
     if cal is None:
         return []
     if cal.source == "cache":
-        lines = ["## Calibration", "", f"Scales from the TensorRT calibration cache `{cal.cache}` ({cal.tensors} tensors).", ""]
+        lines = [
+            "## Calibration",
+            "",
+            f"Scales from the TensorRT calibration cache `{cal.cache}` ({cal.tensors} tensors).",
+            "",
+        ]
     elif cal.source == "qat":
         return []
     else:
@@ -117,7 +122,11 @@ def _typing(result: Any) -> list[str]:
     t = result.typing
     if t is None:
         return []
-    lines = ["## Typed graph", "", f"`{A.TYPED_ONNX}`: INT8 where Q/DQ say so, FP16 elsewhere, graph I/O FP32."]
+    lines = [
+        "## Typed graph",
+        "",
+        f"`{A.TYPED_ONNX}`: INT8 where Q/DQ say so, FP16 elsewhere, graph I/O FP32.",
+    ]
     if t.fp32_nodes:
         lines += [f" {len(t.fp32_nodes)} node(s) stay FP32 (ranges from {t.ranges_from}):", ""]
         lines += ["| node | op | reason |", "|---|---|---|"]

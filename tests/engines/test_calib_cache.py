@@ -143,19 +143,17 @@ def test_old_names_still_work_and_warn():
 
 # ------------------------------------------------------------------------------------------ the defaults
 def test_every_default_cache_version_is_the_one_constant():
-    """The writer, `trtq calibrate --trt-version`, calibrate_model and build default to the one constant."""
-    from trtq.calibration import calibrate_model
+    """The writer and the configuration every command and build read (the CLI has no default of its own)."""
     from trtq.cli import build_parser
-    from trtq.pipeline import build
+    from trtq.config import CalibrationConfig
 
     assert DEFAULT_CACHE_VERSION == (10, 3, 0)
     assert inspect.signature(write_trt_cache).parameters["trt_version"].default is DEFAULT_CACHE_VERSION
-    assert inspect.signature(calibrate_model).parameters["trt_version"].default is DEFAULT_CACHE_VERSION
-    assert inspect.signature(build).parameters["trt_cache_version"].default is DEFAULT_CACHE_VERSION
+    assert CalibrationConfig().cache_version is DEFAULT_CACHE_VERSION
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["calibrate"]
     option = next(a for a in sub._actions if "--trt-version" in a.option_strings)
-    assert option.default is DEFAULT_CACHE_VERSION
+    assert option.default is argparse.SUPPRESS
 
 
 def test_a_cache_written_with_defaults_carries_the_default_version(tmp_path):
@@ -231,5 +229,5 @@ def test_cli_calibrate_explicit_tensors_and_bad_method(tiny_model, tmp_path, cap
     cal = Calibration.load(out)
     assert cal.tensors == ["x"] and cal.methods == ["minmax", "percentile"]
     assert main([*base, "--calib", "kl", "--out", str(tmp_path / "d.json")]) == 2
-    assert "unknown calibration method 'kl'" in capsys.readouterr().err
+    assert "--calib 'kl' is not a registered calibration method" in capsys.readouterr().err
     assert main([*base, "--tensors", "nope", "--out", str(tmp_path / "e.json")]) == 2

@@ -9,7 +9,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from trtq.runners import OnnxRuntimeRunner
 from trtq.errors import UsageError
 from trtq.export import (
     OnnxInput,
@@ -21,6 +20,7 @@ from trtq.export import (
     onnx_opset,
     strip_identities,
 )
+from trtq.runners import OnnxRuntimeRunner
 
 
 def two_input_graph() -> onnx.ModelProto:

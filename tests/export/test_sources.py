@@ -9,9 +9,9 @@ import onnx
 import pytest
 import torch
 
-from trtq.runners import OnnxRuntimeRunner
 from trtq.errors import UsageError
 from trtq.export import ModelSource, export_onnx, input_channels, resolve_model
+from trtq.runners import OnnxRuntimeRunner
 
 DIGIT = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
 

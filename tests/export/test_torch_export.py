@@ -12,9 +12,9 @@ import torch
 from onnx import TensorProto
 
 import trtq.export.torch_export as torch_export
-from trtq.runners import OnnxRuntimeRunner
 from trtq.errors import TrtqError, UsageError
 from trtq.export import check_parity, export_onnx, export_sample, resolve_model
+from trtq.runners import OnnxRuntimeRunner
 
 SAMPLE = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
 DIGIT = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from trtq import __version__
-from trtq.files import check_writable, write_json
 from trtq.benchmark.present import plot_bench
 from trtq.benchmark.settings import BenchSettings, latency_stats
 from trtq.benchmark.timing import time_runner
 from trtq.errors import UsageError
+from trtq.files import check_writable, write_json
 from trtq.runners import BaseRunner, make_runner
 
 __all__ = ["bench", "random_feed", "host_info", "TIMING"]

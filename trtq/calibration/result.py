@@ -47,6 +47,8 @@ class Calibration:
     ranges: dict[str, float] = field(default_factory=dict)
     format: str = "int8"
     histograms: dict[str, TensorHistogram] = field(default_factory=dict, repr=False, compare=False)
+    #: where the thresholds came from, for messages ("calibration file x.json"); not saved
+    origin: str = field(default="the calibration", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.method and self.methods:
@@ -78,7 +80,14 @@ class Calibration:
         for name, v in values.items():
             if not (math.isfinite(v) and v > 0):
                 raise UsageError(f"amax of tensor {name!r} is {v}; it must be a finite positive number")
-        return cls(methods=[method], amax={method: values}, method=method, settings=dict(settings))
+        origin = (
+            f"calibration cache {settings['source']}"
+            if "source" in settings
+            else f"the {method} amax mapping"
+        )
+        return cls(
+            methods=[method], amax={method: values}, method=method, settings=dict(settings), origin=origin
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The calibration.json content: readable, and ordered the same way for the same inputs."""
@@ -149,6 +158,7 @@ class Calibration:
                 warnings=[str(w) for w in doc.get("warnings", [])],
                 settings=dict(doc.get("settings") or {}),
                 scores=doc.get("scores"),
+                origin=f"calibration file {p}",
                 ranges={str(k): float(v) for k, v in (doc.get("ranges") or {}).items()},
                 format=str(doc.get("quant_format") or "int8"),
             )

@@ -49,7 +49,9 @@ def plot_thresholds(
         The files written, most disagreeing tensor first when k is given.
     """
     out = Path(out_dir)
-    return [write_bytes(out / name, png) for name, png in render_threshold_plots(calibration, tensors_or_top_k)]
+    return [
+        write_bytes(out / name, png) for name, png in render_threshold_plots(calibration, tensors_or_top_k)
+    ]
 
 
 def render_threshold_plots(

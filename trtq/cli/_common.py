@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-from trtq.files import json_default
+from trtq.files import dumps_json
 
 __all__ = ["emit", "info", "summary_text"]
 
@@ -14,7 +13,7 @@ __all__ = ["emit", "info", "summary_text"]
 def emit(args: Any, payload: dict[str, Any], text: str | None = None) -> None:
     """Print `payload` as JSON with --json, else `text` (unless --quiet)."""
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, default=json_default))
+        print(dumps_json(payload))
     elif text and not getattr(args, "quiet", False):
         print(text)
 

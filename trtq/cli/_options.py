@@ -44,17 +44,19 @@ def version_triple(text: str) -> tuple[int, int, int]:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-def add_model_args(p: argparse.ArgumentParser, *, onnx_only: bool = False) -> None:
+def add_model_args(p: argparse.ArgumentParser, *, onnx_only: bool = False, required: bool = False) -> None:
     g = p.add_argument_group("model")
     if onnx_only:
         g.add_argument("--model", "-m", required=True, default=S, help="the FP32 .onnx model")
         return
     g.add_argument(
-        "--model", "-m", default=S,
+        "--model", "-m", default=S, required=required,
         help="torchvision name (resnet50), package.module:factory, TorchScript/.pt2 file, or .onnx",
     )  # fmt: skip
     g.add_argument("--weights", default=S, help="torchvision weights, e.g. DEFAULT (downloads them)")
-    g.add_argument("--checkpoint", default=S, help="state dict to load into the model (read with weights_only=True)")
+    g.add_argument(
+        "--checkpoint", default=S, help="state dict to load into the model (read with weights_only=True)"
+    )
     g.add_argument(
         "--trust-pickle", action="store_true", default=S,
         help="allow unpickling a full-model file you made yourself (never for files from others)",
@@ -72,8 +74,12 @@ def add_data_args(p: argparse.ArgumentParser, *, calib: bool = True, eval_: bool
     if eval_:
         g.add_argument("--eval-data", default=S,
                        help="evaluation data (class sub-folders or .npz with y give top-1/top-5)")  # fmt: skip
-        g.add_argument("--eval-samples", type=int, default=S, help="reproducible subset of the eval data (0 = all)")
-    g.add_argument("--batch-size", type=int, default=S, help="batch size for calibration and evaluation (default 32)")
+        g.add_argument(
+            "--eval-samples", type=int, default=S, help="reproducible subset of the eval data (0 = all)"
+        )
+    g.add_argument(
+        "--batch-size", type=int, default=S, help="batch size for calibration and evaluation (default 32)"
+    )
     g.add_argument("--seed", type=int, default=S, help="seed for subsets and random-init models (default 0)")
 
 
@@ -98,7 +104,9 @@ def add_placement_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Q/DQ placement")
     g.add_argument("--exclude", action="append", metavar="NAME_OR_REGEX", default=S,
                    help="keep these nodes out of INT8 (repeatable, comma-separated)")  # fmt: skip
-    g.add_argument("--exclude-op-type", action="append", metavar="OP", default=S, help="keep these op types out of INT8")
+    g.add_argument(
+        "--exclude-op-type", action="append", metavar="OP", default=S, help="keep these op types out of INT8"
+    )
     g.add_argument("--keep-first-last", action="store_true", default=S,
                    help="keep the first and last weighted layers FP16")  # fmt: skip
     g.add_argument(
@@ -110,7 +118,9 @@ def add_placement_args(p: argparse.ArgumentParser) -> None:
     names = ", ".join(RULES.names())
     g.add_argument("--enable-rule", action="append", metavar="RULE", default=S,
                    help=f"turn a placement rule on (repeatable); rules: {names}")  # fmt: skip
-    g.add_argument("--disable-rule", action="append", metavar="RULE", default=S, help="turn a placement rule off")
+    g.add_argument(
+        "--disable-rule", action="append", metavar="RULE", default=S, help="turn a placement rule off"
+    )
 
 
 def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> None:
@@ -126,11 +136,15 @@ def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> 
     )  # fmt: skip
     g.add_argument("--calib-param", action="append", metavar="NAME=VALUE", default=S,
                    help="a parameter of the method (repeatable), e.g. percentile=99.9, num_bins=4096")  # fmt: skip
-    g.add_argument("--percentile", type=float, default=S, help="shortcut for --calib-param percentile=P (default 99.99)")
+    g.add_argument(
+        "--percentile", type=float, default=S, help="shortcut for --calib-param percentile=P (default 99.99)"
+    )
     g.add_argument("--choose-metric", default=S, metavar="METRIC",
                    help="metric --calib all picks the method by, on held-out data (default cosine)")  # fmt: skip
     if cache:
-        g.add_argument("--calib-cache", default=S, help="take scales from a TensorRT calibration cache instead")
+        g.add_argument(
+            "--calib-cache", default=S, help="take scales from a TensorRT calibration cache instead"
+        )
 
 
 def add_fallback_args(p: argparse.ArgumentParser) -> None:
@@ -140,18 +154,24 @@ def add_fallback_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-drop", type=float, default=S,
                    help="keep the fewest layers FP16 so the metric is at most this much below FP32 (percentage "
                    "points for top-1 and other fraction metrics)")  # fmt: skip
-    g.add_argument("--fallback", default=S, help="N (keep the N most sensitive layers FP16) or node names/regexes")
+    g.add_argument(
+        "--fallback", default=S, help="N (keep the N most sensitive layers FP16) or node names/regexes"
+    )
     g.add_argument("--metric", default=S,
                    help=f"metric of the budget: {', '.join(METRICS.names())}, or package.module:function("
                    "fp32_outputs, outputs[, targets]) -> float (default top1_accuracy with labels, else "
                    "top1_agreement)")  # fmt: skip
-    g.add_argument("--workers", type=int, default=S, help="parallel evaluations (default: the CPUs available)")
+    g.add_argument(
+        "--workers", type=int, default=S, help="parallel evaluations (default: the CPUs available)"
+    )
 
 
 def add_typing_args(p: argparse.ArgumentParser, *, keep: bool = False, switch: bool = True) -> None:
     g = p.add_argument_group("typed graph (model.trt.onnx)")
     if switch:
-        g.add_argument("--no-typed", action="store_true", default=S, help="do not write the FP16-typed model.trt.onnx")
+        g.add_argument(
+            "--no-typed", action="store_true", default=S, help="do not write the FP16-typed model.trt.onnx"
+        )
     if keep:
         g.add_argument("--keep-fp32", action="append", metavar="NAME_OR_REGEX", default=S,
                        help="nodes the typed model keeps FP32")  # fmt: skip
@@ -163,17 +183,29 @@ def add_engine_args(p: argparse.ArgumentParser, *, switch: bool = True) -> None:
     g = p.add_argument_group("engine (needs TensorRT and a GPU)")
     if switch:
         g.add_argument("--no-engine", action="store_true", default=S, help="stop after the ONNX stages")
-    g.add_argument("--batch", default=S, help="optimisation profile batch sizes min,opt,max or one size (default 1,8,32)")
+    g.add_argument(
+        "--batch", default=S, help="optimisation profile batch sizes min,opt,max or one size (default 1,8,32)"
+    )
     g.add_argument("--workspace-gb", type=float, default=S, help="builder workspace limit in GiB")
     g.add_argument("--timing-cache", default=S, help="timing cache file to load and update")
-    g.add_argument("--opt-level", type=int, choices=range(6), default=S, help="builder optimisation level 0-5 (default 3)")
+    g.add_argument(
+        "--opt-level",
+        type=int,
+        choices=range(6),
+        default=S,
+        help="builder optimisation level 0-5 (default 3)",
+    )
 
 
-def add_output_args(p: argparse.ArgumentParser, *, what: str = "run folder to create", default: str | None = None) -> None:
+def add_output_args(
+    p: argparse.ArgumentParser, *, what: str = "run folder to create", default: str | None = None
+) -> None:
     req = default is None
     p.add_argument("--out", "-o", required=req, default=S,
                    help=what + ("" if req else f" (default {default})"))  # fmt: skip
-    p.add_argument("--force", action="store_true", default=S, help="replace what a previous trtq run wrote there")
+    p.add_argument(
+        "--force", action="store_true", default=S, help="replace what a previous trtq run wrote there"
+    )
 
 
 def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:

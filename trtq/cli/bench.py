@@ -19,11 +19,17 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help=".onnx, .plan or .engine files")
-    p.add_argument("--batch", dest="bench_batch", default=S, help="batch sizes to time, e.g. 1,8,32 (default 1,8)")
+    p.add_argument(
+        "--batch", dest="bench_batch", default=S, help="batch sizes to time, e.g. 1,8,32 (default 1,8)"
+    )
     p.add_argument("--warmup", type=int, default=S, help="untimed runs per batch size (default 10)")
     p.add_argument("--iterations", type=int, default=S, help="timed runs per batch size (default 100)")
-    p.add_argument("--max-seconds", type=float, default=S, help="stop timing a batch size after this long (default 10)")
-    p.add_argument("--cuda-graph", action="store_true", default=S, help="TensorRT: capture and replay a CUDA graph")
+    p.add_argument(
+        "--max-seconds", type=float, default=S, help="stop timing a batch size after this long (default 10)"
+    )
+    p.add_argument(
+        "--cuda-graph", action="store_true", default=S, help="TensorRT: capture and replay a CUDA graph"
+    )
     p.add_argument("--no-copies", action="store_true", default=S,
                    help="TensorRT: leave host<->device copies out of the timing")  # fmt: skip
     p.add_argument("--threads", type=int, default=S, help="ONNX Runtime intra-op threads")

@@ -31,10 +31,14 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
-    p.add_argument("--config", default=S, metavar="JSON", help="repeat a run: its report.json (or a recipe.json)")
+    p.add_argument(
+        "--config", default=S, metavar="JSON", help="repeat a run: its report.json (or a recipe.json)"
+    )
     p.add_argument("--from-qat", default=S, metavar="MODEL_QAT_ONNX",
                    help="continue from `trtq qat`'s model.qat.onnx instead of calibrating (needs --eval-data)")  # fmt: skip
-    p.add_argument("--fp32-onnx", default=S, help="with --from-qat: the FP32 reference (default: model.onnx beside it)")
+    p.add_argument(
+        "--fp32-onnx", default=S, help="with --from-qat: the FP32 reference (default: model.onnx beside it)"
+    )
     add_output_args(p)
     add_calibration_args(p, cache=True)
     add_data_args(p)

@@ -35,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", default="calibration.json", help="calibration.json to write")
     p.add_argument("--force", action="store_true", default=S, help="overwrite existing output files")
     p.add_argument("--trt-cache", help="also write a TensorRT calibration cache file here")
-    p.add_argument("--trt-version", type=version_triple, default=S, help="TensorRT version in the cache header")
+    p.add_argument(
+        "--trt-version", type=version_triple, default=S, help="TensorRT version in the cache header"
+    )
     p.add_argument("--plots", help="folder for histogram plots of the tensors where methods disagree most")
     add_preprocess_args(p)
     add_placement_args(p)
@@ -48,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     ctx = calibrate_files(cfg, args.out, trt_cache=args.trt_cache, plots=args.plots, tensors=args.tensors)
     cal = ctx.calibration
     lines = [f"calibrated {len(cal.tensors)} tensors with {', '.join(cal.methods)}; chosen: {cal.method}"]
-    lines += [f"  {m:10s} " + "  ".join(f"{k} {v:.6g}" for k, v in s.items()) for m, s in (cal.scores or {}).items()]
+    lines += [
+        f"  {m:10s} " + "  ".join(f"{k} {v:.6g}" for k, v in s.items()) for m, s in (cal.scores or {}).items()
+    ]
     lines += [f"warning: {w}" for w in cal.warnings]
     lines += [f"wrote {p}" for p in ctx.result.artifacts.values()]
     payload = {"out": args.out, "trt_cache": args.trt_cache, "method": cal.method, "methods": cal.methods,

@@ -13,7 +13,9 @@ HELP = "train a small CNN on scikit-learn's digits (offline) and run trtq build 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", default="runs/demo", help="folder for the demo data, model and run")
-    p.add_argument("--calib", default="entropy", help="calibration method (any registered one, or all; default entropy)")
+    p.add_argument(
+        "--calib", default="entropy", help="calibration method (any registered one, or all; default entropy)"
+    )
     p.add_argument("--force", action="store_true", help="replace an existing demo folder")
     p.add_argument("--seed", type=int, default=0)
 

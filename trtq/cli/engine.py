@@ -20,7 +20,9 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", required=True, help="graph to build (model.trt.onnx, model.int8.onnx, any ONNX)")
-    p.add_argument("--out", "-o", default="model.plan", dest="plan_out", help="engine file to write (default model.plan)")
+    p.add_argument(
+        "--out", "-o", default="model.plan", dest="plan_out", help="engine file to write (default model.plan)"
+    )
     p.add_argument("--force", action="store_true", default=S, help="overwrite an existing engine file")
     add_engine_args(p, switch=False)
     g = p.add_argument_group("shapes and compatibility")

@@ -12,7 +12,7 @@ HELP = "export a PyTorch model to FP32 ONNX (dynamic batch, BatchNorm folded, ch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_args(p)
+    add_model_args(p, required=True)
     p.add_argument("--out", "-o", default="model.onnx", help="ONNX file to write (default model.onnx)")
     p.add_argument("--force", action="store_true", default=S, help="overwrite an existing --out file")
     p.add_argument("--shape", help="C,H,W of one sample for the export and parity check (default: from "

@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trtq.cli._common import emit, info
-from trtq.cli._options import (
-    add_model_args,
-    add_placement_args,
-    add_preprocess_args,
-    placement_from,
-    preprocess_from,
-)
+from trtq.cli._options import add_model_args, add_placement_args, add_preprocess_args, config_from_args
 
 NAME = "qat"
 HELP = "quantization-aware training: calibrate, fine-tune with Q/DQ, export model.qat.onnx, build from it"
@@ -39,7 +33,7 @@ def _epoch_or_never(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_args(p)
+    add_model_args(p, required=True)
     p.add_argument("--out", "-o", required=True, help="output folder to create")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     g = p.add_argument_group("data")
@@ -106,6 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from trtq.finetune import qat
 
+    cfg = config_from_args(args)
     result = qat(
         args.model,
         args.train_data,
@@ -131,13 +126,13 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         train_samples=args.train_samples or None,
         val_samples=args.val_samples or None,
-        preprocess=preprocess_from(args),
-        placement=placement_from(args),
+        preprocess=cfg.data.preprocess,
+        placement=cfg.placement,
         device=args.device,
-        opset=args.opset,
-        weights=args.weights,
-        checkpoint=args.checkpoint,
-        trust_pickle=args.trust_pickle,
+        opset=cfg.export.opset,
+        weights=cfg.export.weights,
+        checkpoint=cfg.export.checkpoint,
+        trust_pickle=cfg.export.trust_pickle,
         handoff=not args.no_build,
         typed_graph=not args.no_typed,
         build_engine=not args.no_engine,

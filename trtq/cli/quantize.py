@@ -21,7 +21,9 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p, onnx_only=True)
     p.add_argument("--calibration", "-c", required=True, help="calibration.json from trtq calibrate")
-    p.add_argument("--out", "-o", default="model.int8.onnx", help="Q/DQ model to write (default model.int8.onnx)")
+    p.add_argument(
+        "--out", "-o", default="model.int8.onnx", help="Q/DQ model to write (default model.int8.onnx)"
+    )
     p.add_argument("--trt-out", help="also write the strongly typed FP16+INT8 model here (model.trt.onnx)")
     p.add_argument("--plan-out", help="also write the placement plan and per-node decisions as JSON")
     p.add_argument("--method", help="calibration method to use (default: the one chosen in the file)")

@@ -31,7 +31,12 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p, onnx_only=True)
-    p.add_argument("--calibration", "-c", required=True, help="calibration.json from trtq calibrate (or a TensorRT cache)")
+    p.add_argument(
+        "--calibration",
+        "-c",
+        required=True,
+        help="calibration.json from trtq calibrate (or a TensorRT cache)",
+    )
     p.add_argument("--method", help="calibration method to use (default: the one chosen in the file)")
     p.add_argument("--eval-data", "-d", required=True, default=S,
                    help="image folder (class sub-folders give labels) or .npy/.npz")  # fmt: skip

@@ -22,8 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", "-r", required=True, help="reference: usually the FP32 model.onnx")
     p.add_argument("--data", "-d", required=True, dest="eval_data", default=S,
                    help="image folder (class sub-folders give labels) or .npy/.npz")  # fmt: skip
-    p.add_argument("--samples", type=int, dest="eval_samples", default=S, help="reproducible subset (0 = all)")
-    p.add_argument("--batch-size", type=int, default=8, help="batch size (within the engine's profile; default 8)")
+    p.add_argument(
+        "--samples", type=int, dest="eval_samples", default=S, help="reproducible subset (0 = all)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="batch size (within the engine's profile; default 8)"
+    )
     p.add_argument("--rtol", type=float, default=S, help="relative tolerance (default 0.05)")
     p.add_argument("--atol", type=float, default=S, help="absolute tolerance (default 0.05)")
     p.add_argument("--check-error-stat", default=S, choices=["elemwise", "max", "mean", "median", "quantile"],

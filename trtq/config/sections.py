@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
 from trtq.errors import UsageError
 
 __all__ = [
@@ -180,7 +181,7 @@ class CalibrationConfig:
     params: Mapping[str, Any] = field(default_factory=dict)
     choose_metric: str = "cosine"
     cache: str | None = None
-    cache_version: tuple[int, int, int] | None = None
+    cache_version: tuple[int, int, int] = DEFAULT_CACHE_VERSION
 
     @property
     def methods(self) -> list[str]:

@@ -29,9 +29,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from trtq.files import write_text
 from trtq.engines import compat
 from trtq.errors import UsageError
+from trtq.files import write_text
 
 __all__ = [
     "DEFAULT_CACHE_VERSION",

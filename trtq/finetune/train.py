@@ -199,7 +199,7 @@ def evaluate(model: Any, ds: DataSource, device: Any, batch_size: int = 64) -> t
                         f"{ds.name} has no labels; validation needs class sub-folders (or y in .npz)"
                     )
                 logits = model(torch.from_numpy(x).to(device)).float()
-                target = torch.from_numpy(y).to(device)
+                target = torch.from_numpy(np.asarray(y)).to(device)
                 loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
                 correct += int((logits.argmax(1) == target).sum())
                 n += len(y)

@@ -81,8 +81,8 @@ class Metric:
             value = float(value)
         except (TypeError, ValueError):
             raise TrtqError(f"metric {self.name} returned {value!r}; it must return a number") from None
-        if math.isnan(value):
-            raise TrtqError(f"metric {self.name} returned NaN; it must return a number")
+        if not math.isfinite(value):
+            raise TrtqError(f"metric {self.name} returned {value}; it must return a finite number")
         return value
 
     def usable(self, reference: Outputs, targets_kind: str | None) -> bool:
@@ -186,7 +186,7 @@ def default_metric(targets_kind: str | None) -> str:
     return "top1_accuracy" if targets_kind == "class" else "top1_agreement"
 
 
-def resolve_metric(metric: str | MetricFn | Metric | None, targets_kind: str | None = None) -> Metric:
+def resolve_metric(metric: str | MetricFn | Metric | None, targets_kind: str | bool | None = None) -> Metric:
     """Turn what the user gave into a `Metric`.
 
     Args:
@@ -198,6 +198,8 @@ def resolve_metric(metric: str | MetricFn | Metric | None, targets_kind: str | N
         UsageError: an unknown name, a metric that needs targets the data lacks, an entry point that does not
             import, or a callable with the wrong number of arguments.
     """
+    if isinstance(targets_kind, bool):  # the older signature: has_labels
+        targets_kind = "class" if targets_kind else None
     if isinstance(metric, Metric):
         return metric
     if metric is None:

@@ -13,7 +13,16 @@ import numpy as np
 
 from trtq.metrics.base import Outputs, register_metric
 
-__all__ = ["per_sample", "cosine", "output_noise", "snr_db", "mse", "max_abs_error", "mean_abs_error"]
+__all__ = [
+    "per_sample",
+    "cosine",
+    "output_noise",
+    "snr_db",
+    "SNR_IDENTICAL_DB",
+    "mse",
+    "max_abs_error",
+    "mean_abs_error",
+]
 
 
 def per_sample(reference: Outputs, outputs: Outputs) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +45,9 @@ def _has_float(reference: Outputs) -> bool:
     return any(np.issubdtype(np.asarray(v).dtype, np.floating) for v in reference.values())
 
 
-@register_metric("cosine", kind="fidelity", applies=_has_float, auto=True, title="cosine vs FP32")
+@register_metric(
+    "cosine", unit="value", kind="fidelity", applies=_has_float, auto=True, title="cosine vs FP32"
+)
 def cosine(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
     """Mean over samples of the cosine similarity to FP32 (1.0 = identical direction)."""
     r, o = per_sample(reference, outputs)
@@ -57,11 +68,15 @@ def output_noise(reference: Outputs, outputs: Outputs, targets: Any = None) -> f
     return err / energy if energy > 0 else err
 
 
+#: What `snr_db` reports for outputs identical to FP32 (no noise at all): more than float64 rounding allows.
+SNR_IDENTICAL_DB = 320.0
+
+
 @register_metric("snr_db", unit="db", kind="fidelity", applies=_has_float, auto=True, title="SNR vs FP32")
 def snr_db(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
     """Signal-to-noise ratio of the outputs against FP32, in dB (10 log10 of signal over error energy)."""
     noise = output_noise(reference, outputs)
-    return math.inf if noise == 0 else float(-10.0 * math.log10(noise))
+    return SNR_IDENTICAL_DB if noise <= 10.0 ** (-SNR_IDENTICAL_DB / 10) else float(-10.0 * math.log10(noise))
 
 
 @register_metric("mse", higher_is_better=False, unit="value", kind="fidelity", applies=_has_float)

@@ -47,12 +47,21 @@ def qat_stages(qat_stage: QATGraphStage) -> list[Stage]:
     return [qat_stage, TypingStage(), ValidateStage(), EngineStage(), ReportStage()]
 
 
-def run_build(config: BuildConfig, stages: Sequence[Stage] | None = None, *, source: Any = None) -> BuildResult:
-    """Run `stages` (default: `ptq_stages()`) for a validated configuration into its run folder."""
+def run_build(
+    config: BuildConfig, stages: Sequence[Stage] | None = None, *, source: Any = None
+) -> BuildResult:
+    """Run `stages` for a configuration into its run folder.
+
+    The default stages are `ptq_stages()`, or `qat_stages()` when `config.from_qat` names a QAT graph (whose
+    recorded preprocessing applies unless the configuration sets one).
+    """
     from trtq.plugins import load_plugins
 
     load_plugins(config.plugins)
     config.validate()
+    if stages is None and config.from_qat is not None:
+        config = _with_recorded_preprocess(config, config.from_qat, config.fp32_onnx)
+        stages = qat_stages(QATGraphStage(qat=config.from_qat, fp32=config.fp32_onnx))
     out = Path(config.out)
     result = BuildResult(out_dir=out, config=config)
     with _timed(result, "load"):
@@ -116,6 +125,17 @@ def _replace(section: Any, **kw: Any) -> Any:
     return replace(section, **kw)
 
 
+def _with_recorded_preprocess(cfg: BuildConfig, qat_onnx: Any, fp32_onnx: Any) -> BuildConfig:
+    """The preprocessing the QAT run recorded in its graph, where the configuration sets none."""
+    from trtq.pipeline.stages.qat import load_qat_graphs, read_qat_metadata
+
+    if cfg.data.preprocess is not None:
+        return cfg
+    qat, _, _ = load_qat_graphs(qat_onnx, fp32_onnx)
+    recorded = read_qat_metadata(qat).get("preprocess")
+    return cfg.with_overrides(data=_replace(cfg.data, preprocess=recorded)) if recorded else cfg
+
+
 def build_from_qat(
     qat_onnx: Any,
     fp32_onnx: Any,
@@ -142,8 +162,6 @@ def build_from_qat(
         **overrides: settings by name as for `build` (`eval_samples`, `batch_size`, `preprocess`, `typed_graph`,
             `engine`, `build_engine`, `seed`, `force`).
     """
-    from trtq.pipeline.stages.qat import read_qat_metadata
-
     cfg = (config or BuildConfig()).with_overrides(out=str(out), **overrides)
     qat_path = None if not isinstance(qat_onnx, (str, os.PathLike)) else str(qat_onnx)
     fp32_path = None if not isinstance(fp32_onnx, (str, os.PathLike)) else str(fp32_onnx)
@@ -151,12 +169,8 @@ def build_from_qat(
                              data=_replace(cfg.data, eval_data=eval_data))  # fmt: skip
     if placement is not None:
         cfg = cfg.with_overrides(placement=placement)
-    if cfg.data.preprocess is None and qat_path is not None:
-        from trtq.pipeline.stages.qat import load_qat_graphs
-
-        qat, _, _ = load_qat_graphs(qat_onnx, fp32_onnx)
-        recorded = read_qat_metadata(qat).get("preprocess")
-        if recorded:
-            cfg = cfg.with_overrides(data=_replace(cfg.data, preprocess=recorded))
-    stage = QATGraphStage(qat=qat_onnx, fp32=fp32_onnx, strict=strict, placement=placement, qat_metrics=qat_metrics)
+    cfg = _with_recorded_preprocess(cfg, qat_onnx, fp32_onnx)
+    stage = QATGraphStage(
+        qat=qat_onnx, fp32=fp32_onnx, strict=strict, placement=placement, qat_metrics=qat_metrics
+    )
     return run_build(cfg, qat_stages(stage))

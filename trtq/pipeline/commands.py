@@ -58,7 +58,9 @@ def _outputs(named: dict[str, str | None], inputs: list[Any], force: bool) -> di
 
 
 def _context(config: BuildConfig, sink: Any, inputs: Inputs, **state: Any) -> RunContext:
-    return RunContext(config=config, sink=sink, result=BuildResult(out_dir=None, config=config), inputs=inputs, **state)
+    return RunContext(
+        config=config, sink=sink, result=BuildResult(out_dir=None, config=config), inputs=inputs, **state
+    )
 
 
 def export_file(
@@ -111,7 +113,9 @@ def calibrate_files(
         raise UsageError("--calib-data is required: the data the model is calibrated on")
     fp32 = load_fp32(config.model)
     inputs = load_inputs(config, source=resolve_model(fp32))
-    ctx = _context(config, NamedFiles(files, folder=None if plots is None else Path(plots)), inputs, fp32=fp32)
+    ctx = _context(
+        config, NamedFiles(files, folder=None if plots is None else Path(plots)), inputs, fp32=fp32
+    )
     if tensors != "auto":
         names = [t.strip() for t in tensors.split(",") if t.strip()]
         if not names:
@@ -144,12 +148,16 @@ def quantize_files(
     fp32 = load_fp32(config.model)
     cal = load_calibration(calibration, method)
     config = replace(config, typing=replace(config.typing, enabled=trt_out is not None))
-    ctx = _context(config, NamedFiles(files), Inputs(None, None, None, None, None), fp32=fp32, calibration=cal)
+    ctx = _context(
+        config, NamedFiles(files), Inputs(None, None, None, None, None), fp32=fp32, calibration=cal
+    )
     run_stages([PlacementStage(), QuantizeStage(), TypingStage()], ctx)
     return ctx
 
 
-def sensitivity_folder(config: BuildConfig, calibration: str | os.PathLike, *, method: str | None = None) -> RunContext:
+def sensitivity_folder(
+    config: BuildConfig, calibration: str | os.PathLike, *, method: str | None = None
+) -> RunContext:
     """`trtq sensitivity`: rank the layers of an FP32 .onnx on the evaluation data; with a budget or a fallback
     set, also the mixed model (model.mixed.onnx) and its typed graph, in the run folder `config.out`."""
     from trtq.export import resolve_model

@@ -65,7 +65,11 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
     if source is None and config.model is not None:
         e = config.export
         source = resolve_model(
-            config.model, weights=e.weights, checkpoint=e.checkpoint, trust_pickle=e.trust_pickle, seed=config.seed
+            config.model,
+            weights=e.weights,
+            checkpoint=e.checkpoint,
+            trust_pickle=e.trust_pickle,
+            seed=config.seed,
         )
     channels = input_channels(source) if source is not None else None
     pre = resolve_preprocess(config.data.preprocess, channels)
@@ -76,7 +80,9 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
     if first is not None:
         sample, _ = next(first.iter_batches(min(2, len(first))))
         if source is not None and source.is_onnx:
-            check_input_shape(source.onnx_model, sample.shape, what="--calib-data" if calib else "--eval-data")
+            check_input_shape(
+                source.onnx_model, sample.shape, what="--calib-data" if calib else "--eval-data"
+            )
     if calib is not None and evaluation is not None and calib.sample_shape != evaluation.sample_shape:
         raise UsageError(
             f"--eval-data samples have shape {evaluation.sample_shape} but --calib-data samples {calib.sample_shape}"

@@ -16,7 +16,8 @@ class Stage(Protocol):
 
     `check(ctx)` runs for every stage before the first stage starts (cheap validation that needs the resolved
     inputs: metric names against the data, file names); `run(ctx)` does the work, writes the stage's artifact
-    through the context and returns its typed result (also recorded in `ctx.result`).
+    through the context and returns its typed result (also recorded in `ctx.result`). A stage may define
+    `active(ctx) -> bool`; an inactive stage is neither checked nor run (nor timed).
     """
 
     name: str
@@ -27,9 +28,12 @@ class Stage(Protocol):
 
 
 def run_stages(stages: Sequence[Stage], ctx: RunContext) -> None:
-    """Check every stage, then run them in order, timing each under its name."""
-    for stage in stages:
+    """Check every active stage, then run them in order, timing each under its name."""
+    active = [s for s in stages if getattr(s, "active", None) is None or s.active(ctx)]
+    for stage in active:
         stage.check(ctx)
-    for stage in stages:
+    for stage in active:
+        if getattr(stage, "active", None) is not None and not stage.active(ctx):
+            continue  # an earlier stage changed what this one would do (e.g. no fallback was chosen)
         with ctx.clock(stage.name):
             stage.run(ctx)

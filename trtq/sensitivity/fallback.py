@@ -77,15 +77,14 @@ class FallbackResult:
     model: onnx.ModelProto | None = field(default=None, repr=False)
     plan: QDQPlan | None = field(default=None, repr=False)
     seconds: float = 0.0
+    higher_is_better: bool = True
+    unit: str = "fraction"
 
     @property
     def drop(self) -> float:
         """How much worse the mixed model is than FP32, in the budget's unit (points for fraction metrics)."""
-        from trtq.metrics import METRICS
-
-        if self.metric_name in METRICS:
-            return METRICS.get(self.metric_name).drop(self.fp32_metric, self.metric)
-        return 100.0 * (self.fp32_metric - self.metric)
+        d = self.fp32_metric - self.metric if self.higher_is_better else self.metric - self.fp32_metric
+        return 100.0 * d if self.unit == "fraction" else d
 
     def to_json(self) -> dict[str, Any]:
         """The `fallback` section of sensitivity.json."""
@@ -348,4 +347,6 @@ def choose_fallback(
         model=model,
         plan=plan,
         seconds=time.perf_counter() - start,
+        higher_is_better=met.higher_is_better,
+        unit=met.unit,
     )

@@ -43,7 +43,9 @@ class CalibrateStage:
             if ctx.inputs.validation is None:
                 raise UsageError("--calib-cache needs --eval-data (or --calib-data) to measure FP16 ranges")
         elif ctx.inputs.calib is None:
-            raise UsageError("--calib-data is required (or --calib-cache to take scales from a TensorRT cache)")
+            raise UsageError(
+                "--calib-data is required (or --calib-cache to take scales from a TensorRT cache)"
+            )
 
     def run(self, ctx: RunContext) -> None:
         from trtq.export import onnx_input_shape
@@ -58,7 +60,9 @@ class CalibrateStage:
         else:
             cal, summary = self._from_data(ctx, fp32, plan, input_name)
             range_data = ctx.inputs.calib
-        cal.ranges = measure_ranges(fp32, itertools.islice(range_data.feeds(input_name, batch), RANGE_BATCHES))
+        cal.ranges = measure_ranges(
+            fp32, itertools.islice(range_data.feeds(input_name, batch), RANGE_BATCHES)
+        )
         ctx.write_json(A.CALIBRATION_JSON, cal.to_dict())
         if cfg.cache is None:
             from trtq.calibration import write_trt_cache
@@ -67,7 +71,9 @@ class CalibrateStage:
             path = ctx.artifact_path(A.CALIBRATION_CACHE)
             if path is not None:
                 version = tuple(cfg.cache_version or DEFAULT_CACHE_VERSION)
-                write_trt_cache(path, cal.amax_for(), trt_version=version, algorithm=cache_algorithm(cal.method))
+                write_trt_cache(
+                    path, cal.amax_for(), trt_version=version, algorithm=cache_algorithm(cal.method)
+                )
             if len(cal.methods) > 1:
                 from trtq.calibrators.plot import render_threshold_plots
 

@@ -33,9 +33,7 @@ class EngineStage:
         ready = ctx.result.artifacts.get(A.TYPED_ONNX) or ctx.result.artifacts.get(A.INT8_ONNX)
         if not ok:
             why = "TensorRT is not installed" if "not installed" in reason else reason.split(";")[0]
-            info.status = (
-                f"skipped: the engine step needs an NVIDIA GPU with TensorRT ({why}); TensorRT-ready ONNX: {ready}"
-            )
+            info.status = f"skipped: the engine step needs an NVIDIA GPU with TensorRT ({why}); TensorRT-ready ONNX: {ready}"
             info.skipped_reason = reason
             return
         trt_onnx, int8_onnx = ctx.sink.path(A.TYPED_ONNX), ctx.sink.path(A.INT8_ONNX)
@@ -62,7 +60,10 @@ class EngineStage:
         plan, fp32 = Path(ctx.sink.path(A.PLAN)), Path(ctx.sink.path(A.MODEL_ONNX))
         min_b, opt_b, max_b = cfg.batch
         input_name, _ = onnx_input_shape(ctx.fp32)
-        with ctx.clock("engine_validate"), status("validating the engine against FP32 (TensorRT vs ONNX Runtime)"):
+        with (
+            ctx.clock("engine_validate"),
+            status("validating the engine against FP32 (TensorRT vs ONNX Runtime)"),
+        ):
             info.validation = compare(
                 TensorRTRunner(plan), fp32, ctx.inputs.validation, input_name=input_name,
                 batch_size=max(min_b, min(ctx.config.data.batch_size, max_b)),
@@ -75,5 +76,7 @@ class EngineStage:
             if (plan.parent / name).exists():
                 ctx.result.artifacts[name] = ctx.sink.final(name)
         agree = info.validation.value("candidate", "top1_agreement")
-        line = f"engine vs FP32: top-1 agreement {100 * agree:.2f}%" if agree is not None else "engine validated"
+        line = (
+            f"engine vs FP32: top-1 agreement {100 * agree:.2f}%" if agree is not None else "engine validated"
+        )
         info.status = f"built; {line}; bench.json written"

@@ -34,15 +34,14 @@ class FallbackStage:
     always_rank: bool = False
     mixed_artifact: str = A.TYPED_ONNX
 
-    def _active(self, ctx: RunContext) -> bool:
+    def active(self, ctx: RunContext) -> bool:
         return self.always_rank or ctx.config.fallback.enabled
 
     def check(self, ctx: RunContext) -> None:
         from trtq.metrics import resolve_metric
 
-        if self._active(ctx):
-            data = ctx.inputs.validation
-            resolve_metric(ctx.config.fallback.metric, data.targets_kind if data is not None else None)
+        data = ctx.inputs.validation
+        resolve_metric(ctx.config.fallback.metric, data.targets_kind if data is not None else None)
 
     def run(self, ctx: RunContext) -> None:
         from trtq.export import onnx_input_shape
@@ -51,8 +50,6 @@ class FallbackStage:
         from trtq.sensitivity import analyze_sensitivity, choose_fallback
         from trtq.sensitivity.report import plot_sensitivity, sensitivity_document, sensitivity_markdown
 
-        if not self._active(ctx):
-            return
         cfg = ctx.config.fallback
         fp32, plan = ctx.need("fp32", self.name), ctx.need("plan", self.name)
         amax = ctx.need("calibration", self.name).amax_for()

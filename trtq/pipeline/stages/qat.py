@@ -73,7 +73,9 @@ def placement_from_metadata(meta: dict[str, Any], placement: Any) -> Any:
     if not saved:
         return PlacementConfig()
     known = {f.name for f in fields(PlacementConfig)}
-    return PlacementConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known})
+    return PlacementConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
+    )
 
 
 @dataclass
@@ -140,7 +142,12 @@ class QATGraphStage:
         from trtq.finetune.report import qat_section
 
         ctx.result.sections.append(
-            ReportSection("QAT", qat_section(metrics, check), key="qat", data={**metrics, "placement_check": check.to_json()})
+            ReportSection(
+                "QAT",
+                qat_section(metrics, check),
+                key="qat",
+                data={**metrics, "placement_check": check.to_json()},
+            )
         )
 
     def _metrics(self, qat_path: Path | None) -> dict[str, Any]:

@@ -27,11 +27,12 @@ class QuantizeStage:
         from trtq.qdq import insert_qdq
 
         fp32, plan = ctx.need("fp32", self.name), ctx.need("plan", self.name)
-        amax = ctx.need("calibration", self.name).amax_for()
+        cal = ctx.need("calibration", self.name)
+        amax = cal.amax_for()
         missing = [t for t in plan.activations if t not in amax]
         if missing:
             raise UsageError(
-                f"the calibration has no amax for {len(missing)} tensor(s) the placement quantizes (first: "
+                f"{cal.origin} has no amax for {len(missing)} tensor(s) the placement quantizes (first: "
                 f"{missing[0]!r}); recalibrate this model with the same placement options"
             )
         ctx.int8 = insert_qdq(fp32, plan, amax, format=ctx.config.format)

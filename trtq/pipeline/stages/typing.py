@@ -22,6 +22,9 @@ class TypingStage:
 
     name: str = "typed_graph"
 
+    def active(self, ctx: RunContext) -> bool:
+        return ctx.config.typing.enabled and ctx.wants(A.TYPED_ONNX)
+
     def check(self, ctx: RunContext) -> None:
         return None
 
@@ -30,8 +33,6 @@ class TypingStage:
         from trtq.progress import status
 
         cfg = ctx.config.typing
-        if not cfg.enabled or not ctx.wants(A.TYPED_ONNX):
-            return
         int8 = ctx.need("int8", self.name)
         cal = ctx.calibration
         if cal is not None and cal.ranges:
@@ -41,8 +42,13 @@ class TypingStage:
             from trtq.pipeline.stages.calibrate import RANGE_BATCHES
 
             name, _ = onnx_input_shape(ctx.fp32)
-            feeds = itertools.islice(ctx.inputs.validation.feeds(name, ctx.config.data.batch_size), RANGE_BATCHES)
-            ranges, source = measure_ranges(ctx.fp32, feeds), f"{RANGE_BATCHES} batches of {ctx.inputs.validation_label} data"
+            feeds = itertools.islice(
+                ctx.inputs.validation.feeds(name, ctx.config.data.batch_size), RANGE_BATCHES
+            )
+            ranges, source = (
+                measure_ranges(ctx.fp32, feeds),
+                f"{RANGE_BATCHES} batches of {ctx.inputs.validation_label} data",
+            )
         else:
             ranges, source = {}, "none (no data)"
         kw = {
