@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="PyTorch model -> validated INT8 (Q/DQ) ONNX -> TensorRT engine.",
     )
     parser.add_argument("--version", action="version", version=f"trtq {__version__}")
+    parser.add_argument("--plugin", action="append", metavar="MODULE", default=argparse.SUPPRESS,
+                        help="import a module that registers calibrators, rules or metrics (repeatable)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))

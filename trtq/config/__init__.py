@@ -12,14 +12,13 @@ from trtq.config.build import (
     engine_from_args,
     placement_from_args,
 )
+from trtq.config.calibration import CalibrationConfig
+from trtq.config.data import DataConfig, preprocess_from_args
 from trtq.config.sections import (
-    CalibrationConfig,
-    DataConfig,
     ExportConfig,
     FallbackConfig,
     TypingConfig,
     ValidationConfig,
-    preprocess_from_args,
 )
 
 __all__ = [

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from trtq.config.calibration import CalibrationConfig
+from trtq.config.data import DataConfig
 from trtq.config.sections import (
-    CalibrationConfig,
-    DataConfig,
     ExportConfig,
     FallbackConfig,
     TypingConfig,
@@ -295,18 +295,18 @@ OVERRIDES: dict[str, tuple[str, str]] = {
 
 def placement_from_args(args: Any, base: PlacementConfig | None = None) -> PlacementConfig:
     """PlacementConfig from the placement options given (`--exclude`, `--enable-rule`, `--quantize-small`, ...)."""
-    from trtq.config.sections import _names
+    from trtq.config.sections import names_of
 
     cfg = base or PlacementConfig()
     changes: dict[str, Any] = {}
     if hasattr(args, "exclude"):
-        changes["exclude_nodes"] = tuple(_names(args.exclude))
+        changes["exclude_nodes"] = tuple(names_of(args.exclude))
     if hasattr(args, "exclude_op_type"):
-        changes["exclude_op_types"] = tuple(_names(args.exclude_op_type))
+        changes["exclude_op_types"] = tuple(names_of(args.exclude_op_type))
     if hasattr(args, "keep_first_last"):
         changes["keep_first_last"] = bool(args.keep_first_last)
-    enable = list(cfg.enable_rules) + _names(getattr(args, "enable_rule", None))
-    disable = list(cfg.disable_rules) + _names(getattr(args, "disable_rule", None))
+    enable = list(cfg.enable_rules) + names_of(getattr(args, "enable_rule", None))
+    disable = list(cfg.disable_rules) + names_of(getattr(args, "disable_rule", None))
     if getattr(args, "quantize_small", False):
         disable += [r for r in ("SmallConv", "SmallOrGemv") if r not in disable]
     if enable != list(cfg.enable_rules) or disable != list(cfg.disable_rules):

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
 from trtq.errors import UsageError
 
 __all__ = [
     "ExportConfig",
-    "DataConfig",
-    "CalibrationConfig",
     "FallbackConfig",
     "TypingConfig",
     "ValidationConfig",
     "from_args",
-    "preprocess_from_args",
-    "PREPROCESS_OPTIONS",
+    "check_count",
+    "names_of",
     "section_from_dict",
     "section_to_dict",
 ]
@@ -74,7 +71,7 @@ def from_args(base: S, args: Any, mapping: Mapping[str, str]) -> S:
     return replace(base, **changes) if changes else base  # type: ignore[type-var]
 
 
-def _check_count(value: int | None, option: str, allow_zero_all: bool = False) -> None:
+def check_count(value: int | None, option: str, allow_zero_all: bool = False) -> None:
     if value is None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -111,158 +108,6 @@ class ExportConfig:
             "trust_pickle": "trust_pickle",
         }
         return from_args(base or cls(), args, mapping)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Calibration and evaluation data and how they are read.
-
-    Attributes:
-        calib_data: calibration data (image folder, .npy/.npz, or in Python an array or iterable).
-        eval_data: evaluation data (labels give accuracy); None = the calibration data.
-        calib_samples: reproducible subset of the calibration data (None = all).
-        eval_samples: reproducible subset of the evaluation data (None = all).
-        batch_size: batch size of calibration and evaluation passes.
-        preprocess: image preprocessing (a `trtq.data.Preprocess`, its fields as a dict, a preset name), or None:
-            ImageNet's preset adapted to the model's input channels.
-    """
-
-    calib_data: Any = None
-    eval_data: Any = None
-    calib_samples: int | None = 512
-    eval_samples: int | None = None
-    batch_size: int = 32
-    preprocess: Any = None
-
-    def validate(self) -> None:
-        _check_count(self.calib_samples, "--calib-samples", allow_zero_all=True)
-        _check_count(self.eval_samples, "--eval-samples", allow_zero_all=True)
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise UsageError(f"--batch-size must be >= 1, not {self.batch_size!r}")
-
-    @classmethod
-    def from_args(cls, args: Any, base: DataConfig | None = None) -> DataConfig:
-        mapping = {
-            "calib_data": "calib_data",
-            "eval_data": "eval_data",
-            "calib_samples": "calib_samples",
-            "eval_samples": "eval_samples",
-            "batch_size": "batch_size",
-        }
-        cfg = from_args(base or cls(), args, mapping)
-        for key in ("calib_samples", "eval_samples"):  # 0 on the command line means all
-            if getattr(cfg, key) == 0 and hasattr(args, key):
-                cfg = replace(cfg, **{key: None})
-        pre = preprocess_from_args(args)
-        return replace(cfg, preprocess=pre) if pre is not None else cfg
-
-    def to_json(self) -> dict[str, Any]:
-        d = section_to_dict(self)
-        if self.preprocess is not None and hasattr(self.preprocess, "to_json"):
-            d["preprocess"] = self.preprocess.to_json()
-        return d
-
-
-@dataclass(frozen=True)
-class CalibrationConfig:
-    """How activation ranges are computed.
-
-    Attributes:
-        method: a registered calibration method (`trtq.calibrators.list_calibrators()`), an alias ("max"),
-            "all" (every registered method from one pass, the most faithful kept), or a comma-separated list.
-        params: method parameters by name (`--calib-param NAME=VALUE`; e.g. {"percentile": 99.9}); each must be
-            declared by one of the chosen methods.
-        choose_metric: the metric `--calib all` picks the method by (on held-out data; see docs/calibration.md).
-        cache: take the scales from this TensorRT calibration cache instead of calibrating.
-        cache_version: TensorRT version written into the exported calibration cache's header.
-    """
-
-    method: str = "entropy"
-    params: Mapping[str, Any] = field(default_factory=dict)
-    choose_metric: str = "cosine"
-    cache: str | None = None
-    cache_version: tuple[int, int, int] = DEFAULT_CACHE_VERSION
-
-    @property
-    def methods(self) -> list[str]:
-        """The registered methods this configuration computes, in order."""
-        from trtq.calibrators import CALIBRATORS
-
-        names: list[str] = []
-        for m in [x.strip() for x in str(self.method).split(",") if x.strip()]:
-            group = CALIBRATORS.names() if m == "all" else [CALIBRATORS.canonical(m)]
-            for name in group:
-                if name not in CALIBRATORS:
-                    raise UsageError(CALIBRATORS.unknown_message(m) + ", or all")
-                if name not in names:
-                    names.append(name)
-        if not names:
-            raise UsageError("--calib names no calibration method")
-        return names
-
-    def method_kwargs(self, method: str) -> dict[str, Any]:
-        """The parameters `method` declares, with the configured values converted and checked."""
-        from trtq.calibrators import method_params
-
-        declared = method_params(method)
-        return {
-            name: declared[name].convert(v, method) for name, v in self.params.items() if name in declared
-        }
-
-    def validate(self) -> None:
-        from trtq.calibrators import method_params
-        from trtq.metrics import METRICS
-
-        methods = self.methods
-        declared: dict[str, list[str]] = {}
-        for m in methods:
-            for p in method_params(m):
-                declared.setdefault(p, []).append(m)
-        for name in self.params:
-            if name not in declared:
-                owners = sorted(
-                    {m for m in _all_methods() for p in method_params(m) if p == name}
-                )  # who would take it
-                hint = f"; it applies to {', '.join(owners)}" if owners else ""
-                raise UsageError(
-                    f"--calib-param {name}: not a parameter of {', '.join(methods)}{hint}"
-                    + ("" if owners else f" (parameters: {', '.join(sorted(declared)) or 'none'})")
-                )
-            for m in declared[name]:
-                self.method_kwargs(m)
-        if self.choose_metric not in METRICS:
-            raise UsageError(
-                METRICS.unknown_message(self.choose_metric).replace("--metric", "--choose-metric")
-            )
-        if self.cache is not None and len(methods) > 1:
-            raise UsageError(
-                "--calib-cache takes the scales from a file: it cannot be combined with --calib all"
-            )
-        if self.cache_version is not None:
-            v = tuple(self.cache_version)
-            if len(v) != 3 or not all(isinstance(x, int) and x >= 0 for x in v):
-                raise UsageError(f"--trt-version {self.cache_version!r}: give MAJOR.MINOR.PATCH, e.g. 10.3.0")
-
-    @classmethod
-    def from_args(cls, args: Any, base: CalibrationConfig | None = None) -> CalibrationConfig:
-        mapping = {"calib": "method", "choose_metric": "choose_metric", "calib_cache": "cache",
-                   "trt_version": "cache_version"}  # fmt: skip
-        cfg = from_args(base or cls(), args, mapping)
-        params = dict(cfg.params)
-        for item in getattr(args, "calib_param", None) or []:
-            name, sep, value = str(item).partition("=")
-            if not sep or not name.strip():
-                raise UsageError(f"--calib-param {item!r}: write NAME=VALUE, e.g. percentile=99.9")
-            params[name.strip()] = value.strip()
-        if hasattr(args, "percentile"):  # the long-standing shortcut for --calib-param percentile=P
-            params["percentile"] = args.percentile
-        return replace(cfg, params=params)
-
-
-def _all_methods() -> list[str]:
-    from trtq.calibrators import list_calibrators
-
-    return list_calibrators()
 
 
 @dataclass(frozen=True)
@@ -341,11 +186,11 @@ class TypingConfig:
             cfg = replace(cfg, enabled=not args.no_typed)
         for dest, fld in (("keep_fp32", "keep_fp32_nodes"), ("keep_fp32_op_type", "keep_fp32_op_types")):
             if hasattr(args, dest):
-                cfg = replace(cfg, **{fld: tuple(_names(getattr(args, dest)))})
+                cfg = replace(cfg, **{fld: tuple(names_of(getattr(args, dest)))})
         return cfg
 
 
-def _names(values: Sequence[str] | None) -> list[str]:
+def names_of(values: Sequence[str] | None) -> list[str]:
     return [v.strip() for group in values or [] for v in str(group).split(",") if v.strip()]
 
 
@@ -381,39 +226,5 @@ class ValidationConfig:
             base or cls(), args, {"rtol": "rtol", "atol": "atol", "check_error_stat": "check_error_stat"}
         )
         if hasattr(args, "report_metric"):
-            cfg = replace(cfg, metrics=tuple(_names(args.report_metric)))
+            cfg = replace(cfg, metrics=tuple(names_of(args.report_metric)))
         return cfg
-
-
-#: Preprocessing options (dest names) the command line may give.
-PREPROCESS_OPTIONS = ("preset", "size", "resize", "no_resize", "mean", "std", "channels")
-
-
-def preprocess_from_args(args: Any) -> Any:
-    """A `trtq.data.Preprocess` from the preprocessing options given, or None when none was given."""
-    if not any(hasattr(args, k) for k in PREPROCESS_OPTIONS):
-        return None
-    from trtq.data import PRESETS
-
-    preset = getattr(args, "preset", "imagenet")
-    if preset not in PRESETS:
-        raise UsageError(f"--preset {preset!r}: choose from {', '.join(PRESETS)}")
-    pre = PRESETS[preset]
-    mean, std = getattr(args, "mean", None), getattr(args, "std", None)
-    channels = getattr(args, "channels", None)
-    if channels == 1 and mean is None and len(pre.mean) == 3:
-        mean, std = (sum(pre.mean) / 3,), (sum(pre.std) / 3,)
-    pre = pre.with_overrides(
-        size=getattr(args, "size", None),
-        resize=getattr(args, "resize", None),
-        mean=mean,
-        std=std,
-        channels=channels,
-    )
-    if getattr(args, "no_resize", False):
-        if getattr(args, "resize", None) is not None:
-            raise UsageError("--resize and --no-resize contradict each other; give one")
-        pre = replace(pre, resize=None)
-    if pre.resize is not None and pre.size is not None and pre.resize < pre.size:
-        raise UsageError(f"--resize {pre.resize} is smaller than --size {pre.size}")
-    return pre

@@ -1,0 +1,122 @@
+"""The calibration section: which methods, their parameters, how `--calib all` chooses, TensorRT caches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from trtq.config.sections import from_args
+from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
+from trtq.errors import UsageError
+
+__all__ = ["CalibrationConfig"]
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How activation ranges are computed.
+
+    Attributes:
+        method: a registered calibration method (`trtq.calibrators.list_calibrators()`), an alias ("max"),
+            "all" (every registered method from one pass, the most faithful kept), or a comma-separated list.
+        params: method parameters by name (`--calib-param NAME=VALUE`; e.g. {"percentile": 99.9}); each must be
+            declared by one of the chosen methods.
+        choose_metric: the metric `--calib all` picks the method by (on held-out data; see docs/calibration.md).
+        cache: take the scales from this TensorRT calibration cache instead of calibrating.
+        cache_version: TensorRT version written into the exported calibration cache's header.
+    """
+
+    method: str = "entropy"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    choose_metric: str = "cosine"
+    cache: str | None = None
+    cache_version: tuple[int, int, int] = DEFAULT_CACHE_VERSION
+
+    @property
+    def methods(self) -> list[str]:
+        """The registered methods this configuration computes, in order."""
+        from trtq.calibrators import CALIBRATORS
+
+        names: list[str] = []
+        for m in [x.strip() for x in str(self.method).split(",") if x.strip()]:
+            group = CALIBRATORS.names() if m == "all" else [CALIBRATORS.canonical(m)]
+            for name in group:
+                if name not in CALIBRATORS:
+                    raise UsageError(CALIBRATORS.unknown_message(m) + ", or all")
+                if name not in names:
+                    names.append(name)
+        if not names:
+            raise UsageError("--calib names no calibration method")
+        return names
+
+    def method_kwargs(self, method: str) -> dict[str, Any]:
+        """The parameters `method` declares, with the configured values converted and checked."""
+        from trtq.calibrators import method_params
+
+        declared = method_params(method)
+        return {
+            name: declared[name].convert(v, method) for name, v in self.params.items() if name in declared
+        }
+
+    def validate(self) -> None:
+        from trtq.calibrators import method_params
+        from trtq.metrics import METRICS
+
+        methods = self.methods
+        declared: dict[str, list[str]] = {}
+        for m in methods:
+            for p in method_params(m):
+                declared.setdefault(p, []).append(m)
+        for name in self.params:
+            if name not in declared:
+                owners = sorted(
+                    {m for m in _all_methods() for p in method_params(m) if p == name}
+                )  # who would take it
+                hint = f"; it applies to {', '.join(owners)}" if owners else ""
+                raise UsageError(
+                    f"--calib-param {name}: not a parameter of {', '.join(methods)}{hint}"
+                    + ("" if owners else f" (parameters: {', '.join(sorted(declared)) or 'none'})")
+                )
+            for m in declared[name]:
+                self.method_kwargs(m)
+        if self.choose_metric not in METRICS:
+            raise UsageError(
+                METRICS.unknown_message(self.choose_metric).replace("--metric", "--choose-metric")
+            )
+        if self.cache is not None and len(methods) > 1:
+            raise UsageError(
+                "--calib-cache takes the scales from a file: it cannot be combined with --calib all"
+            )
+        if self.cache_version is not None:
+            v = tuple(self.cache_version)
+            if len(v) != 3 or not all(isinstance(x, int) and x >= 0 for x in v):
+                raise UsageError(f"--trt-version {self.cache_version!r}: give MAJOR.MINOR.PATCH, e.g. 10.3.0")
+
+    @classmethod
+    def from_args(cls, args: Any, base: CalibrationConfig | None = None) -> CalibrationConfig:
+        mapping = {"calib": "method", "choose_metric": "choose_metric", "calib_cache": "cache",
+                   "trt_version": "cache_version"}  # fmt: skip
+        cfg = from_args(base or cls(), args, mapping)
+        params = dict(cfg.params)
+        if (
+            hasattr(args, "calib") and params
+        ):  # a new method: recorded parameters it does not take are dropped
+            from trtq.calibrators import method_params
+
+            declared = {p for m in cfg.methods for p in method_params(m)}
+            params = {k: v for k, v in params.items() if k in declared}
+        for item in getattr(args, "calib_param", None) or []:
+            name, sep, value = str(item).partition("=")
+            if not sep or not name.strip():
+                raise UsageError(f"--calib-param {item!r}: write NAME=VALUE, e.g. percentile=99.9")
+            params[name.strip()] = value.strip()
+        if hasattr(args, "percentile"):  # the long-standing shortcut for --calib-param percentile=P
+            params["percentile"] = args.percentile
+        return replace(cfg, params=params)
+
+
+def _all_methods() -> list[str]:
+    from trtq.calibrators import list_calibrators
+
+    return list_calibrators()
