@@ -42,7 +42,9 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"model": root / "digits.ts", "calib": root / "calib.npy", "val": root / "val.npz"}
 
 
-def test_a_plugin_calibrator_rule_and_metric_are_used_through_the_cli(digits: dict[str, Path], tmp_path: Path) -> None:
+def test_a_plugin_calibrator_rule_and_metric_are_used_through_the_cli(
+    digits: dict[str, Path], tmp_path: Path
+) -> None:
     base = ["--model", str(digits["model"]), "--calib-data", str(digits["calib"]), "--eval-data", str(digits["val"]),
             "--no-engine", "-q"]  # fmt: skip
     ref = _trtq("build", *base, "--calib", "minmax", "--out", str(tmp_path / "ref"))
@@ -57,7 +59,9 @@ def test_a_plugin_calibrator_rule_and_metric_are_used_through_the_cli(digits: di
     minmax = json.loads((tmp_path / "ref" / "calibration.json").read_text())
     assert cal["method"] == "toyfraction" and report["calibration"]["method"] == "toyfraction"
     for tensor, entry in cal["tensors"].items():
-        assert entry["amax"]["toyfraction"] == pytest.approx(0.25 * minmax["tensors"][tensor]["amax"]["minmax"])
+        assert entry["amax"]["toyfraction"] == pytest.approx(
+            0.25 * minmax["tensors"][tensor]["amax"]["minmax"]
+        )
     # the rule: the stem conv stays in high precision, and the report says which rule kept it
     skipped = {s["node"]: s["rule"] for s in report["placement"]["skipped"]}
     assert skipped.get("/stem/0/Conv") == "ToyKeepStem"
@@ -70,7 +74,9 @@ def test_a_plugin_calibrator_rule_and_metric_are_used_through_the_cli(digits: di
 
 
 def test_without_the_plugin_its_names_are_refused_and_the_env_variable_loads_it(tmp_path: Path) -> None:
-    out = _trtq("build", "--model", "x", "--calib-data", ".", "--calib", "toyfraction", "--out", str(tmp_path / "r"))
+    out = _trtq(
+        "build", "--model", "x", "--calib-data", ".", "--calib", "toyfraction", "--out", str(tmp_path / "r")
+    )
     assert out.returncode == 2 and "'toyfraction' is not a registered calibration method" in out.stderr
     helped = _trtq("build", "--help", env={ENV_VAR: PLUGIN})
     assert helped.returncode == 0 and "toyfraction" in helped.stdout and "ToyKeepStem" in helped.stdout

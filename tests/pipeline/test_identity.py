@@ -34,7 +34,9 @@ def _same(a: Path, b: Path) -> None:
     assert a.read_bytes() == b.read_bytes(), f"{a.name} differs from {b}"
 
 
-def test_build_and_stage_commands_write_identical_artifacts(digits_files: dict[str, Path], tmp_path: Path) -> None:
+def test_build_and_stage_commands_write_identical_artifacts(
+    digits_files: dict[str, Path], tmp_path: Path
+) -> None:
     f = digits_files
     run = tmp_path / "run"
     common = ["--calib", "all", "--calib-data", str(f["calib"]), "--eval-data", str(f["val"]), "-q"]
@@ -82,7 +84,9 @@ def test_build_fallback_and_sensitivity_command_write_the_same_mixed_graph(
     assert not any(i.endswith("_DequantizeLinear_Output") for i in conv.input)  # the fallback really applied
 
 
-def test_a_run_repeats_from_its_report_and_options_override_it(digits_files: dict[str, Path], tmp_path: Path) -> None:
+def test_a_run_repeats_from_its_report_and_options_override_it(
+    digits_files: dict[str, Path], tmp_path: Path
+) -> None:
     import json
 
     f = digits_files
@@ -95,8 +99,12 @@ def test_a_run_repeats_from_its_report_and_options_override_it(digits_files: dic
     for name in ("model.onnx", "calibration.json", "calibration.cache", "model.int8.onnx", "model.trt.onnx"):
         _same(first / name, again / name)
     changed = tmp_path / "changed"
-    assert main(["build", "--config", str(first / "report.json"), "--calib", "mse", "--out", str(changed), "-q"]) == 0
+    assert (
+        main(["build", "--config", str(first / "report.json"), "--calib", "mse", "--out", str(changed), "-q"])
+        == 0
+    )
     cfg = json.loads((changed / "report.json").read_text())["config"]
     assert cfg["calibration"]["method"] == "mse" and cfg["placement"]["exclude_nodes"] == ["/conv1/0/Conv"]
-    assert cfg["calibration"]["params"] == {}  # the file's percentile does not apply to mse: dropped, not refused
+    # the file's percentile does not apply to mse: dropped, not refused
+    assert cfg["calibration"]["params"] == {}
     assert (changed / "model.int8.onnx").read_bytes() != (first / "model.int8.onnx").read_bytes()

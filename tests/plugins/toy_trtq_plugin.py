@@ -40,4 +40,6 @@ class ToyKeepStem(WeightedRule):
 def toy_l1(reference, outputs, targets=None) -> float:  # type: ignore[no-untyped-def]
     """Minus the mean absolute difference from FP32 over the first output (higher is better)."""
     name = next(iter(reference))
-    return -float(np.mean(np.abs(np.asarray(outputs[name], np.float64) - np.asarray(reference[name], np.float64))))
+    return -float(
+        np.mean(np.abs(np.asarray(outputs[name], np.float64) - np.asarray(reference[name], np.float64)))
+    )
