@@ -11,7 +11,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from trtq.errors import UsageError
 from trtq.export import (
-    OnnxInput,
     check_feed,
     check_input_shape,
     load_onnx,
@@ -57,10 +56,11 @@ FEED = {
 
 def test_onnx_inputs_lists_every_real_input_with_dtype_and_dims() -> None:
     model = two_input_graph()
-    assert onnx_inputs(model) == [
-        OnnxInput("features", np.dtype(np.float32), (None, 4)),
-        OnnxInput("token_ids", np.dtype(np.int64), (None, 6)),
+    assert [(i.name, i.dtype, i.dims) for i in onnx_inputs(model)] == [
+        ("features", np.dtype(np.float32), (None, 4)),
+        ("token_ids", np.dtype(np.int64), (None, 6)),
     ]
+    assert onnx_inputs(model)[0].symbols == ("batch", None)  # the dynamic axis keeps its name
     assert onnx_inputs(model)[1].to_json() == {"name": "token_ids", "dtype": "int64", "dims": [None, 6]}
     assert onnx_input_shape(model) == ("features", [None, 4])
     # the graph really takes these two feeds

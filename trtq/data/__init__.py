@@ -4,7 +4,8 @@ Every source becomes a `DataSource`: a fixed, deterministic list of samples that
 and typed targets (`ClassLabels` for class sub-folders or `.npz` labels). See `load_data`.
 """
 
-from trtq.data.load import IMAGE_EXTENSIONS, load_data
+from trtq.data.load import IMAGE_EXTENSIONS, load_data, read_npz
+from trtq.data.named import LABEL_KEYS, check_fits, conform
 from trtq.data.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -13,11 +14,16 @@ from trtq.data.preprocess import (
     load_image,
     resolve_preprocess,
 )
-from trtq.data.source import Batch, DataSource
+from trtq.data.source import Batch, DataSource, Feed
 from trtq.data.targets import ClassLabels, Targets, concat_targets
 
 __all__ = [
     "load_data",
+    "read_npz",
+    "check_fits",
+    "conform",
+    "LABEL_KEYS",
+    "Feed",
     "DataSource",
     "Batch",
     "Preprocess",

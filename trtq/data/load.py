@@ -10,18 +10,19 @@ Arrays are taken as already preprocessed. Pickled arrays are refused.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from trtq.data.named import is_named_layout, named_from_arrays, named_from_dicts, named_from_shards
 from trtq.data.preprocess import PRESETS, Preprocess
 from trtq.data.source import DataSource
 from trtq.data.targets import ClassLabels
 from trtq.errors import UsageError
 
-__all__ = ["load_data", "IMAGE_EXTENSIONS"]
+__all__ = ["load_data", "read_npz", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
 
@@ -59,24 +60,39 @@ def _ext_hint() -> str:
     return "looked for " + ", ".join(sorted(IMAGE_EXTENSIONS))
 
 
-def _from_arrays(path: Path) -> DataSource:
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz (or the one array of an .npy under the key ""), without unpickling."""
+    loaded = _open_arrays(path)
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            return {k: loaded[k] for k in loaded.keys()}
+    return {"": loaded}
+
+
+def _open_arrays(path: Path) -> Any:
     try:
-        loaded = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except ValueError as e:
         raise UsageError(
             f"{path} cannot be read without unpickling ({e}); save plain numeric arrays"
         ) from None
     except Exception as e:
         raise UsageError(f"{path} is not a readable .npy/.npz file ({type(e).__name__})") from None
+
+
+def _from_arrays(path: Path, input_names: Sequence[str] | None = None) -> DataSource:
+    loaded = _open_arrays(path)
     labels = None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())
+            if is_named_layout(keys, input_names):
+                return named_from_arrays({k: loaded[k] for k in keys}, input_names, str(path))
             xkey = next(
                 (k for k in ("x", "images", "data", "input") if k in keys),
                 keys[0] if len(keys) == 1 else None,
             )
-            if xkey is None:
+            if xkey is None:  # pragma: no cover - is_named_layout takes every other layout
                 raise UsageError(f"{path} has arrays {keys}; name the samples 'x' (and labels 'y')")
             x = loaded[xkey]
             ykey = next((k for k in ("y", "labels", "label") if k in keys), None)
@@ -94,10 +110,23 @@ def _from_arrays(path: Path) -> DataSource:
     return DataSource(name=str(path), array=x, targets=None if labels is None else ClassLabels(labels))
 
 
-def _from_iterable(items: Iterable[Any], name: str) -> DataSource:
+def _from_iterable(items: Iterable[Any], name: str, input_names: Sequence[str] | None = None) -> DataSource:
+    items = iter(items)
+    first = next(items, None)
+    if first is None:
+        raise UsageError(f"{name} yielded no samples")
+    multi = input_names is not None and len(input_names) > 1
+    if isinstance(first, Mapping) or (
+        multi and isinstance(first, (tuple, list)) and len(first) >= len(input_names)
+    ):
+        import itertools
+
+        return named_from_dicts(itertools.chain([first], items), input_names, name)
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
-    for item in items:
+    import itertools
+
+    for item in itertools.chain([first], items):
         label = None
         if isinstance(item, (tuple, list)) and len(item) == 2:
             item, label = item
@@ -127,23 +156,28 @@ def load_data(
     limit: int | None = None,
     seed: int = 0,
     what: str = "data",
+    input_names: Sequence[str] | None = None,
 ) -> DataSource:
     """Open a calibration or evaluation source.
 
     Args:
-        source: image folder, `.npy`/`.npz` file, an (N, C, H, W) array, or (API) any iterable of arrays /
-            tensors / (input, label) pairs, including a torch DataLoader.
+        source: image folder, `.npy`/`.npz` file, a folder of `.npz` shards, an (N, C, H, W) array, a dict of arrays
+            (one per model input), or (API) any iterable of arrays / tensors / (input, label) pairs / dicts of
+            named inputs / tuples in input order, including a torch DataLoader.
         preprocess: a Preprocess, a preset name ("imagenet", "raw"), or None for "imagenet"; folders only.
         limit: take a reproducible subset of this many samples.
         seed: seed of that subset.
         what: how to name the source in errors ("--calib-data", "--eval-data").
+        input_names: the model's inputs, when known: an .npz whose arrays carry those names feeds them by name.
     """
     if isinstance(preprocess, str):
         if preprocess not in PRESETS:
             raise UsageError(f"unknown preprocessing preset {preprocess!r}; choose from {', '.join(PRESETS)}")
         preprocess = PRESETS[preprocess]
     pre = preprocess or PRESETS["imagenet"]
-    if isinstance(source, np.ndarray):
+    if isinstance(source, Mapping):
+        ds = named_from_arrays({str(k): np.asarray(v) for k, v in source.items()}, input_names, what)
+    elif isinstance(source, np.ndarray):
         if source.ndim != 4:
             raise UsageError(f"{what}: array of shape {source.shape}; expected (N, C, H, W)")
         ds = DataSource(name=what, array=source)
@@ -151,16 +185,24 @@ def load_data(
         path = Path(source)
         if not path.exists():
             raise UsageError(f"{what} {path} does not exist")
-        if path.is_dir():
+        if path.is_dir() and _only_npz(path):
+            ds = named_from_shards(path, input_names)
+        elif path.is_dir():
             ds = _from_folder(path, pre)
         elif path.suffix.lower() in (".npy", ".npz"):
-            ds = _from_arrays(path)
+            ds = _from_arrays(path, input_names)
         elif path.suffix.lower() in IMAGE_EXTENSIONS:
             ds = DataSource(name=str(path), files=[path], preprocess=pre)
         else:
             raise UsageError(f"{what} {path} is neither an image folder nor a .npy/.npz file")
     elif isinstance(source, Iterable):
-        ds = _from_iterable(source, what)
+        ds = _from_iterable(source, what, input_names)
     else:
         raise UsageError(f"{what}: unsupported data source of type {type(source).__name__}")
     return ds.subset(limit, seed)
+
+
+def _only_npz(folder: Path) -> bool:
+    """A folder of .npz shards (and nothing else but hidden files): one named source."""
+    files = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return bool(files) and all(p.is_file() and p.suffix.lower() == ".npz" for p in files)

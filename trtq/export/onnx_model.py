@@ -20,6 +20,7 @@ import onnx
 from trtq.errors import UsageError
 
 __all__ = [
+    "input_names",
     "OnnxInput",
     "load_onnx",
     "onnx_opset",
@@ -39,11 +40,14 @@ class OnnxInput:
         name: the graph input's name (the key to feed it under).
         dtype: its element type as a numpy dtype (int64 for token ids, float32 for images, ...).
         dims: its dimensions, None where the dimension is symbolic (a dynamic batch) or unknown.
+        symbols: the name of each symbolic dimension ("batch", "sequence"; None where static or unnamed); two
+            inputs with the same symbol in some axis must be fed the same size there.
     """
 
     name: str
     dtype: np.dtype
     dims: tuple[int | None, ...]
+    symbols: tuple[str | None, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The input as JSON: name, dtype name, dims (null for symbolic ones)."""
@@ -117,7 +121,11 @@ def onnx_inputs(model: onnx.ModelProto) -> list[OnnxInput]:
             raise UsageError(
                 f"model input {value.name!r} has element type {_type_name(elem)}, which trtq cannot feed"
             )
-        out.append(OnnxInput(value.name, dtype, tuple(_dims(value))))
+        symbols = tuple(
+            d.dim_param if d.HasField("dim_param") and d.dim_param else None
+            for d in value.type.tensor_type.shape.dim
+        )
+        out.append(OnnxInput(value.name, dtype, tuple(_dims(value)), symbols))
     return out
 
 
@@ -152,7 +160,7 @@ def check_input_shape(
     else:
         value = next((i for i in _real_inputs(model) if i.name == name), None)
         if value is None:
-            raise UsageError(f"model has no input {name!r} (inputs: {_input_names(model)})")
+            raise UsageError(f"model has no input {name!r} (inputs: {input_names(model)})")
         dims = _dims(value)
     if len(dims) != len(sample_shape):
         raise UsageError(
@@ -211,7 +219,8 @@ def _kind(dtype: np.dtype) -> str:
     return {"f": "floating-point", "i": "integer", "u": "integer", "b": "boolean"}.get(dtype.kind, dtype.name)
 
 
-def _input_names(model: onnx.ModelProto) -> list[str]:
+def input_names(model: onnx.ModelProto) -> list[str]:
+    """The names of the graph's real inputs (initializers excluded), in graph order: the keys of a feed."""
     return [i.name for i in _real_inputs(model)]
 
 

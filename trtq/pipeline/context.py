@@ -149,6 +149,20 @@ class RunContext:
         self.clock = Clock(self.result.timings)
         self.started = time.perf_counter()
 
+    @property
+    def input_names(self) -> list[str]:
+        """The FP32 model's input names, in graph order (the keys of every feed)."""
+        from trtq.export import input_names
+
+        return input_names(self.need("fp32", "input"))
+
+    def feeds(self, data: Any, batch_size: int | None = None) -> Any:
+        """Feed dicts of `data` for every input of the FP32 model (integer inputs in the model's integer type)."""
+        from trtq.export import onnx_inputs
+
+        dtypes = {i.name: i.dtype for i in onnx_inputs(self.need("fp32", "input"))}
+        return data.feeds(self.input_names, batch_size or self.config.data.batch_size, dtypes)
+
     def need(self, attr: str, stage: str) -> Any:
         """`getattr(self, attr)`, or a TrtqError saying which stage should have produced it."""
         value = getattr(self, attr)

@@ -42,16 +42,31 @@ class Inputs:
         return "eval" if self.eval is not None else "calibration (no --eval-data)"
 
 
-def load_dataset(config: BuildConfig, which: str, preprocess: Preprocess) -> DataSource | None:
-    """The calibration ("calib") or evaluation ("eval") data of `config`, subset and seeded."""
+def load_dataset(
+    config: BuildConfig, which: str, preprocess: Preprocess, model_inputs: list[Any] | None = None
+) -> DataSource | None:
+    """The calibration ("calib") or evaluation ("eval") data of `config`, subset and seeded.
+
+    With the model's inputs known (an ONNX model), the data is checked against them and named integer inputs are
+    given the model's integer type.
+    """
+    from trtq.data import check_fits, conform
+
     d = config.data
     src = d.calib_data if which == "calib" else d.eval_data
     if src is None:
         return None
     limit = d.calib_samples if which == "calib" else d.eval_samples
+    what = f"--{which}-data"
     if isinstance(src, DataSource):
-        return src.subset(limit, config.seed)
-    return load_data(src, preprocess, limit=limit, seed=config.seed, what=f"--{which}-data")
+        ds = src.subset(limit, config.seed)
+    else:
+        names = None if model_inputs is None else [i.name for i in model_inputs]
+        ds = load_data(src, preprocess, limit=limit, seed=config.seed, what=what, input_names=names)
+    if model_inputs is not None:
+        check_fits(ds, model_inputs, what)
+        ds = conform(ds, model_inputs)
+    return ds
 
 
 def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
@@ -60,7 +75,7 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
     Raises:
         UsageError: a missing or unreadable model or data set, or data that cannot feed the model.
     """
-    from trtq.export import check_input_shape, input_channels, resolve_model
+    from trtq.export import check_input_shape, input_channels, onnx_inputs, resolve_model
 
     if source is None and config.model is not None:
         e = config.export
@@ -73,18 +88,24 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
         )
     channels = input_channels(source) if source is not None else None
     pre = resolve_preprocess(config.data.preprocess, channels)
-    calib = load_dataset(config, "calib", pre)
-    evaluation = load_dataset(config, "eval", pre)
+    model_inputs = onnx_inputs(source.onnx_model) if source is not None and source.is_onnx else None
+    calib = load_dataset(config, "calib", pre, model_inputs)
+    evaluation = load_dataset(config, "eval", pre, model_inputs)
     first = calib if calib is not None else evaluation
     sample = None
     if first is not None:
-        sample, _ = next(first.iter_batches(min(2, len(first))))
-        if source is not None and source.is_onnx:
-            check_input_shape(
-                source.onnx_model, sample.shape, what="--calib-data" if calib else "--eval-data"
+        sample = first.sample(2)
+        if model_inputs is not None and not first.is_named:
+            what = "--calib-data" if calib else "--eval-data"
+            check_input_shape(source.onnx_model, sample.shape, what=what)
+    if calib is not None and evaluation is not None:
+        if calib.is_named != evaluation.is_named:
+            raise UsageError(
+                "--calib-data and --eval-data must both hold named inputs (.npz) or both one input"
             )
-    if calib is not None and evaluation is not None and calib.sample_shape != evaluation.sample_shape:
-        raise UsageError(
-            f"--eval-data samples have shape {evaluation.sample_shape} but --calib-data samples {calib.sample_shape}"
-        )
+        if not calib.is_named and calib.sample_shape != evaluation.sample_shape:
+            raise UsageError(
+                f"--eval-data samples have shape {evaluation.sample_shape} but --calib-data samples "
+                f"{calib.sample_shape}"
+            )
     return Inputs(source=source, preprocess=pre, calib=calib, eval=evaluation, sample=sample)

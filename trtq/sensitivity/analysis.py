@@ -224,7 +224,7 @@ def analyze_sensitivity(
     placement: PlacementConfig | None = None,
     metric: str | MetricFn | Metric | None = None,
     targets: Any = None,
-    input_name: str | None = None,
+    input_name: str | Sequence[str] | None = None,
     batch_size: int = 32,
     layers: Sequence[str] | None = None,
     workers: int | None = None,
@@ -255,7 +255,7 @@ def analyze_sensitivity(
         TrtqError: the plan quantizes no layer.
         UsageError: bad data or metric.
     """
-    from trtq.export import onnx_input_shape
+    from trtq.export import input_names
     from trtq.progress import track
 
     timings: dict[str, float] = {}
@@ -269,7 +269,7 @@ def analyze_sensitivity(
         raise UsageError(f"{unknown[0]!r} is not a quantized layer of this model's Q/DQ plan")
     if not chosen:
         raise TrtqError("the Q/DQ plan quantizes no layer; there is nothing to analyse")
-    name = input_name or onnx_input_shape(fp32n)[0]
+    name = input_name or input_names(fp32n)
     ev_data = EvalData(data, name, batch_size, targets)
     met = resolve_metric(metric, ev_data.targets_kind)
     show: Callable[..., Any] | None = track if progress else None

@@ -18,7 +18,8 @@ class EvalData:
     Args:
         data: a `trtq.data.DataSource`, an (N, ...) array for the model's single input, or a list of feed
             dicts.
-        input_name: the model input the arrays feed (DataSource and array data).
+        input_name: the model input(s) the data feeds: one name, or every input name of a multi-input model
+            (a DataSource with named inputs feeds each by name).
         batch_size: batch size for DataSource and array data.
         targets: targets (`trtq.data.ClassLabels`, or a plain label array); taken from the DataSource when it
             has them.
@@ -27,7 +28,7 @@ class EvalData:
     def __init__(
         self,
         data: Any,
-        input_name: str,
+        input_name: str | Sequence[str],
         batch_size: int = 32,
         targets: Any = None,
     ) -> None:
@@ -76,8 +77,9 @@ class EvalData:
         if isinstance(self._source, DataSource):
             yield from self._source.feeds(self.input_name, self.batch_size)
         elif isinstance(self._source, np.ndarray):
+            name = self.input_name if isinstance(self.input_name, str) else self.input_name[0]
             for i in range(0, self.count, self.batch_size):
-                yield {self.input_name: np.ascontiguousarray(self._source[i : i + self.batch_size])}
+                yield {name: np.ascontiguousarray(self._source[i : i + self.batch_size])}
         else:
             yield from self._source
 

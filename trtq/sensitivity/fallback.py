@@ -258,7 +258,7 @@ def choose_fallback(
     placement: PlacementConfig | None = None,
     metric: str | MetricFn | Metric | None = None,
     targets: Any = None,
-    input_name: str | None = None,
+    input_name: str | Sequence[str] | None = None,
     batch_size: int = 32,
     prune_limit: int = 12,
 ) -> FallbackResult:
@@ -288,7 +288,7 @@ def choose_fallback(
         UsageError: negative budget, an integer fallback out of range, a name matching no layer, or a
             budget / integer fallback without a ranking.
     """
-    from trtq.export import onnx_input_shape
+    from trtq.export import input_names
 
     start = time.perf_counter()
     if max_drop is not None and (not np.isfinite(max_drop) or max_drop < 0):
@@ -296,7 +296,7 @@ def choose_fallback(
     fp32n = normalize(fp32)
     full_plan = plan_qdq(fp32n, placement)
     layers = list(full_plan.quantized_nodes)
-    name = input_name or onnx_input_shape(fp32n)[0]
+    name = input_name or input_names(fp32n)
     ev_data = EvalData(data, name, batch_size, targets)
     met = resolve_metric(metric, ev_data.targets_kind)
     if sensitivity is not None and sensitivity.metric != met.name:

@@ -48,21 +48,17 @@ class CalibrateStage:
             )
 
     def run(self, ctx: RunContext) -> None:
-        from trtq.export import onnx_input_shape
         from trtq.precision import measure_ranges
 
         fp32, plan = ctx.need("fp32", self.name), ctx.need("plan", self.name)
-        cfg, batch = ctx.config.calibration, ctx.config.data.batch_size
-        input_name, _ = onnx_input_shape(fp32)
+        cfg = ctx.config.calibration
         if cfg.cache is not None:
             cal, summary = self._from_cache(ctx, plan)
             range_data = ctx.inputs.validation
         else:
-            cal, summary = self._from_data(ctx, fp32, plan, input_name)
+            cal, summary = self._from_data(ctx, fp32, plan)
             range_data = ctx.inputs.calib
-        cal.ranges = measure_ranges(
-            fp32, itertools.islice(range_data.feeds(input_name, batch), RANGE_BATCHES)
-        )
+        cal.ranges = measure_ranges(fp32, itertools.islice(ctx.feeds(range_data), RANGE_BATCHES))
         ctx.write_json(A.CALIBRATION_JSON, cal.to_dict())
         if cfg.cache is None:
             from trtq.calibration import write_trt_cache
@@ -100,16 +96,14 @@ class CalibrateStage:
                                      cache=str(cfg.cache))  # fmt: skip
         return cal, summary
 
-    def _from_data(
-        self, ctx: RunContext, fp32: object, plan: object, input_name: str
-    ) -> tuple[object, CalibrationSummary]:
+    def _from_data(self, ctx: RunContext, fp32: object, plan: object) -> tuple[object, CalibrationSummary]:
         from trtq.calibration import calibrate, choose_method
         from trtq.qdq import insert_qdq
 
         cfg, batch, data = ctx.config.calibration, ctx.config.data.batch_size, ctx.inputs.calib
         methods = cfg.methods
         cal = calibrate(
-            fp32, data.feeds(input_name, batch), plan.activations, methods,  # type: ignore[attr-defined]
+            fp32, ctx.feeds(data), plan.activations, methods,  # type: ignore[attr-defined]
             num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format,
         )  # fmt: skip
         if len(methods) > 1:
@@ -121,7 +115,7 @@ class CalibrateStage:
             with ctx.clock("choose_method"):
                 choose_method(
                     cal, lambda a: insert_qdq(fp32, plan, a, format=ctx.config.format),  # type: ignore[arg-type]
-                    list(held.feeds(input_name, batch)), reference_model=fp32, metric=cfg.choose_metric,
+                    list(ctx.feeds(held)), reference_model=fp32, metric=cfg.choose_metric,
                 )  # fmt: skip
         summary = CalibrationSummary(
             method=cal.method, methods=list(methods), tensors=len(cal.tensors), source="data", samples=len(data),

@@ -51,7 +51,6 @@ class EngineStage:
         from dataclasses import replace
 
         from trtq.benchmark import bench
-        from trtq.export import onnx_input_shape
         from trtq.progress import status
         from trtq.runners import TensorRTRunner
         from trtq.validate import compare
@@ -59,14 +58,14 @@ class EngineStage:
         info, cfg = ctx.result.engine_info, ctx.config.engine
         plan, fp32 = Path(ctx.sink.path(A.PLAN)), Path(ctx.sink.path(A.MODEL_ONNX))
         min_b, opt_b, max_b = cfg.batch
-        input_name, _ = onnx_input_shape(ctx.fp32)
+        batch = max(min_b, min(ctx.config.data.batch_size, max_b))
         with (
             ctx.clock("engine_validate"),
             status("validating the engine against FP32 (TensorRT vs ONNX Runtime)"),
         ):
             info.validation = compare(
-                TensorRTRunner(plan), fp32, ctx.inputs.validation, input_name=input_name,
-                batch_size=max(min_b, min(ctx.config.data.batch_size, max_b)),
+                TensorRTRunner(plan), fp32, list(ctx.feeds(ctx.inputs.validation, batch)),
+                targets=ctx.inputs.validation.targets,
             )  # fmt: skip
         with ctx.clock("engine_bench"), status("benchmarking the engine"):
             settings = replace(ctx.config.bench, batches=tuple(sorted({min_b, opt_b})))

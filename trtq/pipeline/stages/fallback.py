@@ -44,7 +44,6 @@ class FallbackStage:
         resolve_metric(ctx.config.fallback.metric, data.targets_kind if data is not None else None)
 
     def run(self, ctx: RunContext) -> None:
-        from trtq.export import onnx_input_shape
         from trtq.metrics import resolve_metric
         from trtq.progress import status
         from trtq.sensitivity import analyze_sensitivity, choose_fallback
@@ -54,12 +53,16 @@ class FallbackStage:
         fp32, plan = ctx.need("fp32", self.name), ctx.need("plan", self.name)
         amax = ctx.need("calibration", self.name).amax_for()
         data, batch = ctx.inputs.validation, ctx.config.data.batch_size
-        input_name, _ = onnx_input_shape(fp32)
         met = resolve_metric(cfg.metric, data.targets_kind)
         # a named fallback set needs no ranking; a budget or "the N most sensitive" does
         rank = (self.always_rank and cfg.layers is None) or cfg.max_drop is not None
         rank = rank or isinstance(cfg.layers, (int, np.integer))
-        kw = {"placement": ctx.config.placement, "metric": met, "input_name": input_name, "batch_size": batch}
+        kw = {
+            "placement": ctx.config.placement,
+            "metric": met,
+            "input_name": ctx.input_names,
+            "batch_size": batch,
+        }
         sens = analyze_sensitivity(fp32, amax, data, plan=plan, workers=cfg.workers, **kw) if rank else None
         choice = None
         if cfg.enabled:

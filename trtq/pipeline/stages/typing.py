@@ -38,13 +38,9 @@ class TypingStage:
         if cal is not None and cal.ranges:
             ranges, source = cal.ranges, "calibration data (calibration.json)"
         elif ctx.inputs.validation is not None and ctx.fp32 is not None:
-            from trtq.export import onnx_input_shape
             from trtq.pipeline.stages.calibrate import RANGE_BATCHES
 
-            name, _ = onnx_input_shape(ctx.fp32)
-            feeds = itertools.islice(
-                ctx.inputs.validation.feeds(name, ctx.config.data.batch_size), RANGE_BATCHES
-            )
+            feeds = itertools.islice(ctx.feeds(ctx.inputs.validation), RANGE_BATCHES)
             ranges, source = (
                 measure_ranges(ctx.fp32, feeds),
                 f"{RANGE_BATCHES} batches of {ctx.inputs.validation_label} data",

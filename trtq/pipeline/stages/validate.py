@@ -32,16 +32,14 @@ class ValidateStage:
         run_metrics(ctx)
 
     def run(self, ctx: RunContext) -> None:
-        from trtq.export import onnx_input_shape
         from trtq.progress import status
         from trtq.validate import evaluate_runs, run_models
 
         fp32, int8 = ctx.need("fp32", self.name), ctx.need("int8", self.name)
         data, cfg = ctx.inputs.validation, ctx.config.validation
         models = {"fp32": fp32, "int8": int8, **({"typed": ctx.typed} if ctx.typed is not None else {})}
-        input_name, _ = onnx_input_shape(fp32)
         with status("validating against FP32 (ONNX Runtime, Q/DQ as written)"):
-            runs = run_models(models, data, input_name=input_name, batch_size=ctx.config.data.batch_size)
+            runs = run_models(models, list(ctx.feeds(data)))
             ctx.result.validation = evaluate_runs(
                 runs, "fp32", [k for k in models if k != "fp32"], targets=data.targets,
                 extra_metrics=run_metrics(ctx), data=ctx.inputs.validation_label, rtol=cfg.rtol, atol=cfg.atol,
