@@ -64,8 +64,9 @@ def test_a_config_and_the_same_keywords_make_the_same_run(digits: dict, tmp_path
                      calib="percentile", percentile=99.9, calib_samples=64, val_samples=64, **common)  # fmt: skip
     config = QATConfig(
         calibration=CalibrationConfig(method="percentile", params={"percentile": 99.9}),
-        data=QATDataConfig(train_data=str(digits["train"]), val_data=str(digits["val"]), calib_samples=64,
-                           val_samples=64),  # fmt: skip
+        data=QATDataConfig(
+            train_data=str(digits["train"]), val_data=str(digits["val"]), calib_samples=64, val_samples=64
+        ),  # fmt: skip
         train=TrainConfig(epochs=0),
     )
     by_cfg = trtq.qat(digits["model"], None, None, tmp_path / "cfg", config=config, **common)

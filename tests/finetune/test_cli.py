@@ -59,7 +59,12 @@ def test_options_have_no_argparse_defaults_and_the_help_says_the_configs() -> No
     parser = _qat_parser()
     args = parser.parse_args(["--model", "m", "--out", "o", "--train-data", "t", "--val-data", "v"])
     shared = {"_run", "quiet", "json", "debug", "plugin"}  # the options every command takes
-    assert set(vars(args)) - shared == {"model", "out", "train_data", "val_data"}  # nothing but what was typed
+    assert set(vars(args)) - shared == {
+        "model",
+        "out",
+        "train_data",
+        "val_data",
+    }  # nothing but what was typed
     cfg = QATConfig.from_args(args)
     assert cfg.train == QATConfig().train and cfg.calibration == QATConfig().calibration
     helps = {a.dest: a.help for a in parser._actions}

@@ -42,7 +42,9 @@ def test_requantization_with_the_same_scale_collapses_and_another_scale_stays() 
     """Q -> DQ -> Q -> DQ with one scale is the identity on the int8 grid; with two scales it is not."""
 
     def chain(second: float):
-        inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("s1", 0.05), ("s2", second))]
+        inits = [
+            numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("s1", 0.05), ("s2", second))
+        ]
         inits.append(numpy_helper.from_array(np.array(0, np.int8), "z"))
         nodes = [
             helper.make_node("QuantizeLinear", ["x", "s1", "z"], ["q1"], "Q1"),

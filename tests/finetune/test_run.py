@@ -32,7 +32,14 @@ def test_artifacts_and_handoff_run_folder(outlier_run) -> None:
         assert f"{100 * acc[key]['top1']:.2f}%" in section
     assert "matches PTQ" in section and "qat_curves.png" in section
     assert json.loads((out / "run" / "report.json").read_text())["qat"]["accuracy"] == acc
-    assert set(outlier_run.timings) == {"prepare", "ptq_export", "train", "export_and_check", "total", "handoff"}
+    assert set(outlier_run.timings) == {
+        "prepare",
+        "ptq_export",
+        "train",
+        "export_and_check",
+        "total",
+        "handoff",
+    }
 
 
 def test_build_from_qat_reads_settings_from_the_graph_and_flags_foreign_placement(
