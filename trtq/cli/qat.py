@@ -1,11 +1,26 @@
-"""`trtq qat`: fine-tune with fake quantization where PTQ puts Q/DQ, export model.qat.onnx, build from it."""
+"""`trtq qat`: fine-tune with fake quantization where PTQ puts Q/DQ, export model.qat.onnx, build from it.
+
+Every option has `default=argparse.SUPPRESS`; the defaults live in `trtq.finetune.QATConfig` (its sections),
+and the help texts below read them from there.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from trtq.cli._common import emit, info
-from trtq.cli._options import add_model_args, add_placement_args, add_preprocess_args, config_from_args
+from trtq.cli._options import (
+    S,
+    add_engine_args,
+    add_model_args,
+    add_output_args,
+    add_placement_args,
+    add_preprocess_args,
+    add_typing_args,
+)
+
+__all__ = ["NAME", "HELP", "DESCRIPTION", "NEVER", "add_arguments", "run", "summary_text"]
 
 NAME = "qat"
 HELP = "quantization-aware training: calibrate, fine-tune with Q/DQ, export model.qat.onnx, build from it"
@@ -17,7 +32,6 @@ DESCRIPTION = (
     "Writes model.onnx, model.ptq.onnx, model.qat.onnx, metrics.json, training_curves.png and "
     "checkpoints/ into --out."
 )
-
 
 #: --freeze-bn-epoch never: an epoch no run reaches.
 NEVER = 1 << 30
@@ -32,140 +46,135 @@ def _epoch_or_never(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an epoch number or 'never', got {text!r}") from None
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_args(p, required=True)
-    p.add_argument("--out", "-o", required=True, help="output folder to create")
-    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+def _add_data_args(p: argparse.ArgumentParser, data: Any, train: Any) -> None:
     g = p.add_argument_group("data")
+    g.add_argument("--train-data", required=True, default=S,
+                   help="labelled training data (class sub-folders, or .npz with x, y)")  # fmt: skip
+    g.add_argument("--val-data", required=True, default=S,
+                   help="labelled validation data (best epoch, FP32/PTQ/QAT comparison)")  # fmt: skip
     g.add_argument(
-        "--train-data", required=True, help="labelled training data (class sub-folders, or .npz with x, y)"
+        "--calib-data", default=S, help="calibration data for the initial ranges (default: --train-data)"
+    )
+    g.add_argument("--calib-samples", type=int, default=S,
+                   help=f"calibration subset size (default {data.calib_samples}; 0 = all)")  # fmt: skip
+    g.add_argument(
+        "--train-samples", type=int, default=S, help="reproducible training subset (default all; 0 = all)"
     )
     g.add_argument(
-        "--val-data", required=True, help="labelled validation data (best epoch, FP32/PTQ/QAT comparison)"
+        "--val-samples", type=int, default=S, help="reproducible validation subset (default all; 0 = all)"
     )
-    g.add_argument("--calib-data", help="calibration data for the initial ranges (default: --train-data)")
+    g.add_argument("--batch-size", type=int, default=S,
+                   help=f"batch size for training, calibration and evaluation (default {train.batch_size})")  # fmt: skip
     g.add_argument(
-        "--calib-samples", type=int, default=512, help="calibration subset size (default 512; 0 = all)"
+        "--workers", type=int, default=S, help=f"data loading worker processes (default {train.workers})"
     )
-    g.add_argument("--train-samples", type=int, default=0, help="reproducible training subset (0 = all)")
-    g.add_argument("--val-samples", type=int, default=0, help="reproducible validation subset (0 = all)")
-    g.add_argument("--batch-size", type=int, default=32, help="batch size for training and evaluation")
-    g.add_argument("--workers", type=int, default=0, help="data loading worker processes")
-    g.add_argument("--seed", type=int, default=0, help="seed: the same seed reproduces the metrics")
+    g.add_argument("--seed", type=int, default=S,
+                   help=f"seed: the same seed (and --threads) reproduces the run bit for bit (default {train.seed})")  # fmt: skip
+
+
+def _add_calibration_args(p: argparse.ArgumentParser, method: str) -> None:
+    from trtq.calibrators import CALIBRATORS
+
     g = p.add_argument_group("calibration")
-    g.add_argument(
-        "--calib",
-        default="entropy",
-        choices=["entropy", "minmax", "max", "percentile", "mse"],
-        help="method for the initial activation ranges (default entropy)",
-    )
-    g.add_argument("--percentile", type=float, default=99.99, help="percentile for --calib percentile")
+    methods = ", ".join(CALIBRATORS.names())
+    aliases = ", ".join(f"{a} = {n}" for a, n in CALIBRATORS.aliases().items())
+    g.add_argument("--calib", default=S, metavar="METHOD",
+                   help=f"method for the initial activation ranges: {methods} ({aliases}); default {method}")  # fmt: skip
+    g.add_argument("--calib-param", action="append", metavar="NAME=VALUE", default=S,
+                   help="a parameter of the method (repeatable), e.g. num_bins=4096")  # fmt: skip
+    g.add_argument("--percentile", type=float, default=S,
+                   help="percentile for --calib percentile (default 99.99)")  # fmt: skip
+
+
+def _add_training_args(p: argparse.ArgumentParser, t: Any, device: str) -> None:
     g = p.add_argument_group("training")
     g.add_argument(
-        "--epochs", type=int, default=2, help="QAT epochs (default 2; 0 = export the calibrated model)"
+        "--epochs",
+        type=int,
+        default=S,
+        help=f"QAT epochs (default {t.epochs}; 0 = export the calibrated model)",
     )
-    g.add_argument("--lr", type=float, help="peak learning rate (default: --fp32-lr / 10)")
+    g.add_argument("--lr", type=float, default=S, help="peak learning rate (default: --fp32-lr / 10)")
+    g.add_argument("--fp32-lr", type=float, default=S,
+                   help="the FP32 training rate (default 0.1 x batch/256 for SGD, 1e-3 for AdamW)")  # fmt: skip
     g.add_argument(
-        "--fp32-lr",
+        "--optimizer", default=S, choices=["sgd", "adamw"], help=f"optimizer (default {t.optimizer})"
+    )
+    g.add_argument("--momentum", type=float, default=S, help=f"SGD momentum, Nesterov (default {t.momentum})")
+    g.add_argument(
+        "--weight-decay", type=float, default=S, help=f"weight decay, weights only (default {t.weight_decay})"
+    )
+    g.add_argument("--label-smoothing", type=float, default=S,
+                   help=f"cross-entropy label smoothing (default {t.label_smoothing})")  # fmt: skip
+    g.add_argument("--warmup-epochs", type=float, default=S,
+                   help=f"linear warm-up before the cosine decay (default {t.warmup_epochs})")  # fmt: skip
+    g.add_argument("--freeze-bn-epoch", type=_epoch_or_never, default=S,
+                   help="freeze BatchNorm statistics from this epoch (default epochs // 2; 'never' keeps them moving)")  # fmt: skip
+    g.add_argument("--quant-delay-epochs", type=int, default=S,
+                   help=f"train this many epochs in FP32 before quantizing (default {t.quant_delay_epochs})")  # fmt: skip
+    g.add_argument(
+        "--grad-clip",
         type=float,
-        help="the FP32 training rate (default 0.1 x batch/256 for SGD, 1e-3 for AdamW)",
-    )
-    g.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"], help="optimizer (default sgd)")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
-    g.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (weights only)")
-    g.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
-    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the cosine decay")
-    g.add_argument(
-        "--freeze-bn-epoch",
-        type=_epoch_or_never,
-        help="freeze BatchNorm statistics from this epoch (default epochs // 2; 'never' keeps them moving)",
+        default=S,
+        help=f"max gradient norm (default {t.grad_clip}; 0 = no clipping)",
     )
     g.add_argument(
-        "--quant-delay-epochs", type=int, default=0, help="train this many epochs in FP32 before quantizing"
+        "--device",
+        default=S,
+        help=f"auto (CUDA when present), cpu or cuda; mixed precision on CUDA (default {device})",
     )
-    g.add_argument("--grad-clip", type=float, default=5.0, help="max gradient norm (0 = no clipping)")
-    g.add_argument(
-        "--device", default="auto", help="auto (CUDA when present), cpu or cuda; mixed precision on CUDA"
-    )
-    g.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    g.add_argument("--threads", type=int, help="PyTorch CPU threads (default: PyTorch's choice)")
+    g.add_argument("--no-amp", action="store_true", default=S, help="no mixed precision on CUDA")
+    g.add_argument("--threads", type=int, default=S, help="PyTorch CPU threads (default: PyTorch's choice)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from trtq.finetune import QATConfig
+
+    base = QATConfig()
+    add_model_args(p, required=True)
+    add_output_args(p, what="QAT output folder to create")
+    _add_data_args(p, base.data, base.train)
+    _add_calibration_args(p, base.calibration.method)
+    _add_training_args(p, base.train, base.device)
     add_preprocess_args(p)
     add_placement_args(p)
     g = p.add_argument_group("hand-off to the build path")
-    g.add_argument("--no-build", action="store_true", help="stop after model.qat.onnx (no OUT/run)")
-    g.add_argument("--no-engine", action="store_true", help="no engine step in OUT/run")
-    g.add_argument("--no-typed", action="store_true", help="no FP16-typed model.trt.onnx in OUT/run")
+    g.add_argument(
+        "--no-build", action="store_true", default=S, help="stop after model.qat.onnx (no OUT/run)"
+    )
+    add_typing_args(p)
+    add_engine_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.finetune import qat
+    from trtq.finetune import QATConfig, qat
 
-    cfg = config_from_args(args)
-    result = qat(
-        args.model,
-        args.train_data,
-        args.val_data,
-        args.out,
-        calib=args.calib,
-        calib_data=args.calib_data,
-        calib_samples=args.calib_samples or None,
-        percentile=args.percentile,
-        epochs=args.epochs,
-        lr=args.lr,
-        fp32_lr=args.fp32_lr,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        warmup_epochs=args.warmup_epochs,
-        freeze_bn_epoch=args.freeze_bn_epoch,
-        quant_delay_epochs=args.quant_delay_epochs,
-        grad_clip=args.grad_clip or None,
-        batch_size=args.batch_size,
-        amp=False if args.no_amp else None,
-        workers=args.workers,
-        train_samples=args.train_samples or None,
-        val_samples=args.val_samples or None,
-        preprocess=cfg.data.preprocess,
-        placement=cfg.placement,
-        device=args.device,
-        opset=cfg.export.opset,
-        weights=cfg.export.weights,
-        checkpoint=cfg.export.checkpoint,
-        trust_pickle=cfg.export.trust_pickle,
-        handoff=not args.no_build,
-        typed_graph=not args.no_typed,
-        build_engine=not args.no_engine,
-        seed=args.seed,
-        force=args.force,
-        progress=lambda line: info(args, line),
-        threads=args.threads,
-    )
-    emit(args, result.to_json(), summary_text(result))
+    config = QATConfig.from_args(args)
+    result = qat(args.model, config.data.train_data, config.data.val_data, args.out, config=config,
+                 progress=lambda line: info(args, line))  # fmt: skip
+    emit(args, result.summary_json(), summary_text(result))
     return 0
 
 
-def summary_text(result: object) -> str:
-    m = result.metrics
+def summary_text(result: Any) -> str:
+    """The lines `trtq qat` prints: FP32/PTQ/QAT top-1, the export checks, where the results are."""
     lines = []
-    acc = m.get("accuracy", {})
-    for key, label in (("fp32", "FP32"), ("ptq", "PTQ (calibrated, untrained)"), ("qat", "QAT")):
-        row = acc.get(key)
-        if row and row.get("top1") is not None:
-            agree = row.get("agreement_with_fp32")
+    acc = result.accuracy
+    if acc is not None:
+        for row, label in ((acc.fp32, "FP32"), (acc.ptq, "PTQ (calibrated, untrained)"), (acc.qat, "QAT")):
+            agree = row.agreement_with_fp32
             extra = f"  agreement with FP32 {100 * agree:6.2f}%" if agree is not None else ""
-            lines.append(f"{label.ljust(28)} top-1 {100 * row['top1']:6.2f}%{extra}")
-    ex = m.get("export_check", {})
-    if ex:
-        agree = ex.get("top1_agreement")
+            lines.append(f"{label.ljust(28)} top-1 {100 * row.top1:6.2f}%{extra}")
+    ex = result.export_check
+    if ex is not None:
+        agree = ex.top1_agreement
         lines.append(
             "export check (torch fake-quant vs ONNX Runtime): "
             + (f"top-1 agreement {100 * agree:.2f}%, " if agree is not None else "")
-            + f"max |logit error| {ex['max_abs_logit_error']:.4g}"
+            + f"max |logit error| {ex.max_abs_logit_error:.4g}"
         )
-    check = m.get("export", {}).get("placement", {})
-    if check:
-        lines.append(f"Q/DQ placement matches PTQ: {'yes' if check.get('matches') else 'NO'}")
+    if result.export is not None:
+        lines.append(f"Q/DQ placement matches PTQ: {'yes' if result.export.placement.matches else 'NO'}")
     lines.append(f"QAT graph: {result.artifacts.get('model.qat.onnx')}")
     if result.build is not None:
         lines.append(f"engine: {result.build.engine_status}")

@@ -7,11 +7,13 @@ Steps (`export_qat_onnx`):
 2. the legacy TorchScript exporter (`dynamo=False`: the dynamo exporter fails on fake-quant modules) writes
    ModelOpt's QuantizeLinear/DequantizeLinear pairs, with the same input/output names as `trtq.export`;
 3. `trtq.placement.normalize`, no-op Casts dropped, BatchNorm folded into the convolutions (exactly, see
-   `trtq.finetune.graph`), re-quantization with an identical scale dropped, duplicate pairs on one tensor merged;
+   `trtq.finetune.fold`), re-quantization with an identical scale dropped, duplicate pairs on one tensor merged;
 4. pairs the plan wants on non-weighted consumers (residual Add inputs, pooling) are added
-   (`trtq.finetune.graph.align_to_plan`), calibrated with the user's method on the fine-tuned graph where no
+   (`trtq.finetune.passes.align_to_plan`), calibrated with the user's method on the fine-tuned graph where no
    trained quantizer covers the tensor;
 5. `check_placement` against the PTQ graph of the FP32 export.
+
+`trtq.finetune.check.torch_vs_onnx` then compares the graph with the fake-quant model on data.
 """
 
 from __future__ import annotations
@@ -19,26 +21,21 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
 
 from trtq.errors import TrtqError
-from trtq.finetune.graph import (
-    PlacementCheck,
-    align_to_plan,
-    check_placement,
-    collapse_requantization,
-    drop_noop_casts,
-    fold_batchnorm,
-    merge_duplicate_qdq,
-)
+from trtq.finetune.calibrate import make_calibrator
+from trtq.finetune.fold import fold_batchnorm
+from trtq.finetune.layout import PlacementCheck, check_placement
+from trtq.finetune.passes import align_to_plan, collapse_requantization, drop_noop_casts, merge_duplicate_qdq
 from trtq.finetune.quantize import QATModel
 from trtq.placement import normalize
 
-__all__ = ["QATExport", "export_qat_onnx", "graph_amax", "torch_vs_onnx"]
+__all__ = ["QATExport", "ExportSummary", "export_qat_onnx", "graph_amax"]
 
 
 @dataclass
@@ -61,27 +58,55 @@ class QATExport:
     added: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "placement": self.check.to_json(),
-            "folded_batchnorms": self.folded_batchnorms,
-            "merged_duplicate_pairs": self.merged_pairs,
-            "dropped_noop_casts": self.dropped_casts,
-            "collapsed_requantizations": self.collapsed_pairs,
-            "added_at_export": self.added,
-            "nodes": len(self.model.graph.node),
-        }
+        """metrics.json's "export": the placement check, the passes' counts, the graph's node count."""
+        return ExportSummary.of(self).to_json()
+
+
+@dataclass
+class ExportSummary:
+    """What the export did to a graph (metrics.json's "export"), without the graph itself.
+
+    Attributes:
+        placement: the graph's Q/DQ placement compared with PTQ's.
+        folded_batchnorms, merged_duplicate_pairs, dropped_noop_casts, collapsed_requantizations: the passes.
+        added_at_export: tensors that got a pair at export (not simulated in training) -> amax.
+        nodes: node count of the graph.
+    """
+
+    placement: PlacementCheck
+    folded_batchnorms: int = 0
+    merged_duplicate_pairs: int = 0
+    dropped_noop_casts: int = 0
+    collapsed_requantizations: int = 0
+    added_at_export: dict[str, float] = field(default_factory=dict)
+    nodes: int = 0
+
+    @classmethod
+    def of(cls, exp: QATExport) -> ExportSummary:
+        return cls(exp.check, exp.folded_batchnorms, exp.merged_pairs, exp.dropped_casts, exp.collapsed_pairs,
+                   dict(exp.added), len(exp.model.graph.node))  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "placement": self.placement.to_json()}
 
 
 def graph_amax(
-    model: onnx.ModelProto, tensors: list[str], batches: Iterable[np.ndarray], method: str, percentile: float
+    model: onnx.ModelProto,
+    tensors: list[str],
+    batches: Iterable[np.ndarray],
+    method: str,
+    percentile: float = 99.99,
+    params: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Calibrate `tensors` of an ONNX graph (Q/DQ executed as written) with a trtq calibrator."""
-    from trtq.calibrators import canonical_method, get_calibrator
+    """Calibrate `tensors` of an ONNX graph (Q/DQ executed as written) with a trtq calibrator.
+
+    Raises:
+        TrtqError: a tensor got no finite amax.
+    """
     from trtq.export import onnx_input_shape
     from trtq.runners.onnxrt import OnnxRuntimeRunner, expose_tensors
 
-    name = canonical_method(method)
-    calibrator = get_calibrator(name, **({"percentile": percentile} if name == "percentile" else {}))
+    calibrator = make_calibrator(method, percentile, params)
     input_name, _ = onnx_input_shape(model)
     with OnnxRuntimeRunner(expose_tensors(model, tensors)) as runner:
         for x in batches:
@@ -119,26 +144,8 @@ def _output_names(model: Any, x: Any) -> list[str]:
     return ["output"] if n == 1 else [f"output_{i}" for i in range(n)]
 
 
-def export_qat_onnx(
-    qm: QATModel,
-    sample: np.ndarray,
-    fp32: onnx.ModelProto,
-    *,
-    calib_batches: Callable[[], Iterable[np.ndarray]],
-    method: str = "entropy",
-    percentile: float = 99.99,
-    opset: int = 17,
-) -> QATExport:
-    """Export the fake-quant model to a Q/DQ graph with PTQ's placement (see the module doc).
-
-    Args:
-        qm: the quantized model (its input quantizers calibrated).
-        sample: an input batch (fixes the non-batch dimensions; the batch axis is dynamic).
-        fp32: the FP32 export the plan was made for (reference for the placement check).
-        calib_batches: returns calibration batches; used only for pairs no trained quantizer covers.
-        method, percentile: the calibration method for those pairs.
-        opset: ONNX opset (>= 13 for per-channel Q/DQ).
-    """
+def _torch_export(qm: QATModel, sample: np.ndarray, opset: int) -> onnx.ModelProto:
+    """Steps 1-2 of the module doc: the legacy exporter's graph of the fake-quant model, in eval mode."""
     import torch
 
     model = qm.model  # exported in place: the output quantizers' hooks belong to this instance
@@ -167,7 +174,31 @@ def export_qat_onnx(
     finally:
         _set_weight_amax(qm, frozen=False)
         model.train(was_training)
-    graph = normalize(onnx.load_from_string(buf.getvalue()))
+    return onnx.load_from_string(buf.getvalue())
+
+
+def export_qat_onnx(
+    qm: QATModel,
+    sample: np.ndarray,
+    fp32: onnx.ModelProto,
+    *,
+    calib_batches: Callable[[], Iterable[np.ndarray]],
+    method: str = "entropy",
+    percentile: float = 99.99,
+    params: Mapping[str, Any] | None = None,
+    opset: int = 17,
+) -> QATExport:
+    """Export the fake-quant model to a Q/DQ graph with PTQ's placement (see the module doc).
+
+    Args:
+        qm: the quantized model (its input quantizers calibrated).
+        sample: an input batch (fixes the non-batch dimensions; the batch axis is dynamic).
+        fp32: the FP32 export the plan was made for (reference for the placement check).
+        calib_batches: returns calibration batches; used only for pairs no trained quantizer covers.
+        method, percentile, params: the calibration method (and its parameters) for those pairs.
+        opset: ONNX opset (>= 13 for per-channel Q/DQ).
+    """
+    graph = normalize(_torch_export(qm, sample, opset))
     graph, dropped = drop_noop_casts(graph)
     graph, folded = fold_batchnorm(graph)
     graph, collapsed = collapse_requantization(graph)
@@ -175,7 +206,7 @@ def export_qat_onnx(
     added: dict[str, float] = {}
 
     def amax_for(tensors: list[str]) -> Mapping[str, float]:
-        values = graph_amax(graph, tensors, calib_batches(), method, percentile)
+        values = graph_amax(graph, tensors, calib_batches(), method, percentile, params)
         added.update({t: float(values[t]) for t in tensors})
         return values
 
@@ -184,51 +215,3 @@ def export_qat_onnx(
     onnx.checker.check_model(graph, full_check=True)
     check = check_placement(graph, fp32, qm.plan)
     return QATExport(graph, check, folded, merged, dropped, collapsed, added)
-
-
-def torch_vs_onnx(
-    model: Any, graph: onnx.ModelProto, batches: Iterable[tuple[np.ndarray, Any]], device: Any = "cpu"
-) -> dict[str, float]:
-    """Run the fake-quant torch model and the Q/DQ graph (ONNX Runtime, as written) on the same batches.
-
-    Returns:
-        top1_agreement (for (N, K) outputs), max/mean absolute logit error, max |logit|, samples.
-    """
-    import torch
-
-    from trtq.export import flatten_outputs, onnx_input_shape
-    from trtq.runners.onnxrt import OnnxRuntimeRunner
-
-    input_name, _ = onnx_input_shape(graph)
-    was_training = model.training
-    model.eval()
-    agree = total = 0
-    classifier = False
-    max_err = sum_err = max_ref = 0.0
-    count = 0
-    try:
-        with OnnxRuntimeRunner(graph) as runner, torch.no_grad():
-            first = runner.output_names()[0]
-            for x, _ in batches:
-                ref = flatten_outputs(model(torch.from_numpy(x).to(device)))[0].float().cpu().numpy()
-                got = runner.infer({input_name: x})[first]
-                diff = np.abs(ref.astype(np.float64) - got)
-                max_err = max(max_err, float(diff.max()))
-                sum_err += float(diff.sum())
-                count += diff.size
-                max_ref = max(max_ref, float(np.abs(ref).max()))
-                if ref.ndim == 2 and ref.shape[1] > 1:
-                    classifier = True
-                    agree += int(np.sum(ref.argmax(1) == got.argmax(1)))
-                total += len(x)
-    finally:
-        model.train(was_training)
-    out = {
-        "samples": total,
-        "max_abs_logit_error": max_err,
-        "mean_abs_logit_error": sum_err / max(count, 1),
-        "max_abs_logit": max_ref,
-    }
-    if classifier:
-        out["top1_agreement"] = agree / max(total, 1)
-    return out

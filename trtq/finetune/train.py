@@ -27,95 +27,9 @@ import numpy as np
 
 from trtq.data import DataSource
 from trtq.errors import UsageError
+from trtq.finetune.sections import TrainConfig
 
-__all__ = ["TrainConfig", "EpochRecord", "History", "fit", "evaluate", "plot_curves", "OPTIMIZERS"]
-
-OPTIMIZERS = ("sgd", "adamw")
-#: FP32 learning rates the default QAT rate is a tenth of (SGD scaled linearly with batch size / 256).
-_FP32_LR = {"sgd": 0.1, "adamw": 1e-3}
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of the built-in loop.
-
-    Attributes:
-        epochs: QAT epochs (0 exports the calibrated model untrained, i.e. PTQ through the QAT path).
-        lr: peak learning rate; None = `fp32_lr` / 10.
-        fp32_lr: the FP32 training rate; None = 0.1 x batch/256 for SGD, 1e-3 for AdamW.
-        optimizer: "sgd" (momentum, Nesterov) or "adamw".
-        momentum: SGD momentum.
-        weight_decay: applied to weights only (not to biases or normalisation parameters).
-        label_smoothing: cross-entropy label smoothing.
-        warmup_epochs: linear warm-up length (may be fractional).
-        freeze_bn_epoch: epoch index from which BatchNorm running statistics are frozen (0 = from the
-            start; >= epochs = never); None = epochs // 2.
-        quant_delay_epochs: epochs trained in FP32 before quantizers switch on.
-        grad_clip: max gradient norm (None = no clipping).
-        batch_size: training batch size.
-        amp: mixed precision (FP16 autocast + gradient scaling); None = on for CUDA, off on CPU.
-        workers: DataLoader worker processes.
-        seed: seeds initialisation-independent randomness (shuffling); the same seed gives the same run.
-    """
-
-    epochs: int = 2
-    lr: float | None = None
-    fp32_lr: float | None = None
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    warmup_epochs: float = 0.0
-    freeze_bn_epoch: int | None = None
-    quant_delay_epochs: int = 0
-    grad_clip: float | None = 5.0
-    batch_size: int = 32
-    amp: bool | None = None
-    workers: int = 0
-    seed: int = 0
-
-    def validate(self) -> None:
-        """Raise UsageError for settings that cannot work, naming the option."""
-        if self.optimizer not in OPTIMIZERS:
-            raise UsageError(
-                f"--optimizer {self.optimizer!r} is not supported; choose from {', '.join(OPTIMIZERS)}"
-            )
-        if self.epochs < 0:
-            raise UsageError(f"--epochs must be >= 0, not {self.epochs}")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be >= 1, not {self.batch_size}")
-        for opt in ("lr", "fp32_lr"):
-            v = getattr(self, opt)
-            if v is not None and not (v > 0 and math.isfinite(v)):
-                raise UsageError(f"--{opt.replace('_', '-')} must be a positive number, not {v}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise UsageError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing}")
-        if self.warmup_epochs < 0 or self.quant_delay_epochs < 0:
-            raise UsageError("--warmup-epochs and --quant-delay-epochs must be >= 0")
-        if self.quant_delay_epochs and self.quant_delay_epochs >= self.epochs:
-            raise UsageError(
-                f"--quant-delay-epochs {self.quant_delay_epochs} leaves no quantized epoch out of --epochs {self.epochs}"
-            )
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise UsageError(f"--grad-clip must be > 0, not {self.grad_clip}")
-
-    def resolved_lr(self) -> float:
-        """The peak learning rate: `lr`, else a tenth of the FP32 rate."""
-        if self.lr is not None:
-            return float(self.lr)
-        fp32 = self.fp32_lr
-        if fp32 is None:
-            fp32 = _FP32_LR[self.optimizer] * (self.batch_size / 256 if self.optimizer == "sgd" else 1.0)
-        return float(fp32) / 10.0
-
-    def resolved_freeze_bn_epoch(self) -> int:
-        return self.epochs // 2 if self.freeze_bn_epoch is None else int(self.freeze_bn_epoch)
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["resolved_lr"] = self.resolved_lr()
-        d["resolved_freeze_bn_epoch"] = self.resolved_freeze_bn_epoch()
-        return d
+__all__ = ["EpochRecord", "History", "fit", "evaluate"]
 
 
 @dataclass
@@ -235,6 +149,69 @@ def _set_bn_frozen(model: Any, frozen: bool) -> None:
                 m.eval()
 
 
+@dataclass
+class _Step:
+    """The optimizer, learning-rate schedule and gradient scaler of one run of `fit`."""
+
+    opt: Any
+    sched: Any
+    scaler: Any
+    amp: bool
+    steps_per_epoch: int
+
+
+def _step_setup(model: Any, loader: Any, cfg: TrainConfig, device: Any) -> _Step:
+    import torch
+
+    amp = bool(cfg.amp if cfg.amp is not None else device.type == "cuda")
+    if amp and device.type != "cuda":
+        raise UsageError("mixed precision (--amp) needs --device cuda")
+    lr = cfg.resolved_lr()
+    steps_per_epoch = max(len(loader), 1)
+    total = steps_per_epoch * max(cfg.epochs, 1)
+    groups = _param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        opt: Any = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    else:
+        opt = torch.optim.AdamW(groups, lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _schedule(total, round(cfg.warmup_epochs * steps_per_epoch))
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    return _Step(opt, sched, scaler, amp, steps_per_epoch)
+
+
+def _train_epoch(
+    model: Any, loader: Any, step: _Step, cfg: TrainConfig, device: Any, epoch: int
+) -> tuple[float, float]:
+    """One epoch over `loader`; returns (mean training loss, training top-1)."""
+    import torch
+    import torch.nn.functional as F
+
+    from trtq.progress import track
+
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in track(loader, f"QAT epoch {epoch}/{cfg.epochs}", total=step.steps_per_epoch):
+        x, y = x.to(device), y.to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=step.amp):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise UsageError(f"QAT loss became {float(loss)} in epoch {epoch}; lower --lr")
+        step.opt.zero_grad(set_to_none=True)
+        step.scaler.scale(loss).backward()
+        if cfg.grad_clip is not None:
+            step.scaler.unscale_(step.opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        step.scaler.step(step.opt)
+        step.scaler.update()
+        step.sched.step()
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+    return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+
 def fit(
     model: Any,
     train: DataSource,
@@ -258,30 +235,18 @@ def fit(
         recalibrate: recalibrates activation ranges (called when quantization switches on after a delay).
         checkpoint_dir: where `last.pt` / `best.pt` go (None = no files).
         progress: receives one line per epoch.
+
+    Returns:
+        The per-epoch records and the best epoch (an epoch with quantizers on; epoch 0 is the calibrated,
+        untrained model).
     """
     import torch
-    import torch.nn.functional as F
 
     from trtq.files import atomic_path
-    from trtq.progress import track
 
     device = torch.device(device)
-    amp = bool(cfg.amp if cfg.amp is not None else device.type == "cuda")
-    if amp and device.type != "cuda":
-        raise UsageError("mixed precision (--amp) needs --device cuda")
-    lr = cfg.resolved_lr()
     loader = _loader(train, cfg, shuffle=True, seed=cfg.seed)
-    steps_per_epoch = max(len(loader), 1)
-    total = steps_per_epoch * max(cfg.epochs, 1)
-    groups = _param_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        opt: Any = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
-    else:
-        opt = torch.optim.AdamW(groups, lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, _schedule(total, round(cfg.warmup_epochs * steps_per_epoch))
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    step = _step_setup(model, loader, cfg, device)
     freeze_at = cfg.resolved_freeze_bn_epoch()
 
     def save(name: str, state: dict[str, Any]) -> None:
@@ -305,30 +270,10 @@ def fit(
         bn_frozen = epoch - 1 >= freeze_at
         model.train()
         _set_bn_frozen(model, bn_frozen)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for x, y in track(loader, f"QAT epoch {epoch}/{cfg.epochs}", total=steps_per_epoch):
-            x, y = x.to(device), y.to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                raise UsageError(f"QAT loss became {float(loss)} in epoch {epoch}; lower --lr")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip is not None:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+        train_loss, train_top1 = _train_epoch(model, loader, step, cfg, device, epoch)
         val_loss, val_top1 = evaluate(model, val, device)
-        record = EpochRecord(
-            epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_loss, val_top1,
-            float(opt.param_groups[0]["lr"]), quantized, bn_frozen,
-        )  # fmt: skip
+        lr = float(step.opt.param_groups[0]["lr"])
+        record = EpochRecord(epoch, train_loss, train_top1, val_loss, val_top1, lr, quantized, bn_frozen)
         history.records.append(record)
         state = model.state_dict()
         save("last.pt", state)
@@ -338,7 +283,7 @@ def fit(
             save("best.pt", state)
         if progress:
             progress(
-                f"epoch {epoch}/{cfg.epochs}: train loss {record.train_loss:.4f}, val loss {val_loss:.4f}, "
+                f"epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
                 f"val top-1 {100 * val_top1:.2f}%{' (best)' if history.best_epoch == epoch else ''}"
             )
     if history.best_epoch == 0:
@@ -347,40 +292,3 @@ def fit(
     set_quantization(True)
     history.seconds = time.perf_counter() - start
     return history
-
-
-def plot_curves(history: History, path: Path, references: dict[str, float] | None = None) -> Path:
-    """Training curves (loss; validation top-1 with reference lines such as FP32 and PTQ) as a PNG."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from trtq.files import write_bytes
-
-    recs = history.records
-    epochs = [r.epoch for r in recs]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    trained = [r for r in recs if r.train_loss is not None]
-    if trained:
-        ax1.plot(
-            [r.epoch for r in trained], [r.train_loss for r in trained], "o-", label="train (smoothed CE)"
-        )
-    ax1.plot(epochs, [r.val_loss for r in recs], "s-", label="validation")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("cross-entropy")
-    ax1.legend()
-    ax2.plot(epochs, [100 * r.val_top1 for r in recs], "s-", color="C1", label="QAT (fake-quant, torch)")
-    for i, (label, value) in enumerate((references or {}).items()):
-        ax2.axhline(100 * value, linestyle="--", color=f"C{i + 2}", label=label)
-    ax2.axvline(history.best_epoch, color="grey", linewidth=0.8)
-    ax2.set_xlabel("epoch (0 = calibrated, before training)")
-    ax2.set_ylabel("validation top-1 (%)")
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return write_bytes(path, buf.getvalue())

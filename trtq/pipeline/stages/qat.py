@@ -113,7 +113,7 @@ class QATGraphStage:
         self._loaded = (qat, qat_path, fp32)
 
     def run(self, ctx: RunContext) -> None:
-        from trtq.finetune.graph import check_placement
+        from trtq.finetune.layout import check_placement
         from trtq.placement import plan_qdq
 
         qat, qat_path, fp32 = self._loaded
