@@ -13,7 +13,8 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from trtq.config.sections import from_args, preprocess_from_args, section_to_dict
+from trtq.config.data import preprocess_from_args
+from trtq.config.sections import from_args, section_to_dict
 from trtq.errors import UsageError
 
 __all__ = ["TrainConfig", "QATDataConfig", "HandoffConfig", "OPTIMIZERS"]
