@@ -10,26 +10,54 @@ import numpy as np
 
 from trtq.files import write_bytes
 
-__all__ = ["render_table", "plot_bench"]
+__all__ = ["render_table", "print_table", "plot_bench", "display_names"]
+
+
+def display_names(doc: Mapping[str, Any]) -> dict[str, str]:
+    """artifact -> the name a table or plot shows: the file name, or the path where two file names are equal."""
+    rows = doc["results"]
+    by_name: dict[str, set[str]] = {}
+    for r in rows:
+        by_name.setdefault(r["name"], set()).add(r.get("artifact", r["name"]))
+    return {
+        r.get("artifact", r["name"]): r["name"]
+        if len(by_name[r["name"]]) == 1
+        else r.get("artifact", r["name"])
+        for r in rows
+    }
 
 
 def render_table(doc: Mapping[str, Any]) -> Any:
-    """A rich Table of the results."""
+    """A rich Table of the results; artifact names are never cut (rows stay distinguishable)."""
     from rich.table import Table
 
     table = Table(title="latency (ms) and throughput")
     for col in ("artifact", "backend", "batch", "min", "median", "mean", "p90", "p95", "p99", "items/s"):
-        table.add_column(col, justify="left" if col in ("artifact", "backend") else "right")
+        left = col in ("artifact", "backend")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True, overflow="fold")
+    names = display_names(doc)
     for r in doc["results"]:
         backend = r["backend"] + (" +graph" if r.get("cuda_graph") else "")
         table.add_row(
-            r["name"],
+            names[r.get("artifact", r["name"])],
             backend,
             str(r["batch"]),
             *(f"{r[k]:.3f}" for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p95_ms", "p99_ms")),
             f"{r['throughput_per_s']:.1f}",
         )
     return table
+
+
+def print_table(doc: Mapping[str, Any], file: Any = None) -> None:
+    """Print the table; when the output is not a terminal (a pipe, a file), as wide as the table needs."""
+    from rich.console import Console
+
+    console = Console(file=file)
+    if not console.is_terminal:
+        table = render_table(doc)
+        width = console.measure(table, options=console.options.update_width(10_000)).maximum
+        console = Console(file=file, width=max(width, 80))
+    console.print(render_table(doc))
 
 
 def plot_bench(doc: Mapping[str, Any], path: str | Path) -> Path:
@@ -42,9 +70,11 @@ def plot_bench(doc: Mapping[str, Any], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(11, 4))
-    names = list(dict.fromkeys(r["name"] for r in doc["results"]))
-    for name in names:
-        rows = sorted((r for r in doc["results"] if r["name"] == name), key=lambda r: r["batch"])
+    shown = display_names(doc)
+    for artifact, name in shown.items():
+        rows = sorted(
+            (r for r in doc["results"] if r.get("artifact", r["name"]) == artifact), key=lambda r: r["batch"]
+        )
         b = [r["batch"] for r in rows]
         med = np.array([r["median_ms"] for r in rows])
         up = np.array([r["p99_ms"] for r in rows]) - med

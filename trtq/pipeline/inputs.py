@@ -39,7 +39,15 @@ class Inputs:
 
     @property
     def validation_label(self) -> str:
+        """Which data validation runs on, as report.json records it."""
         return "eval" if self.eval is not None else "calibration (no --eval-data)"
+
+    @property
+    def validation_phrase(self) -> str:
+        """The same, for a sentence: "the evaluation data" or "the calibration data (no --eval-data given)"."""
+        return (
+            "the evaluation data" if self.eval is not None else "the calibration data (no --eval-data given)"
+        )
 
 
 def load_dataset(config: BuildConfig, which: str, preprocess: Preprocess) -> DataSource | None:
