@@ -58,3 +58,18 @@ def test_same_file_names_in_two_folders_are_told_apart():
         "run2/model.onnx": "run2/model.onnx",
         "run1/other.onnx": "other.onnx",
     }
+
+
+def test_plot_axis_names_the_batch_sizes():
+    """The x axis used to read 2^0, 2^1, ...; it must name the batch sizes measured."""
+    import matplotlib.pyplot as plt
+
+    from trtq.benchmark.present import bench_figure
+
+    doc = {"results": [_row("a.onnx", b, "onnxruntime") for b in (1, 8, 32)]}
+    fig = bench_figure(doc)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "8", "32"]
+    assert fig.axes[0].get_yscale() == "log"
+    plt.close(fig)

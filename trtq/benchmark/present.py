@@ -10,7 +10,7 @@ import numpy as np
 
 from trtq.files import write_bytes
 
-__all__ = ["render_table", "print_table", "plot_bench", "display_names"]
+__all__ = ["render_table", "print_table", "plot_bench", "bench_figure", "display_names"]
 
 
 def display_names(doc: Mapping[str, Any]) -> dict[str, str]:
@@ -61,9 +61,21 @@ def print_table(doc: Mapping[str, Any], file: Any = None) -> None:
 
 
 def plot_bench(doc: Mapping[str, Any], path: str | Path) -> Path:
-    """Median latency (p90-p99 whiskers) and throughput per batch size, one line per artifact (PNG)."""
+    """Median latency (whisker to p99) and throughput per batch size, one line per artifact (PNG)."""
     import io
 
+    import matplotlib.pyplot as plt
+
+    fig = bench_figure(doc)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return write_bytes(path, buf.getvalue())
+
+
+def bench_figure(doc: Mapping[str, Any]) -> Any:
+    """The Figure `plot_bench` saves: the x axis is labelled with the batch sizes measured, latency on a log
+    axis, artifacts drawn side by side around each batch size."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,27 +83,31 @@ def plot_bench(doc: Mapping[str, Any], path: str | Path) -> Path:
 
     fig, (ax_lat, ax_thr) = plt.subplots(1, 2, figsize=(11, 4))
     shown = display_names(doc)
-    for artifact, name in shown.items():
+    batches = sorted({r["batch"] for r in doc["results"]})
+    # side by side around each batch size (a small factor on the log axis), so whiskers do not hide each other
+    spread = 1.06 ** (np.arange(len(shown)) - (len(shown) - 1) / 2)
+    for k, (artifact, name) in enumerate(shown.items()):
         rows = sorted(
             (r for r in doc["results"] if r.get("artifact", r["name"]) == artifact), key=lambda r: r["batch"]
         )
-        b = [r["batch"] for r in rows]
+        b = np.array([r["batch"] for r in rows], dtype=float)
         med = np.array([r["median_ms"] for r in rows])
         up = np.array([r["p99_ms"] for r in rows]) - med
-        ax_lat.errorbar(b, med, yerr=[np.zeros_like(med), up], marker="o", capsize=3, label=name)
+        ax_lat.errorbar(b * spread[k], med, yerr=[np.zeros_like(med), up], marker="o", capsize=3, label=name)
         ax_thr.plot(b, [r["throughput_per_s"] for r in rows], marker="o", label=name)
+    ax_lat.set_yscale("log")
+    ax_thr.set_ylim(bottom=0)
     for ax, title, ylabel in (
-        (ax_lat, "latency: median, whisker to p99", "ms"),
+        (ax_lat, "latency: median, whisker to p99 (log scale)", "ms"),
         (ax_thr, "throughput", "items / s"),
     ):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.minorticks_off()
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return write_bytes(path, buf.getvalue())
+    return fig
