@@ -165,6 +165,7 @@ def render_markdown(result: Any) -> str:
     exp = result.export
     if exp is not None:
         lines += [f"Model: `{exp.source}` ({exp.kind}, opset {exp.opset}, {exp.nodes} nodes).", ""]
+        lines += [*(f"- {n}" for n in exp.notes), ""] if exp.notes else []
     if result.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in result.warnings], ""]
     lines += _accuracy(result) + _calibration(result) + _placement(result)

@@ -115,9 +115,12 @@ def add_model_args(p: argparse.ArgumentParser, *, onnx_only: bool = False, requi
         return
     g.add_argument(
         "--model", "-m", default=S, required=required,
-        help="torchvision name (resnet50), package.module:factory, TorchScript/.pt2 file, or .onnx",
+        help="torchvision name (resnet50), timm:NAME (timm:efficientnet_b0), package.module:factory, "
+        "TorchScript/.pt2 file, or .onnx",
     )  # fmt: skip
-    g.add_argument("--weights", default=S, help="torchvision weights, e.g. DEFAULT (downloads them)")
+    g.add_argument("--weights", default=S,
+                   help="pretrained weights (downloads them): torchvision's, e.g. DEFAULT; for timm models DEFAULT "
+                   "or a pretrained tag such as in1k")  # fmt: skip
     g.add_argument(
         "--checkpoint", default=S, help="state dict to load into the model (read with weights_only=True)"
     )

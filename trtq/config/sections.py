@@ -85,7 +85,8 @@ class ExportConfig:
 
     Attributes:
         opset: ONNX opset of the export (>= 13: per-channel Q/DQ needs `axis`).
-        weights: torchvision weights name (e.g. "DEFAULT"; downloads them).
+        weights: pretrained weights (downloads them): a torchvision weights name (e.g. "DEFAULT"), or for
+            `timm:NAME` models "DEFAULT" or a timm pretrained tag.
         checkpoint: a state dict to load into the model (read with `torch.load(weights_only=True)`).
         trust_pickle: allow unpickling a full-model file the user made.
     """

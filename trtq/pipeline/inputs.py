@@ -80,7 +80,8 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
             seed=config.seed,
         )
     channels = input_channels(source) if source is not None else None
-    pre = resolve_preprocess(config.data.preprocess, channels)
+    own = getattr(source, "preprocess", None)  # the source's own default (timm's data config)
+    pre = resolve_preprocess(config.data.preprocess if config.data.preprocess is not None else own, channels)
     calib = load_dataset(config, "calib", pre)
     evaluation = load_dataset(config, "eval", pre)
     first = calib if calib is not None else evaluation

@@ -27,6 +27,13 @@ class ExportStage:
 
         with status("exporting to ONNX"):
             exported = export_onnx(ctx.inputs.source, ctx.inputs.sample, None, opset=ctx.config.export.opset)
+        note = getattr(ctx.inputs.source, "preprocess_note", None)
+        if note and ctx.config.data.preprocess is None:
+            exported.notes.append(note)
+        elif note:
+            exported.notes.append(
+                "preprocessing from the options given (the model's own data config not used)"
+            )
         ctx.write_onnx(A.MODEL_ONNX, exported.model)
         ctx.fp32 = exported.model
         ctx.result.export = exported
