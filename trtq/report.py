@@ -164,7 +164,8 @@ def render_markdown(result: Any) -> str:
     lines = ["# trtq build report", ""]
     exp = result.export
     if exp is not None:
-        lines += [f"Model: `{exp.source}` ({exp.kind}, opset {exp.opset}, {exp.nodes} nodes).", ""]
+        how = f", {exp.exporter} exporter ({exp.exporter_reason})" if getattr(exp, "exporter", None) else ""
+        lines += [f"Model: `{exp.source}` ({exp.kind}, opset {exp.opset}, {exp.nodes} nodes{how}).", ""]
         lines += [*(f"- {n}" for n in exp.notes), ""] if exp.notes else []
     if result.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in result.warnings], ""]

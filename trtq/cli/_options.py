@@ -129,6 +129,9 @@ def add_model_args(p: argparse.ArgumentParser, *, onnx_only: bool = False, requi
         help="allow unpickling a full-model file you made yourself (never for files from others)",
     )  # fmt: skip
     g.add_argument("--opset", type=int, default=S, help="ONNX opset for the export (default 17)")
+    g.add_argument("--exporter", default=S, choices=("auto", "dynamo", "legacy"),
+                   help="torch.onnx exporter: legacy (TorchScript-based), dynamo (torch.export-based, opset >= 18) "
+                   "or auto (legacy while torch has it, dynamo when it is missing or fails; default)")  # fmt: skip
 
 
 def add_data_args(p: argparse.ArgumentParser, *, calib: bool = True, eval_: bool = True) -> None:

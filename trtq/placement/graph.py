@@ -224,7 +224,9 @@ def _infer_shapes(model: onnx.ModelProto, batch_hint: int) -> dict[str, tuple[in
             dims[0].Clear()
             dims[0].dim_value = batch_hint
     try:
-        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+        from trtq.onnx_io import infer_shapes
+
+        inferred = infer_shapes(fixed, data_prop=True)
     except Exception:  # shapes only refine rules (GEMV detection); a graph without them still plans
         return {}
     shapes: dict[str, tuple[int | None, ...]] = {}

@@ -26,7 +26,10 @@ class ExportStage:
         from trtq.export import export_onnx
 
         with status("exporting to ONNX"):
-            exported = export_onnx(ctx.inputs.source, ctx.inputs.sample, None, opset=ctx.config.export.opset)
+            exported = export_onnx(
+                ctx.inputs.source, ctx.inputs.sample, None, opset=ctx.config.export.opset,
+                exporter=ctx.config.export.exporter,
+            )  # fmt: skip
         note = getattr(ctx.inputs.source, "preprocess_note", None)
         if note and ctx.config.data.preprocess is None:
             exported.notes.append(note)
