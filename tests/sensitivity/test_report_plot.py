@@ -58,3 +58,17 @@ def test_plot_is_written_as_png(tmp_path):
         _result(0.01, [1e-4, 2e-4]), tmp_path / "sensitivity.png", chosen=["/blocks.0/MatMul"]
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_narrow_log_range_gets_several_readable_labels():
+    """Within one decade the axis used to show a single label (or crowded minor ones); now a few, apart."""
+    fig = sensitivity_figure(_result(0.0, [1.3e-5, 2.5e-5, 3.1e-5, 2.9e-5]))
+    right = fig.axes[1]
+    fig.canvas.draw()
+    lo, hi = right.get_xlim()
+    ticks = right.get_xticklabels() + right.get_xticklabels(minor=True)
+    labelled = [t for t in ticks if t.get_text() and lo <= t.get_position()[0] <= hi]
+    assert 3 <= len(labelled) <= 8
+    boxes = sorted((t.get_window_extent() for t in labelled), key=lambda b: b.x0)
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))
+    plt.close(fig)

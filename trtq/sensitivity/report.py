@@ -136,12 +136,19 @@ def sensitivity_figure(sensitivity: SensitivityResult, chosen: list[str] | None 
     ax2.barh(down, [max(v, floor) for v in added], bar, color="#e6862e")
     ax2.set_xlabel("output noise (relative error energy)")
     if positive:
-        from matplotlib.ticker import LogLocator, NullFormatter
+        import math
+
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
         ax2.set_xscale("log")
         ax2.set_xlim(left=floor, right=max(positive) * 1.5)
         ax2.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
-        ax2.xaxis.set_minor_formatter(NullFormatter())
+        if math.log10(max(positive) * 1.5 / floor) < 2:  # under two decades: label 2x and 5x too, compactly
+            ax2.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+            ax2.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+            ax2.tick_params(axis="x", which="minor", labelsize=8)
+        else:
+            ax2.xaxis.set_minor_formatter(NullFormatter())
     ax1.set_yticks(y)
     ax1.set_yticklabels(names, fontsize=8)
     for label, layer in zip(ax1.get_yticklabels(), layers[::-1]):
