@@ -81,20 +81,20 @@ def _name(name: str) -> str:
     return name if _PLAIN_NAME.match(name) else f"'{name}'"
 
 
-def _shape_spec(profile: Mapping[str, ShapeRange], which: int) -> str:
-    return ",".join(f"{_name(n)}:{_shape(r[which])}" for n, r in profile.items())
+def _shape_spec(shape_ranges: Mapping[str, ShapeRange], which: int) -> str:
+    return ",".join(f"{_name(n)}:{_shape(r[which])}" for n, r in shape_ranges.items())
 
 
 def trtexec_command(
-    target: str, profile: Mapping[str, ShapeRange], options: EngineOptions, *, plan: str = A.PLAN
+    target: str, shape_ranges: Mapping[str, ShapeRange], options: EngineOptions, *, plan: str = A.PLAN
 ) -> HandoffCommand:
     """The trtexec command building the run's engine on one TensorRT line (a `TRTEXEC_TARGETS` key)."""
     key, versions, typing = next(t for t in TRTEXEC_TARGETS if t[0] == target)
     graph = A.INT8_ONNX if key == "trt10_weak" else A.TYPED_ONNX
     argv = ["trtexec", f"--onnx={graph}", f"--saveEngine={plan}"]
-    if any(r[0] != r[2] for r in profile.values()):  # a dynamic profile; static graphs need none
-        argv += [f"--minShapes={_shape_spec(profile, 0)}", f"--optShapes={_shape_spec(profile, 1)}",
-                 f"--maxShapes={_shape_spec(profile, 2)}"]  # fmt: skip
+    if any(r[0] != r[2] for r in shape_ranges.values()):  # a dynamic profile; static graphs need none
+        argv += [f"--minShapes={_shape_spec(shape_ranges, 0)}", f"--optShapes={_shape_spec(shape_ranges, 1)}",
+                 f"--maxShapes={_shape_spec(shape_ranges, 2)}"]  # fmt: skip
     if key == "trt10_strong":
         argv.append("--stronglyTyped")
     if key == "trt10_weak":
@@ -114,14 +114,19 @@ def trtexec_command(
 
 
 def polygraphy_commands(
-    profile: Mapping[str, ShapeRange], *, rtol: float, atol: float, check_error_stat: str, plan: str = A.PLAN
+    shape_ranges: Mapping[str, ShapeRange],
+    *,
+    rtol: float,
+    atol: float,
+    check_error_stat: str,
+    plan: str = A.PLAN,
 ) -> list[HandoffCommand]:
     """Run `model.onnx` (FP32, ONNX Runtime) on saved inputs, then the engine on the same inputs against its outputs.
 
-    The inputs are Polygraphy's generated data at the profile's opt shapes; the tolerances are the run's
+    The inputs are Polygraphy's generated data at the shape_ranges's opt shapes; the tolerances are the run's
     validation tolerances (`--rtol`, `--atol`, `--check-error-stat`).
     """
-    shapes = [f"{n}:[{','.join(str(int(d)) for d in r[1])}]" for n, r in profile.items()]
+    shapes = [f"{n}:[{','.join(str(int(d)) for d in r[1])}]" for n, r in shape_ranges.items()]
     reference = (
         "polygraphy", "run", A.MODEL_ONNX, "--onnxrt", "--input-shapes", *shapes,
         "--save-inputs", INPUTS_JSON, "--save-outputs", FP32_OUTPUTS_JSON,
@@ -140,7 +145,7 @@ def polygraphy_commands(
 
 
 def handoff_commands(
-    profile: Mapping[str, ShapeRange],
+    shape_ranges: Mapping[str, ShapeRange],
     options: EngineOptions,
     *,
     rtol: float = 5e-2,
@@ -149,7 +154,7 @@ def handoff_commands(
     plan: str = A.PLAN,
 ) -> list[HandoffCommand]:
     """Every hand-off command of a run: trtexec per TensorRT line, then the Polygraphy comparison."""
-    cmds = [trtexec_command(key, profile, options, plan=plan) for key, _, _ in TRTEXEC_TARGETS]
+    cmds = [trtexec_command(key, shape_ranges, options, plan=plan) for key, _, _ in TRTEXEC_TARGETS]
     return cmds + polygraphy_commands(
-        profile, rtol=rtol, atol=atol, check_error_stat=check_error_stat, plan=plan
+        shape_ranges, rtol=rtol, atol=atol, check_error_stat=check_error_stat, plan=plan
     )
