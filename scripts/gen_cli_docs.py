@@ -39,7 +39,7 @@ def _cell(text: str) -> str:
 
 
 def _expand_help(action: argparse.Action, prog: str) -> str:
-    text = action.help or ""
+    text = str(action.help or "")  # str() renders trtq's LazyHelp texts
     if text == argparse.SUPPRESS:
         return ""
     if "%" in text:  # argparse's own %(default)s / %(choices)s expansion

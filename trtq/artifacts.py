@@ -91,6 +91,8 @@ def describe(name: str) -> str:
     """What an artifact is (a calibration histogram plot, by its prefix)."""
     if name.startswith(CALIB_PLOT_PREFIX) and name.endswith(".png"):
         return "activation histogram with each method's threshold"
+    if name.endswith(".onnx.data"):
+        return f"the weights of {name[: -len('.data')]} (ONNX external data: the model is over protobuf's 2 GB limit)"
     return DESCRIPTIONS.get(name, "")
 
 

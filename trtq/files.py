@@ -112,8 +112,11 @@ def json_default(o: Any) -> Any:
 
 
 def save_onnx(model: Any, path: str | os.PathLike) -> Path:
-    """Save an onnx.ModelProto atomically, weights inline (models here stay under 2 GB)."""
-    return write_bytes(path, model.SerializeToString(deterministic=True))
+    """Save an onnx.ModelProto atomically: weights inline, or above protobuf's 2 GB limit in `<name>.data` beside
+    it (`trtq.onnx_io`)."""
+    from trtq.onnx_io import save_onnx as save
+
+    return save(model, path)
 
 
 def check_writable(path: str | os.PathLike, force: bool) -> None:

@@ -71,7 +71,9 @@ class _Graph:
     @classmethod
     def of(cls, model: onnx.ModelProto) -> _Graph:
         g = cls(model)
-        inferred = onnx.shape_inference.infer_shapes(model)
+        from trtq.onnx_io import infer_shapes
+
+        inferred = infer_shapes(model)
         gr = inferred.graph
         for vi in list(gr.input) + list(gr.value_info) + list(gr.output):
             g.types[vi.name] = vi.type.tensor_type.elem_type
@@ -345,8 +347,10 @@ def to_strongly_typed(
     graph.initializer.extend(new_inits)
     if any(g.types.get(t) == TensorProto.DOUBLE for t in g.types):
         raise TrtqError("the model has float64 tensors; export it in float32 before typing it FP16")
+    from trtq.onnx_io import check_onnx
+
     try:
-        onnx.checker.check_model(m, full_check=True)
+        check_onnx(m, full_check=True)
     except onnx.checker.ValidationError as e:  # pragma: no cover - a bug in this pass, not user input
         raise TrtqError(f"typed graph failed the ONNX checker: {str(e).splitlines()[0]}") from e
     return m

@@ -136,12 +136,37 @@ def _typing(result: Any) -> list[str]:
     return [*lines, ""]
 
 
+def _handoff(info: Any) -> list[str]:
+    """The trtexec commands per TensorRT line and the Polygraphy check, as shell blocks (run from this folder)."""
+    cmds = getattr(info, "handoff", None) or []
+    note = getattr(info, "handoff_note", None)
+    if not cmds:
+        return [f"{note}.", ""] if note else []
+    lines = [
+        "### With NVIDIA's tools",
+        "",
+        "From this folder, on the GPU machine. Build the same engine with trtexec:",
+        "",
+    ]
+    for c in (c for c in cmds if c["tool"] == "trtexec"):
+        lines += [f"**{c['tensorrt']}**: {c['purpose']}.", "", "```bash", c["command"], "```", ""]
+    checks = [c for c in cmds if c["tool"] == "polygraphy"]
+    if checks:
+        lines += ["Compare the engine with the FP32 `model.onnx` (Polygraphy):", "", "```bash"]
+        lines += [c["command"] for c in checks] + ["```", ""]
+    if note:
+        lines += [f"Note: {note}.", ""]
+    return lines
+
+
 def render_markdown(result: Any) -> str:
     """report.md of a `trtq.pipeline.BuildResult`."""
     lines = ["# trtq build report", ""]
     exp = result.export
     if exp is not None:
-        lines += [f"Model: `{exp.source}` ({exp.kind}, opset {exp.opset}, {exp.nodes} nodes).", ""]
+        how = f", {exp.exporter} exporter ({exp.exporter_reason})" if getattr(exp, "exporter", None) else ""
+        lines += [f"Model: `{exp.source}` ({exp.kind}, opset {exp.opset}, {exp.nodes} nodes{how}).", ""]
+        lines += [*(f"- {n}" for n in exp.notes), ""] if exp.notes else []
     if result.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in result.warnings], ""]
     lines += _accuracy(result) + _calibration(result) + _placement(result)
@@ -149,6 +174,7 @@ def render_markdown(result: Any) -> str:
         lines += [f"## {section.title}", "", section.markdown.rstrip(), ""]
     lines += _typing(result)
     lines += ["## Engine", "", result.engine_status or "not attempted", ""]
+    lines += _handoff(result.engine_info)
     lines += ["## Artifacts", "", "| file | what it is |", "|---|---|"]
     lines += [f"| [{name}]({name}) | {A.describe(name)} |" for name in result.artifacts]
     lines += ["", "## Timings", "", "| stage | seconds |", "|---|---|"]

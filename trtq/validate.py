@@ -150,16 +150,27 @@ def polygraphy_runner(model: Any, name: str | None = None) -> Any:
         import onnxruntime as ort
         from polygraphy.backend.onnxrt import OnnxrtRunner
 
+        from trtq.onnx_io import session_input
         from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS
-
-        data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else open(model, "rb").read()
 
         def make_session() -> Any:
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
-            return ort.InferenceSession(
-                data, opts, providers=["CPUExecutionProvider"], disabled_optimizers=QDQ_FUSION_OPTIMIZERS
-            )
+            if not isinstance(model, onnx.ModelProto):
+                source: Any = str(model)  # a file: ONNX Runtime reads external data beside it
+                return ort.InferenceSession(
+                    source,
+                    opts,
+                    providers=["CPUExecutionProvider"],
+                    disabled_optimizers=QDQ_FUSION_OPTIMIZERS,
+                )
+            with session_input(model) as source:
+                return ort.InferenceSession(
+                    source,
+                    opts,
+                    providers=["CPUExecutionProvider"],
+                    disabled_optimizers=QDQ_FUSION_OPTIMIZERS,
+                )
 
         label = name or (os.path.basename(str(model)) if not isinstance(model, onnx.ModelProto) else "onnx")
         return OnnxrtRunner(make_session, name=label)

@@ -62,10 +62,17 @@ def test_engine_stage_on_old_10_builds_the_int8_graph_weakly(fake, tmp_path):
     trt = fake("10.3.0")
     trt.state.inspector_json = json.loads((SAMPLES / "trt10_int8_resnet_block.json").read_text())
     run = _run_dir(tmp_path)
-    summary = engine_stage(run, run / "model.trt.onnx", run / "model.int8.onnx", EngineOptions())
+    from trtq.engines.handoff import handoff_commands
+
+    handoff = [c.to_json() for c in handoff_commands({"x": ((1, 3, 8, 8),) * 3}, EngineOptions())]
+    summary = engine_stage(
+        run, run / "model.trt.onnx", run / "model.int8.onnx", EngineOptions(), handoff=handoff
+    )
     assert summary["graph"] == "model.int8.onnx" and summary["typing"] == "weak"
     assert summary["builder_flags"] == ["INT8", "FP16"]
-    assert json.loads((run / "engine.json").read_text())["builder_flags"] == ["INT8", "FP16"]
+    meta = json.loads((run / "engine.json").read_text())
+    assert meta["builder_flags"] == ["INT8", "FP16"]
+    assert meta["handoff"] == handoff  # engine.json names the trtexec / polygraphy commands too
 
 
 def test_engine_stage_fails_loudly_on_an_fp32_engine(fake, tmp_path):

@@ -17,8 +17,8 @@ Modules: `settings` (BenchSettings, parse_batches, latency_stats), `timing` (the
 (render_table, plot_bench), `harness` (bench). Runners come from `trtq.runners.make_runner`.
 """
 
-from trtq.benchmark.harness import TIMING, bench, host_info, random_feed
-from trtq.benchmark.present import plot_bench, render_table
+from trtq.benchmark.harness import TIMING, bench, default_out_dir, host_info, random_feed
+from trtq.benchmark.present import display_names, plot_bench, print_table, render_table
 from trtq.benchmark.settings import BenchSettings, latency_stats, parse_batches
 from trtq.benchmark.timing import time_cuda, time_host, time_runner, timing_loop
 
@@ -35,5 +35,8 @@ __all__ = [
     "time_cuda",
     "time_runner",
     "render_table",
+    "print_table",
+    "display_names",
     "plot_bench",
+    "default_out_dir",
 ]

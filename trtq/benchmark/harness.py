@@ -23,7 +23,7 @@ from trtq.errors import UsageError
 from trtq.files import check_writable, write_json
 from trtq.runners import BaseRunner, make_runner
 
-__all__ = ["bench", "random_feed", "host_info", "TIMING"]
+__all__ = ["bench", "default_out_dir", "random_feed", "host_info", "TIMING"]
 
 #: How each backend is timed, as bench.json records it.
 TIMING = {
@@ -88,6 +88,22 @@ def host_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
     }
+
+
+def default_out_dir(artifacts: Sequence[str | os.PathLike | BaseRunner], now: Any = None) -> Path:
+    """`trtq bench`'s folder when `--out` is not given: a new `bench-YYYYMMDD-HHMMSS` beside the first file.
+
+    A second run gets a folder of its own, so nothing is overwritten and no `--force` is needed.
+    """
+    import datetime
+
+    first = next((a for a in artifacts if not isinstance(a, BaseRunner)), None)
+    parent = Path(first).parent if first is not None else Path(".")
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    out, n = parent / f"bench-{stamp}", 2
+    while out.exists():
+        out, n = parent / f"bench-{stamp}-{n}", n + 1
+    return out
 
 
 def _label(artifact: str | os.PathLike | BaseRunner) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from trtq.files import write_bytes
 if TYPE_CHECKING:
     from trtq.calibration import Calibration
 
-__all__ = ["plot_thresholds", "render_threshold_plots", "disagreement"]
+__all__ = ["plot_thresholds", "render_threshold_plots", "disagreement", "clipping", "plot_order"]
 
 _COLORS = {"entropy": "tab:red", "minmax": "black", "percentile": "tab:green", "mse": "tab:blue"}
 #: colours for methods without one of their own (plugins), in order
@@ -35,6 +36,24 @@ def disagreement(calibration: Calibration) -> dict[str, float]:
     return out
 
 
+def clipping(calibration: Calibration) -> dict[str, float]:
+    """tensor -> max |x| seen / the chosen method's amax (how far the threshold cuts into the range; >= 1)."""
+    out: dict[str, float] = {}
+    for t in calibration.tensors:
+        rec = calibration.histograms.get(t)
+        amax = calibration.amax[calibration.method][t]
+        peak = max(abs(rec.min), abs(rec.max)) if rec is not None and rec.count else 0.0
+        out[t] = peak / amax if amax > 0 and math.isfinite(peak) else 1.0
+    return out
+
+
+def plot_order(calibration: Calibration) -> list[str]:
+    """Tensors in the order worth plotting: where methods disagree most (several computed), else where the
+    one method clips most of the observed range (its widest tails)."""
+    score = disagreement(calibration) if len(calibration.methods) > 1 else clipping(calibration)
+    return sorted(calibration.tensors, key=lambda t: (-score[t], calibration.tensors.index(t)))
+
+
 def plot_thresholds(
     calibration: Calibration, tensors_or_top_k: int | Sequence[str], out_dir: str | os.PathLike
 ) -> list[Path]:
@@ -42,7 +61,8 @@ def plot_thresholds(
 
     Args:
         calibration: a result of `calibrate()` in this process (histograms are kept in memory, not saved).
-        tensors_or_top_k: tensor names, or k to plot the k tensors where the methods disagree most.
+        tensors_or_top_k: tensor names, or k to plot the k tensors `plot_order` puts first (where the methods
+            disagree most; with one method, where it clips the widest tail).
         out_dir: folder for the PNG files (`calib_<tensor>.png`).
 
     Returns:
@@ -67,9 +87,7 @@ def render_threshold_plots(
             "plot right after calibrate()"
         )
     if isinstance(tensors_or_top_k, int):
-        spread = disagreement(calibration)
-        ranked = sorted(calibration.tensors, key=lambda t: (-spread[t], calibration.tensors.index(t)))
-        tensors = ranked[: max(tensors_or_top_k, 0)]
+        tensors = plot_order(calibration)[: max(tensors_or_top_k, 0)]
     else:
         tensors = list(tensors_or_top_k)
     unknown = [t for t in tensors if t not in calibration.histograms]
@@ -90,6 +108,9 @@ def render_threshold_plots(
         for m in calibration.methods:
             a = calibration.amax[m][t]
             ax.axvline(a, color=colors[m], linewidth=1.2, label=f"{m}: {a:.4g}")
+        peak = max(abs(rec.min), abs(rec.max)) if rec.count else 0.0
+        if math.isfinite(peak) and peak > 0:
+            ax.axvline(peak, color="0.35", linewidth=1.0, linestyle="--", label=f"max |x|: {peak:.4g}")
         ax.set_xlabel("|x|")
         ax.set_ylabel("count")
         ax.set_title(t if len(t) <= 70 else "..." + t[-67:], fontsize=9)

@@ -50,19 +50,28 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from trtq.cli._options import HelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="trtq",
         description="PyTorch model -> validated INT8 (Q/DQ) ONNX -> TensorRT engine.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"trtq {__version__}")
     parser.add_argument("--plugin", action="append", metavar="MODULE", default=argparse.SUPPRESS,
                         help="import a module that registers calibrators, rules or metrics (repeatable)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        p = sub.add_parser(
+            mod.NAME,
+            help=mod.HELP,
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
+            formatter_class=HelpFormatter,
+        )
         mod.add_arguments(p)
         _add_common(p)
-        p.set_defaults(_run=mod.run)
+        long = {a.dest: max(a.option_strings, key=len) for a in p._actions if a.option_strings}
+        p.set_defaults(_run=mod.run, _option_names=long)
     return parser
 
 
@@ -108,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_dependencies()
     set_quiet(bool(args.quiet or args.json))
     try:
+        from trtq.cli._options import check_paths
+
+        check_paths(args)
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("trtq: interrupted; no partial artifacts were left behind", file=sys.stderr)

@@ -8,10 +8,16 @@ and the defaults live in one place, the configuration dataclasses (`trtq.config`
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "S",
+    "LazyHelp",
+    "HelpFormatter",
+    "check_paths",
     "add_model_args",
     "add_data_args",
     "add_preprocess_args",
@@ -28,6 +34,64 @@ __all__ = [
 
 #: No default: the option is absent from the namespace unless given.
 S = argparse.SUPPRESS
+
+
+class LazyHelp(str):
+    """Help text made only when help is shown: it lists registry names, and the modules that register them import
+    onnx and numpy, which `trtq --version` and `trtq COMMAND --help` must not pay for."""
+
+    def __new__(cls, render: Callable[[], str]) -> LazyHelp:
+        obj = super().__new__(cls, "(listed when help is shown)")
+        obj._render = render  # type: ignore[attr-defined]
+        return obj
+
+    def __str__(self) -> str:
+        return self._render()  # type: ignore[attr-defined]
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, rendering `LazyHelp` texts when they are shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if isinstance(action.help, LazyHelp):
+            return str(action.help)
+        return super()._get_help_string(action)
+
+
+#: the dests of options that name input files or folders (checked before anything heavy is imported)
+_PATH_OPTIONS = (
+    "calib_data", "eval_data", "train_data", "val_data", "checkpoint", "config", "from_qat", "fp32_onnx",
+    "calib_cache", "engine_calib_cache", "reference",
+)  # fmt: skip
+_MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".pt2", ".jit", ".torchscript", ".plan", ".engine")
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse a missing input file or folder in one line before torch and onnx are imported (seconds).
+
+    `--model` counts as a file when it has a model file suffix or a path separator (names such as
+    `resnet50`, `timm:vit_small_patch16_224` or `pkg.mod:factory` are not files). The library checks again.
+
+    Raises:
+        UsageError: an input path that does not exist, naming the option.
+    """
+    from trtq.errors import UsageError
+
+    names = getattr(args, "_option_names", {})
+    for dest in ("model", "candidate"):
+        model = getattr(args, dest, None)
+        looks_like_file = isinstance(model, str) and (
+            model.lower().endswith(_MODEL_SUFFIXES) or os.sep in model or "/" in model
+        )
+        if looks_like_file and not Path(model).exists():
+            raise UsageError(f"model file {model} does not exist ({names.get(dest, '--model')})")
+    for dest in _PATH_OPTIONS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and value and not Path(value).exists():
+            raise UsageError(f"{names.get(dest, '--' + dest.replace('_', '-'))} {value} does not exist")
+    for artifact in getattr(args, "artifacts", None) or []:
+        if isinstance(artifact, str) and not Path(artifact).exists():
+            raise UsageError(f"{artifact} does not exist")
 
 
 def floats(text: str) -> tuple[float, ...]:
@@ -51,9 +115,12 @@ def add_model_args(p: argparse.ArgumentParser, *, onnx_only: bool = False, requi
         return
     g.add_argument(
         "--model", "-m", default=S, required=required,
-        help="torchvision name (resnet50), package.module:factory, TorchScript/.pt2 file, or .onnx",
+        help="torchvision name (resnet50), timm:NAME (timm:efficientnet_b0), package.module:factory, "
+        "TorchScript/.pt2 file, or .onnx",
     )  # fmt: skip
-    g.add_argument("--weights", default=S, help="torchvision weights, e.g. DEFAULT (downloads them)")
+    g.add_argument("--weights", default=S,
+                   help="pretrained weights (downloads them): torchvision's, e.g. DEFAULT; for timm models DEFAULT "
+                   "or a pretrained tag such as in1k")  # fmt: skip
     g.add_argument(
         "--checkpoint", default=S, help="state dict to load into the model (read with weights_only=True)"
     )
@@ -62,6 +129,9 @@ def add_model_args(p: argparse.ArgumentParser, *, onnx_only: bool = False, requi
         help="allow unpickling a full-model file you made yourself (never for files from others)",
     )  # fmt: skip
     g.add_argument("--opset", type=int, default=S, help="ONNX opset for the export (default 17)")
+    g.add_argument("--exporter", default=S, choices=("auto", "dynamo", "legacy"),
+                   help="torch.onnx exporter: legacy (TorchScript-based), dynamo (torch.export-based, opset >= 18) "
+                   "or auto (legacy while torch has it, dynamo when it is missing or fails; default)")  # fmt: skip
 
 
 def add_data_args(p: argparse.ArgumentParser, *, calib: bool = True, eval_: bool = True) -> None:
@@ -83,12 +153,18 @@ def add_data_args(p: argparse.ArgumentParser, *, calib: bool = True, eval_: bool
     g.add_argument("--seed", type=int, default=S, help="seed for subsets and random-init models (default 0)")
 
 
-def add_preprocess_args(p: argparse.ArgumentParser) -> None:
+def _preset_help() -> str:
     from trtq.data import PRESETS
 
+    return (
+        f"preprocessing preset: {', '.join(PRESETS)}; imagenet: resize 256, centre crop 224, ImageNet mean/std "
+        "(default, except for timm models, which get their own data config)"
+    )
+
+
+def add_preprocess_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("preprocessing (image folders)")
-    g.add_argument("--preset", default=S, choices=list(PRESETS),
-                   help="imagenet: resize 256, centre crop 224, ImageNet mean/std (default)")  # fmt: skip
+    g.add_argument("--preset", default=S, metavar="NAME", help=LazyHelp(_preset_help))
     g.add_argument("--size", type=int, default=S, help="final (centre-cropped) side length")
     g.add_argument("--resize", type=int, default=S, help="resize the shorter side to this before cropping")
     g.add_argument("--no-resize", action="store_true", default=S, help="resize straight to --size, no crop")
@@ -98,9 +174,13 @@ def add_preprocess_args(p: argparse.ArgumentParser) -> None:
                    help="1 = grey, 3 = RGB (default: what the model takes)")  # fmt: skip
 
 
-def add_placement_args(p: argparse.ArgumentParser) -> None:
+def _rules_help() -> str:
     from trtq.placement.rules import RULES
 
+    return f"turn a placement rule on (repeatable); rules: {', '.join(RULES.names())}"
+
+
+def add_placement_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Q/DQ placement")
     g.add_argument("--exclude", action="append", metavar="NAME_OR_REGEX", default=S,
                    help="keep these nodes out of INT8 (repeatable, comma-separated)")  # fmt: skip
@@ -115,25 +195,26 @@ def add_placement_args(p: argparse.ArgumentParser) -> None:
         "SmallOrGemv rules, which NVIDIA's quantizer and trtq apply by default because Q/DQ there costs TensorRT "
         "more than it saves)",
     )  # fmt: skip
-    names = ", ".join(RULES.names())
-    g.add_argument("--enable-rule", action="append", metavar="RULE", default=S,
-                   help=f"turn a placement rule on (repeatable); rules: {names}")  # fmt: skip
+    g.add_argument("--enable-rule", action="append", metavar="RULE", default=S, help=LazyHelp(_rules_help))
     g.add_argument(
         "--disable-rule", action="append", metavar="RULE", default=S, help="turn a placement rule off"
     )
 
 
-def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> None:
+def _calib_help() -> str:
     from trtq.calibrators import CALIBRATORS
 
-    g = p.add_argument_group("calibration")
     methods = ", ".join(CALIBRATORS.names())
     aliases = ", ".join(f"{a} = {n}" for a, n in CALIBRATORS.aliases().items())
-    g.add_argument(
-        "--calib", default=S, metavar="METHOD",
-        help=f"calibration method: {methods} ({aliases}), 'all' (every method from one pass, the most faithful "
-        "kept) or a comma-separated list (default entropy)",
-    )  # fmt: skip
+    return (
+        f"calibration method: {methods} ({aliases}), 'all' (every method from one pass, the most faithful "
+        "kept) or a comma-separated list (default entropy)"
+    )
+
+
+def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> None:
+    g = p.add_argument_group("calibration")
+    g.add_argument("--calib", default=S, metavar="METHOD", help=LazyHelp(_calib_help))
     g.add_argument("--calib-param", action="append", metavar="NAME=VALUE", default=S,
                    help="a parameter of the method (repeatable), e.g. percentile=99.9, num_bins=4096")  # fmt: skip
     g.add_argument(
@@ -147,9 +228,16 @@ def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> 
         )
 
 
-def add_fallback_args(p: argparse.ArgumentParser) -> None:
+def _metric_help() -> str:
     from trtq.metrics import METRICS
 
+    return (
+        f"metric of the budget: {', '.join(METRICS.names())}, or package.module:function(fp32_outputs, "
+        "outputs[, targets]) -> float (default top1_accuracy with labels, else top1_agreement)"
+    )
+
+
+def add_fallback_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sensitivity and FP16 fallback")
     g.add_argument("--max-drop", type=float, default=S,
                    help="keep the fewest layers FP16 so the metric is at most this much below FP32 (percentage "
@@ -157,10 +245,7 @@ def add_fallback_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--fallback", default=S, help="N (keep the N most sensitive layers FP16) or node names/regexes"
     )
-    g.add_argument("--metric", default=S,
-                   help=f"metric of the budget: {', '.join(METRICS.names())}, or package.module:function("
-                   "fp32_outputs, outputs[, targets]) -> float (default top1_accuracy with labels, else "
-                   "top1_agreement)")  # fmt: skip
+    g.add_argument("--metric", default=S, help=LazyHelp(_metric_help))
     g.add_argument(
         "--workers", type=int, default=S, help="parallel evaluations (default: the CPUs available)"
     )

@@ -34,21 +34,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="TensorRT: leave host<->device copies out of the timing")  # fmt: skip
     p.add_argument("--threads", type=int, default=S, help="ONNX Runtime intra-op threads")
     p.add_argument("--seed", type=int, default=S, help="seed of the random inputs (default 0)")
-    p.add_argument(
-        "--out", "-o", default="bench", help="folder for bench.json and bench.png (default ./bench)"
-    )
+    p.add_argument("--out", "-o", default=S, help="folder for bench.json and bench.png (default: a new "
+                   "bench-YYYYMMDD-HHMMSS folder beside the first artifact)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite bench.json / bench.png")
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtq.benchmark import bench, render_table
+    from trtq.benchmark import bench, default_out_dir, print_table
     from trtq.config import bench_from_args
 
-    doc = bench(args.artifacts, bench_from_args(args), out_dir=args.out, force=args.force)
+    out = args.out if hasattr(args, "out") else default_out_dir(args.artifacts)
+    doc = bench(args.artifacts, bench_from_args(args), out_dir=out, force=args.force)
     if not (args.json or args.quiet):
-        from rich.console import Console
-
-        Console().print(render_table(doc))
+        print_table(doc)
         for s in doc["skipped"]:
             print(f"skipped {s['artifact']} at batch {s['batch']}: {s['reason']}")
     emit(args, doc, "written: " + ", ".join(doc.get("files", [])))

@@ -285,6 +285,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "weights": ("export", "weights"),
     "checkpoint": ("export", "checkpoint"),
     "trust_pickle": ("export", "trust_pickle"),
+    "exporter": ("export", "exporter"),
     "typed_graph": ("typing", "enabled"),
     "max_drop": ("fallback", "max_drop"),
     "fallback": ("fallback", "layers"),

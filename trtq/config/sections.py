@@ -85,19 +85,25 @@ class ExportConfig:
 
     Attributes:
         opset: ONNX opset of the export (>= 13: per-channel Q/DQ needs `axis`).
-        weights: torchvision weights name (e.g. "DEFAULT"; downloads them).
+        weights: pretrained weights (downloads them): a torchvision weights name (e.g. "DEFAULT"), or for
+            `timm:NAME` models "DEFAULT" or a timm pretrained tag.
         checkpoint: a state dict to load into the model (read with `torch.load(weights_only=True)`).
         trust_pickle: allow unpickling a full-model file the user made.
+        exporter: the torch exporter: "auto" (the TorchScript-based one while torch has it, else or when it fails
+            the torch.export-based one), "dynamo" or "legacy"; report.json says which ran and why.
     """
 
     opset: int = 17
     weights: str | None = None
     checkpoint: str | None = None
     trust_pickle: bool = False
+    exporter: str = "auto"
 
     def validate(self) -> None:
         if not isinstance(self.opset, int) or self.opset < 13:
             raise UsageError(f"--opset {self.opset}: per-channel Q/DQ needs opset >= 13 (default 17)")
+        if self.exporter not in ("auto", "dynamo", "legacy"):
+            raise UsageError(f"--exporter {self.exporter!r}: choose from auto, dynamo, legacy")
 
     @classmethod
     def from_args(cls, args: Any, base: ExportConfig | None = None) -> ExportConfig:
@@ -106,6 +112,7 @@ class ExportConfig:
             "weights": "weights",
             "checkpoint": "checkpoint",
             "trust_pickle": "trust_pickle",
+            "exporter": "exporter",
         }
         return from_args(base or cls(), args, mapping)
 

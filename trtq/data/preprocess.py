@@ -25,6 +25,8 @@ class Preprocess:
         resize: shorter side is resized to this before cropping; None resizes straight to `size`.
         mean, std: per-channel normalisation applied after scaling pixels to [0, 1].
         channels: 3 (RGB) or 1 (grey).
+        interpolation: how images are resized: "bilinear" (torchvision's default), "bicubic" (most timm
+            models) or "nearest".
     """
 
     size: int | None = 224
@@ -32,6 +34,7 @@ class Preprocess:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     channels: int = 3
+    interpolation: str = "bilinear"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,7 @@ class Preprocess:
             "mean": list(self.mean),
             "std": list(self.std),
             "channels": self.channels,
+            "interpolation": self.interpolation,
         }
 
     def with_overrides(self, **kw: Any) -> Preprocess:
@@ -58,8 +62,13 @@ class Preprocess:
                 raise UsageError(f"--{key} has {len(vals)} values but images have {p.channels} channels")
         if any(s == 0 for s in p.std):
             raise UsageError("--std values must be non-zero")
+        if p.interpolation not in _RESAMPLE:
+            raise UsageError(f"interpolation {p.interpolation!r}: choose from {', '.join(_RESAMPLE)}")
         return p
 
+
+#: interpolation name -> PIL resampling filter name
+_RESAMPLE = {"bilinear": "BILINEAR", "bicubic": "BICUBIC", "nearest": "NEAREST"}
 
 PRESETS: dict[str, Preprocess] = {
     "imagenet": Preprocess(),
@@ -96,6 +105,7 @@ def load_image(path: Path, pre: Preprocess | None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     pre = pre or PRESETS["imagenet"]
+    resample = getattr(Image, _RESAMPLE.get(pre.interpolation, "BILINEAR"))
     try:
         with Image.open(path) as im:
             im.load()
@@ -110,14 +120,14 @@ def load_image(path: Path, pre: Preprocess | None) -> np.ndarray:
             w, h = img.size
             short, long = (w, h) if w <= h else (h, w)
             new_long = int(pre.resize * long / short)
-            img = img.resize((pre.resize, new_long) if w <= h else (new_long, pre.resize), Image.BILINEAR)
+            img = img.resize((pre.resize, new_long) if w <= h else (new_long, pre.resize), resample)
             w, h = img.size
             left, top = int(round((w - pre.size) / 2.0)), int(round((h - pre.size) / 2.0))
             if left < 0 or top < 0:
                 raise UsageError(f"--resize {pre.resize} is smaller than --size {pre.size}")
             img = img.crop((left, top, left + pre.size, top + pre.size))
         else:
-            img = img.resize((pre.size, pre.size), Image.BILINEAR)
+            img = img.resize((pre.size, pre.size), resample)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     if arr.ndim == 2:
         arr = arr[:, :, None]

@@ -24,6 +24,7 @@ def engine_stage(
     int8_onnx: Path,
     options: EngineOptions,
     expected_int8_layers: int | None = None,
+    handoff: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the run's engine: `model.plan`, `engine.json`, `engine.layers.json` in `run_dir`.
 
@@ -37,6 +38,7 @@ def engine_stage(
         int8_onnx: model.int8.onnx (FP32 graph with Q/DQ).
         options: build options.
         expected_int8_layers: how many weighted layers the graph quantized; None counts them in the graph.
+        handoff: the trtexec / Polygraphy commands of the run (`trtq.engines.handoff`), kept in engine.json.
 
     Returns:
         A summary for report.json (paths, TensorRT version, typing, precision counts, warnings).
@@ -59,6 +61,7 @@ def engine_stage(
         json_path=run_dir / "engine.json",
         layers_path=run_dir / "engine.layers.json",
         force=True,
+        handoff=handoff,
     )
 
 
@@ -73,6 +76,7 @@ def build_engine_file(
     json_path: Path | None = None,
     layers_path: Path | None = None,
     force: bool = False,
+    handoff: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build `onnx` into the plan file `out`, prove its precision, write its engine.json.
 
@@ -85,6 +89,7 @@ def build_engine_file(
         expected_int8_layers: weighted layers the graph quantized (None: counted in `onnx`).
         reason: why this graph was chosen (recorded in engine.json).
         force: overwrite an existing `out`.
+        handoff: the trtexec / Polygraphy commands that build and check the same engine (engine.json "handoff").
     """
     options = options or EngineOptions()
     onnx, out = Path(onnx), Path(out)
@@ -147,6 +152,8 @@ def build_engine_file(
         reason=reason or ("strongly typed" if build.strongly_typed else "weakly typed"),
         status=status,
     )
+    if handoff is not None:
+        meta["handoff"] = handoff
     write_json(layers_path, info)
     write_json(json_path, meta)
     if error:

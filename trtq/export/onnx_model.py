@@ -72,7 +72,7 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     except Exception as e:
         raise UsageError(f"{path} is not a readable ONNX file ({type(e).__name__}); re-export it") from None
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(path))  # from the file: external data of any size is read beside it
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"{path} fails the ONNX checker: {first}") from None

@@ -2,6 +2,8 @@
 
 Sources, resolved by `resolve_model`:
 - a torchvision model name (`resnet50`); `weights="DEFAULT"` downloads torchvision's weights (network);
+- `timm:NAME`, a timm model (optional extra), whose data config becomes the default preprocessing
+  (`ModelSource.preprocess`; see `trtq.export.timm_source`);
 - a `package.module:factory` entry point returning an `nn.Module`;
 - a saved model file: TorchScript (`torch.jit.save`), an ExportedProgram (`.pt2`), or, only with
   `trust_pickle=True`, a pickled full `nn.Module` (trtq never unpickles a file unless told to);
@@ -30,7 +32,7 @@ __all__ = ["ModelSource", "SourceKind", "SAVED_MODEL_SUFFIXES", "resolve_model",
 
 #: How a source was resolved.
 SourceKind = Literal[
-    "torchvision", "entrypoint", "torchscript", "exported_program", "pickle", "module", "onnx"
+    "torchvision", "timm", "entrypoint", "torchscript", "exported_program", "pickle", "module", "onnx"
 ]
 
 #: File suffixes read as saved PyTorch models (any other existing file is tried as one too).
@@ -48,12 +50,17 @@ class ModelSource:
         kind: how it was resolved.
         module: the `torch.nn.Module` when `kind != "onnx"`.
         onnx_model: the ONNX model when `kind == "onnx"`.
+        preprocess: the preprocessing the source itself recommends (timm's data config), used when the run sets
+            none; None: trtq's default.
+        preprocess_note: where `preprocess` came from, for the report.
     """
 
     spec: str
     kind: SourceKind
     module: Any | None = None
     onnx_model: onnx.ModelProto | None = None
+    preprocess: Any = None
+    preprocess_note: str | None = None
 
     @property
     def is_onnx(self) -> bool:
@@ -113,6 +120,14 @@ def resolve_model(
         if checkpoint:
             _load_checkpoint(module, checkpoint)
         return ModelSource(spec=text, kind=kind, module=module)
+    if text.startswith("timm:"):
+        from trtq.export.timm_source import load_timm, timm_preprocess
+
+        module = load_timm(text, weights)
+        if checkpoint:
+            _load_checkpoint(module, checkpoint)
+        pre, note = timm_preprocess(module)
+        return ModelSource(spec=text, kind="timm", module=module, preprocess=pre, preprocess_note=note)
     if _ENTRY.match(text):
         module = _from_entry_point(text)
         if checkpoint:

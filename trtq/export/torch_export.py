@@ -3,16 +3,20 @@
 The example input is a single array (the input "input") or `{input_name: array}` for models with several
 inputs; see `trtq.export.samples` for how it is fed and how outputs are named.
 
-The export uses the legacy TorchScript exporter (the one that handles quantized modules later), opset 17 by
-default, a dynamic batch axis (dim 0 of every input and output), and eval mode, which folds BatchNorm into
-the preceding convolution. Afterwards PyTorch and ONNX Runtime run the same sample and the export fails with
-the max error if any output disagrees. An `.onnx` source is passed through: checked against the sample, not
-re-exported.
+Two exporters (`exporter=`): "legacy", the TorchScript-based `torch.onnx.export(dynamo=False)` (opset 17 by
+default; node names follow the module path, e.g. `/layer1/layer1.0/conv1/Conv`), and "dynamo", the
+`torch.export`-based one that PyTorch now prefers (opset 18 or more whatever is asked). "auto" (the default)
+uses the legacy exporter while the installed torch has it, since --exclude patterns and QAT graphs name its
+nodes, and the dynamo exporter when it is missing or fails; `ExportResult.exporter` and `.exporter_reason` say
+which ran and why. Both give the same kind of graph: one dynamic batch axis (dim 0 of every input and output),
+eval mode with BatchNorm folded into the preceding convolution, weights inline, or in one external data file
+(`model.onnx.data`) above protobuf's 2 GB limit (`trtq.onnx_io`). Afterwards PyTorch and ONNX Runtime run the
+same sample and the export fails with the max error if any output disagrees. An `.onnx` source is passed
+through: checked against the sample, not re-exported.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -37,6 +41,7 @@ from trtq.export.sources import ModelSource, input_channels, resolve_model
 
 __all__ = [
     "DEFAULT_OPSET",
+    "EXPORTERS",
     "ExportResult",
     "check_parity",
     "export_onnx",
@@ -44,6 +49,10 @@ __all__ = [
 ]
 
 DEFAULT_OPSET = 17
+#: The exporters `exporter=` accepts.
+EXPORTERS = ("auto", "dynamo", "legacy")
+#: The lowest opset the dynamo exporter writes.
+DYNAMO_MIN_OPSET = 18
 
 
 @dataclass
@@ -61,6 +70,8 @@ class ExportResult:
         notes: what was done besides exporting.
         inputs: the graph's real inputs (name, dtype, dims).
         outputs: the graph's output names.
+        exporter: the torch exporter that ran ("legacy" or "dynamo"; None when passed through).
+        exporter_reason: why that one.
     """
 
     model: onnx.ModelProto
@@ -72,12 +83,16 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
     inputs: list[OnnxInput] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    exporter: str | None = None
+    exporter_reason: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """The result as JSON (what `report.json` and `trtq export --json` show)."""
         return {
             "source": self.source,
             "kind": self.kind,
+            "exporter": self.exporter,
+            "exporter_reason": self.exporter_reason,
             "opset": self.opset,
             "nodes": self.nodes,
             "parity_max_abs_error": self.max_abs_error,
@@ -143,6 +158,7 @@ def export_onnx(
     dynamic_batch: bool = True,
     rtol: float = 1e-3,
     atol: float = 1e-4,
+    exporter: str = "auto",
 ) -> ExportResult:
     """Export `model` to FP32 ONNX and check it against PyTorch on `sample`.
 
@@ -158,6 +174,7 @@ def export_onnx(
         trust_pickle: allow unpickling a full-model file the user vouches for.
         dynamic_batch: make dim 0 of every input and output symbolic ("batch").
         rtol, atol: parity tolerance between PyTorch and ONNX Runtime (on the largest |output|).
+        exporter: "auto", "dynamo" or "legacy" (see the module doc).
 
     Returns:
         The model and how it was made.
@@ -174,8 +191,11 @@ def export_onnx(
         if isinstance(model, ModelSource)
         else resolve_model(model, weights=weights, checkpoint=checkpoint, trust_pickle=trust_pickle)
     )
+    if exporter not in EXPORTERS:
+        raise UsageError(f"--exporter {exporter!r}: choose from {', '.join(EXPORTERS)}")
     feed = as_feed(sample)
     notes: list[str] = []
+    used = reason = None
     if source.is_onnx:
         onnx_model = source.onnx_model
         if isinstance(sample, Mapping):
@@ -190,7 +210,9 @@ def export_onnx(
         err = None
         notes.append("ONNX passed through (not re-exported)")
     else:
-        onnx_model, err = _export_torch(source, feed, opset, dynamic_batch, rtol, atol)
+        onnx_model, err, used, reason = _export_torch(
+            source, feed, opset, dynamic_batch, rtol, atol, exporter
+        )
     result = ExportResult(
         model=onnx_model,
         source=source.spec,
@@ -201,6 +223,8 @@ def export_onnx(
         notes=notes,
         inputs=onnx_inputs(onnx_model),
         outputs=[o.name for o in onnx_model.graph.output],
+        exporter=used,
+        exporter_reason=reason,
     )
     if out_path is not None:
         save_onnx(onnx_model, out_path)
@@ -228,7 +252,8 @@ def _export_torch(
     dynamic_batch: bool,
     rtol: float,
     atol: float,
-) -> tuple[onnx.ModelProto, float]:
+    exporter: str = "auto",
+) -> tuple[onnx.ModelProto, float, str, str]:
     import torch
 
     module = source.module.eval()
@@ -248,23 +273,9 @@ def _export_torch(
     dynamic_axes = None
     if dynamic_batch:
         dynamic_axes = {**{n: {0: "batch"} for n in names}, **{n: {0: "batch"} for n in out_names}}
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            args,
-            buf,
-            input_names=names,
-            output_names=out_names,
-            opset_version=opset,
-            dynamic_axes=dynamic_axes,
-            do_constant_folding=True,
-            training=torch.onnx.TrainingMode.EVAL,
-            dynamo=False,
-        )
-    onnx_model = strip_identities(onnx.load_from_string(buf.getvalue()))
-    onnx.checker.check_model(onnx_model)
+    onnx_model, used, reason = _run_exporter(
+        module, args, names, out_names, opset, dynamic_axes, exporter, source.spec
+    )
     kept = {i.name for i in onnx_model.graph.input}
     dropped = [n for n in names if n not in kept]
     if dropped:
@@ -274,7 +285,107 @@ def _export_torch(
         )
     got = _ort_run(onnx_model, feed)
     reference = [r.detach().cpu().numpy() for r in ref_list]
-    return onnx_model, check_parity(source.spec, reference, got, rtol, atol)
+    return onnx_model, check_parity(source.spec, reference, got, rtol, atol), used, reason
+
+
+def legacy_exporter_available() -> bool:
+    """Whether the installed torch still has the TorchScript-based exporter (`dynamo=False`)."""
+    import inspect
+
+    import torch
+
+    try:
+        return "dynamo" in inspect.signature(torch.onnx.export).parameters and hasattr(torch.jit, "trace")
+    except (TypeError, ValueError):
+        return False
+
+
+def _run_exporter(
+    module: Any,
+    args: tuple,
+    names: list[str],
+    out_names: list[str],
+    opset: int,
+    dynamic_axes: Any,
+    exporter: str,
+    spec: str,
+) -> tuple[onnx.ModelProto, str, str]:
+    """Export with the exporter asked for; "auto": legacy while torch has it, dynamo when it is missing or fails."""
+    if exporter == "legacy":
+        return (
+            _export_file(module, args, names, out_names, opset, dynamic_axes, "legacy"),
+            "legacy",
+            "asked for",
+        )
+    if exporter == "dynamo":
+        return (
+            _export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"),
+            "dynamo",
+            "asked for",
+        )
+    if not legacy_exporter_available():
+        why = "auto: this torch has no TorchScript-based exporter"
+        return _export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"), "dynamo", why
+    try:
+        model = _export_file(module, args, names, out_names, opset, dynamic_axes, "legacy")
+        return (
+            model,
+            "legacy",
+            "auto: the TorchScript-based exporter is present (node names follow module paths)",
+        )
+    except TrtqError as e:
+        why = f"auto: the TorchScript-based exporter failed ({e}); the torch.export-based one worked"
+        return _export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"), "dynamo", why
+
+
+def _export_file(
+    module: Any,
+    args: tuple,
+    names: list[str],
+    out_names: list[str],
+    opset: int,
+    dynamic_axes: Any,
+    which: str,
+) -> onnx.ModelProto:
+    """One export into a temporary folder (so either exporter may write external data above 2 GB), loaded back."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from trtq.onnx_io import check_onnx_file
+
+    with tempfile.TemporaryDirectory(prefix="trtq-export-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                if which == "legacy":
+                    torch.onnx.export(
+                        module, args, str(path), input_names=names, output_names=out_names, opset_version=opset,
+                        dynamic_axes=dynamic_axes, do_constant_folding=True, training=torch.onnx.TrainingMode.EVAL,
+                        dynamo=False,
+                    )  # fmt: skip
+                else:
+                    if isinstance(module, torch.jit.ScriptModule):
+                        raise TrtqError(
+                            "the dynamo exporter cannot export a TorchScript model; use --exporter legacy (or auto)"
+                        )
+                    batch = torch.export.Dim("batch") if dynamic_axes else None
+                    shapes = tuple({0: batch} for _ in args) if batch is not None else None
+                    program = torch.onnx.export(
+                        module, args, None, input_names=names, output_names=out_names,
+                        opset_version=max(opset, DYNAMO_MIN_OPSET), dynamic_shapes=shapes, dynamo=True,
+                        optimize=True, verbose=False,
+                    )  # fmt: skip
+                    program.save(str(path))
+        except TrtqError:
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TrtqError(f"the {which} exporter failed: {type(e).__name__}: {first[:300]}") from None
+        check_onnx_file(path)
+        return strip_identities(onnx.load(str(path)))
 
 
 def export_sample(
@@ -290,6 +401,7 @@ def export_sample(
     trust_pickle: bool = False,
     seed: int = 0,
     force: bool = False,
+    exporter: str = "auto",
 ) -> ExportResult:
     """`trtq export`: pick an export sample (real data, or random of a given shape) and export.
 
@@ -303,6 +415,7 @@ def export_sample(
         opset, weights, checkpoint, trust_pickle: as for `export_onnx`.
         seed: seed for random-init models and the random sample.
         force: overwrite an existing `out_path`.
+        exporter: "auto", "dynamo" or "legacy" (see the module doc).
 
     Returns:
         The export result.
@@ -332,4 +445,4 @@ def export_sample(
             else:
                 shape = (input_channels(source) or 3, 224, 224)
         sample = np.random.default_rng(seed).standard_normal((2, *shape)).astype(np.float32)
-    return export_onnx(source, sample, out_path, opset=opset)
+    return export_onnx(source, sample, out_path, opset=opset, exporter=exporter)

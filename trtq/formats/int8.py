@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto
 
 from trtq.formats.base import QuantFormat, register_format
 
@@ -15,7 +14,7 @@ INT8 = register_format(
         max_value=127.0,
         qmin=-128,
         qmax=127,
-        onnx_type=TensorProto.INT8,
+        onnx_type=3,  # onnx.TensorProto.INT8 (a constant of the ONNX standard; onnx is not imported here)
         numpy_dtype=np.int8,
         levels=128,
         min_opset=13,

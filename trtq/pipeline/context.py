@@ -181,6 +181,10 @@ class RunContext:
         path = self._written(name)
         if path is not None:
             save_onnx(model, path)
+            from trtq.onnx_io import data_file
+
+            if data_file(path).is_file():  # weights beside it (a model over protobuf's 2 GB limit)
+                self._written(data_file(path).name)
         return path
 
     def write_json(self, name: str, doc: Any) -> Path | None:

@@ -39,7 +39,15 @@ class Inputs:
 
     @property
     def validation_label(self) -> str:
+        """Which data validation runs on, as report.json records it."""
         return "eval" if self.eval is not None else "calibration (no --eval-data)"
+
+    @property
+    def validation_phrase(self) -> str:
+        """The same, for a sentence: "the evaluation data" or "the calibration data (no --eval-data given)"."""
+        return (
+            "the evaluation data" if self.eval is not None else "the calibration data (no --eval-data given)"
+        )
 
 
 def load_dataset(
@@ -87,7 +95,8 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
             seed=config.seed,
         )
     channels = input_channels(source) if source is not None else None
-    pre = resolve_preprocess(config.data.preprocess, channels)
+    own = getattr(source, "preprocess", None)  # the source's own default (timm's data config)
+    pre = resolve_preprocess(config.data.preprocess if config.data.preprocess is not None else own, channels)
     model_inputs = onnx_inputs(source.onnx_model) if source is not None and source.is_onnx else None
     calib = load_dataset(config, "calib", pre, model_inputs)
     evaluation = load_dataset(config, "eval", pre, model_inputs)

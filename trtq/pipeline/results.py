@@ -120,10 +120,16 @@ class EngineSummary:
     skipped_reason: str | None = None
     validation: Any = None  # trtq.validate.ValidationResult
     bench: list[dict[str, Any]] = field(default_factory=list)
+    handoff: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # trtexec / polygraphy commands (engines.handoff)
+    handoff_note: str | None = None  # why there are none
 
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "handoff": self.handoff,
+            "handoff_note": self.handoff_note,
             "built": self.built,
             "info": self.info,
             "skipped_reason": self.skipped_reason,

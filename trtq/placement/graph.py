@@ -9,10 +9,9 @@ both call it, so the names a plan refers to are the names insertion finds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 __all__ = [
     "normalize",
@@ -28,6 +27,9 @@ __all__ = [
 #: Ops whose inputs TensorRT fuses into one INT8 kernel with a weight: the anchors of Q/DQ placement.
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
+if TYPE_CHECKING:  # imported where used: `import trtq.placement` stays light (fast --help)
+    import onnx
+
 
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
     """Return a copy of `model` with constants as initializers, constant Identities removed, nodes named.
@@ -38,6 +40,8 @@ def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
     Returns:
         A new model computing the same function.
     """
+    import onnx
+
     out = onnx.ModelProto()
     out.CopyFrom(model)
     g = out.graph
@@ -52,6 +56,8 @@ def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
             and len(node.attribute) == 1
             and node.attribute[0].name == "value"
         ):
+            import onnx
+
             tensor = onnx.TensorProto()
             tensor.CopyFrom(node.attribute[0].t)
             tensor.name = node.output[0]
@@ -170,6 +176,8 @@ class GraphIndex:
     def array(self, name: str) -> np.ndarray:
         """The value of an initializer as a numpy array (cached)."""
         if name not in self._arrays:
+            from onnx import numpy_helper
+
             self._arrays[name] = numpy_helper.to_array(self.initializers[name])
         return self._arrays[name]
 
@@ -206,6 +214,8 @@ class GraphIndex:
 
 
 def _infer_shapes(model: onnx.ModelProto, batch_hint: int) -> dict[str, tuple[int | None, ...]]:
+    import onnx
+
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     for vi in fixed.graph.input:
@@ -214,7 +224,9 @@ def _infer_shapes(model: onnx.ModelProto, batch_hint: int) -> dict[str, tuple[in
             dims[0].Clear()
             dims[0].dim_value = batch_hint
     try:
-        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+        from trtq.onnx_io import infer_shapes
+
+        inferred = infer_shapes(fixed, data_prop=True)
     except Exception:  # shapes only refine rules (GEMV detection); a graph without them still plans
         return {}
     shapes: dict[str, tuple[int | None, ...]] = {}

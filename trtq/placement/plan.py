@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import onnx
+from typing import TYPE_CHECKING, Any
 
 from trtq.placement.config import PlacementConfig
 from trtq.placement.graph import WEIGHTED_OPS, GraphIndex, normalize
@@ -19,6 +17,9 @@ from trtq.placement.rules import (
     weight_axis,
     weight_input,
 )
+
+if TYPE_CHECKING:  # onnx is imported where graphs are read, not with the package (fast --help)
+    import onnx
 
 __all__ = ["PlacementConfig", "Decision", "QDQPlan", "plan_qdq"]
 

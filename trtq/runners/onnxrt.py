@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -47,7 +46,9 @@ def expose_tensors(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelPr
         return out
     types: dict[str, int] = {}
     try:
-        inferred = onnx.shape_inference.infer_shapes(out)
+        from trtq.onnx_io import infer_shapes
+
+        inferred = infer_shapes(out)
         for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
             types[vi.name] = vi.type.tensor_type.elem_type
     except Exception:  # shape inference is a nicety here; unknown types default to float
@@ -100,19 +101,18 @@ class OnnxRuntimeRunner(BaseRunner):
         self.device = "cuda" if self._providers and self._providers[0] in CUDA_PROVIDERS else "cpu"
         self.session = None
 
-    def _model_bytes(self) -> bytes:
+    def _model_source(self) -> onnx.ModelProto | bytes | str:
+        """The model as ONNX Runtime gets it: a ModelProto (serialized on activation), bytes, or a file path."""
         m = self._model
         if self._extra:
             if isinstance(m, (str, os.PathLike)):
                 m = onnx.load(str(m))
             elif isinstance(m, bytes):
                 m = onnx.load_from_string(m)
-            return expose_tensors(m, self._extra).SerializeToString()
-        if isinstance(m, onnx.ModelProto):
-            return m.SerializeToString()
-        if isinstance(m, bytes):
+            return expose_tensors(m, self._extra)
+        if isinstance(m, (onnx.ModelProto, bytes)):
             return m
-        return Path(m).read_bytes()
+        return str(m)  # a file: ONNX Runtime reads external data beside it
 
     def activate_impl(self) -> None:
         import onnxruntime as ort
@@ -122,12 +122,27 @@ class OnnxRuntimeRunner(BaseRunner):
         if self._threads:
             opts.intra_op_num_threads = self._threads
         disabled = QDQ_FUSION_OPTIMIZERS if self._qdq_as_written else None
-        self.session = ort.InferenceSession(
-            self._model_bytes(), opts, providers=self._providers, disabled_optimizers=disabled
-        )
+        from contextlib import ExitStack
+
+        from trtq.onnx_io import session_input
+
+        self._stack = ExitStack()
+        source = self._model_source()
+        if isinstance(source, onnx.ModelProto):  # bytes, or a temporary file pair above 2 GB
+            source = self._stack.enter_context(session_input(source))
+        try:
+            self.session = ort.InferenceSession(
+                source, opts, providers=self._providers, disabled_optimizers=disabled
+            )
+        except BaseException:
+            self._stack.close()
+            raise
 
     def deactivate_impl(self) -> None:
         self.session = None
+        stack = getattr(self, "_stack", None)
+        if stack is not None:
+            stack.close()
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names()

@@ -85,12 +85,12 @@ def make_session(model: onnx.ModelProto, threads: int | None = None, shared_aren
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    return ort.InferenceSession(
-        model.SerializeToString(),
-        opts,
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=QDQ_FUSION_OPTIMIZERS,
-    )
+    from trtq.onnx_io import session_input
+
+    with session_input(model) as source:  # bytes, or above 2 GB a file pair read while the session is made
+        return ort.InferenceSession(
+            source, opts, providers=["CPUExecutionProvider"], disabled_optimizers=QDQ_FUSION_OPTIMIZERS
+        )
 
 
 def run_model(

@@ -13,6 +13,7 @@ from trtq.sensitivity.fallback import FallbackResult
 __all__ = [
     "sensitivity_document",
     "plot_sensitivity",
+    "sensitivity_figure",
     "sensitivity_markdown",
     "format_metric",
     "format_points",
@@ -76,12 +77,28 @@ def plot_sensitivity(
 
     Layers kept in FP16 (`chosen`) are drawn in bold. Written atomically (PNG).
     """
+    import matplotlib.pyplot as plt
+
+    from trtq.files import atomic_path
+
+    fig = sensitivity_figure(sensitivity, chosen, top)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def sensitivity_figure(sensitivity: SensitivityResult, chosen: list[str] | None = None, top: int = 20) -> Any:
+    """The matplotlib Figure `plot_sensitivity` saves (left: the metric, right: the output noise, log axis).
+
+    When no single layer moves the metric (every delta 0, common with few samples), the left panel says so
+    instead of staying blank; the log axis gets at most about six labelled decades.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from trtq.files import atomic_path
 
     layers = sensitivity.layers[:top]
     chosen_set = set(chosen or [])
@@ -102,15 +119,36 @@ def plot_sensitivity(
     ax1.barh(up, recovered, bar, color="#2b7bba", label="layer alone FP16: metric recovered / noise removed")
     ax1.barh(down, lost, bar, color="#e6862e", label="layer alone INT8: metric lost / noise added")
     ax1.set_xlabel(f"{sensitivity.metric}{unit}")
-    ax1.axvline(0, color="black", linewidth=0.6)
+    if all(v == 0 for v in recovered + lost):
+        ax1.set_xticks([])
+        ax1.text(
+            0.5, 0.5,
+            f"no single layer changes {sensitivity.metric}\n"
+            f"on these {sensitivity.samples} samples (every delta is 0)\n\nthe ranking uses the output noise →",
+            transform=ax1.transAxes, ha="center", va="center", fontsize=10, color="0.3",
+        )  # fmt: skip
+    else:
+        ax1.axvline(0, color="black", linewidth=0.6)
     positive = [v for v in removed + added if v > 0]
-    floor = min(positive) / 3 if positive else 1e-12
+    # Eight decades below the largest bar are enough to compare layers; more would crowd the tick labels.
+    floor = max(min(positive) / 3, max(positive) * 1e-8) if positive else 1e-12
     ax2.barh(up, [max(v, floor) for v in removed], bar, color="#2b7bba")
     ax2.barh(down, [max(v, floor) for v in added], bar, color="#e6862e")
     ax2.set_xlabel("output noise (relative error energy)")
     if positive:
+        import math
+
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax2.set_xscale("log")
-        ax2.set_xlim(left=floor)
+        ax2.set_xlim(left=floor, right=max(positive) * 1.5)
+        ax2.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
+        if math.log10(max(positive) * 1.5 / floor) < 2:  # under two decades: label 2x and 5x too, compactly
+            ax2.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+            ax2.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
+            ax2.tick_params(axis="x", which="minor", labelsize=8)
+        else:
+            ax2.xaxis.set_minor_formatter(NullFormatter())
     ax1.set_yticks(y)
     ax1.set_yticklabels(names, fontsize=8)
     for label, layer in zip(ax1.get_yticklabels(), layers[::-1]):
@@ -122,11 +160,7 @@ def plot_sensitivity(
     )
     fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.4 / height, 1, 1))
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _short(node: str, width: int = 48) -> str:

@@ -2,7 +2,8 @@
 
 Writes calibration.json (every method computed, the chosen one, the FP16-overflow ranges the typed graph reads)
 and, from the chosen method, TensorRT's calibration.cache; with several methods, the most faithful one is
-chosen on held-out data (`--calib all`) and histogram plots of the tensors where they disagree most are drawn.
+chosen on held-out data (`--calib all`). Histogram plots are drawn for the tensors where the methods disagree
+most, or, with one method, where its threshold clips the widest tail.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["CalibrateStage", "RANGE_BATCHES", "cache_algorithm"]
 
 #: Batches the FP16-overflow ranges of the typed graph are measured on.
 RANGE_BATCHES = 2
-#: Plots of the tensors where the methods disagree most.
+#: Histogram plots: of the tensors where the methods disagree most, or (one method) where it clips the widest tail.
 PLOTS = 4
 
 
@@ -70,7 +71,10 @@ class CalibrateStage:
                 write_trt_cache(
                     path, cal.amax_for(), trt_version=version, algorithm=cache_algorithm(cal.method)
                 )
-            if len(cal.methods) > 1:
+            drawable = cal.tensors and all(
+                getattr(h, "fine", None) is not None for h in cal.histograms.values()
+            )
+            if drawable and cal.histograms and ctx.wants(A.calib_plot_name(cal.tensors[0])):
                 from trtq.calibrators.plot import render_threshold_plots
 
                 for name, png in render_threshold_plots(cal, PLOTS):

@@ -26,6 +26,7 @@ class EngineStage:
 
         info = ctx.result.engine_info
         cfg = ctx.config.engine
+        self._handoff(ctx)
         if not cfg.enabled:
             info.status = "skipped (--no-engine)"
             return
@@ -37,7 +38,9 @@ class EngineStage:
             info.skipped_reason = reason
             return
         trt_onnx, int8_onnx = ctx.sink.path(A.TYPED_ONNX), ctx.sink.path(A.INT8_ONNX)
-        summary = engine_stage(Path(ctx.sink.path(A.PLAN)).parent, trt_onnx, int8_onnx, cfg)
+        summary = engine_stage(
+            Path(ctx.sink.path(A.PLAN)).parent, trt_onnx, int8_onnx, cfg, handoff=info.handoff or None
+        )
         info.info, info.built = summary, True
         for name in (A.PLAN, A.ENGINE_JSON, A.ENGINE_LAYERS_JSON):
             ctx.result.artifacts[name] = ctx.sink.final(name)
@@ -45,6 +48,35 @@ class EngineStage:
         info.status = "built"
         if ctx.inputs.validation is not None:
             self._check_engine(ctx)
+
+    def _handoff(self, ctx: RunContext) -> None:
+        """The trtexec / Polygraphy commands that build and check the same engine on a GPU machine."""
+        from trtq.engines.handoff import handoff_commands
+        from trtq.engines.profiles import compute_profile, onnx_input_shapes
+        from trtq.errors import UsageError
+
+        info, graph = ctx.result.engine_info, ctx.typed or ctx.int8
+        if graph is None:
+            return
+        try:
+            profile = compute_profile(
+                onnx_input_shapes(graph), ctx.config.engine.batch, ctx.config.engine.shapes
+            )
+        except UsageError as e:
+            info.handoff_note = f"no trtexec command: {e}"
+            return
+        v = ctx.config.validation
+        cmds = handoff_commands(
+            profile, ctx.config.engine, rtol=v.rtol, atol=v.atol, check_error_stat=v.check_error_stat
+        )
+        if (
+            ctx.typed is None
+        ):  # no model.trt.onnx (--no-typed): only the weakly typed TensorRT 10 build applies
+            cmds = [c for c in cmds if c.target in ("trt10_weak", "any")]
+            info.handoff_note = (
+                f"only TensorRT 10 before 10.12 commands: {A.TYPED_ONNX} was not written (--no-typed)"
+            )
+        info.handoff = [c.to_json() for c in cmds]
 
     def _check_engine(self, ctx: RunContext) -> None:
         """The engine against the FP32 ONNX on the evaluation data, then its latency at the profile's batches."""

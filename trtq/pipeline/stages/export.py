@@ -26,7 +26,17 @@ class ExportStage:
         from trtq.export import export_onnx
 
         with status("exporting to ONNX"):
-            exported = export_onnx(ctx.inputs.source, ctx.inputs.sample, None, opset=ctx.config.export.opset)
+            exported = export_onnx(
+                ctx.inputs.source, ctx.inputs.sample, None, opset=ctx.config.export.opset,
+                exporter=ctx.config.export.exporter,
+            )  # fmt: skip
+        note = getattr(ctx.inputs.source, "preprocess_note", None)
+        if note and ctx.config.data.preprocess is None:
+            exported.notes.append(note)
+        elif note:
+            exported.notes.append(
+                "preprocessing from the options given (the model's own data config not used)"
+            )
         ctx.write_onnx(A.MODEL_ONNX, exported.model)
         ctx.fp32 = exported.model
         ctx.result.export = exported

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import onnx
-
 from trtq import artifacts as A
 from trtq.errors import UsageError
+from trtq.onnx_io import check_onnx
 from trtq.pipeline.context import RunContext
 
 __all__ = ["QuantizeStage"]
@@ -36,5 +35,5 @@ class QuantizeStage:
                 f"{missing[0]!r}); recalibrate this model with the same placement options"
             )
         ctx.int8 = insert_qdq(fp32, plan, amax, format=ctx.config.format)
-        onnx.checker.check_model(ctx.int8, full_check=True)
+        check_onnx(ctx.int8, full_check=True)
         ctx.write_onnx(self.artifact, ctx.int8)

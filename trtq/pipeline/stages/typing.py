@@ -43,7 +43,7 @@ class TypingStage:
             feeds = itertools.islice(ctx.feeds(ctx.inputs.validation), RANGE_BATCHES)
             ranges, source = (
                 measure_ranges(ctx.fp32, feeds),
-                f"{RANGE_BATCHES} batches of {ctx.inputs.validation_label} data",
+                f"{RANGE_BATCHES} batches of {ctx.inputs.validation_phrase}",
             )
         else:
             ranges, source = {}, "none (no data)"

@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, TypeVar, cast, overload
 
-import onnx
-
 from trtq.placement.graph import GraphIndex
 from trtq.registry import Registry
+
+if TYPE_CHECKING:
+    import onnx
 
 if TYPE_CHECKING:
     from trtq.placement.plan import QDQPlan

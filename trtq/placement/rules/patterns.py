@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import onnx
-
 from trtq.placement.graph import (
     COPY_OPS,
     WEIGHTED_OPS,
@@ -27,6 +25,9 @@ from trtq.placement.rules.base import (
     Verdict,
     register_rule,
 )
+
+if TYPE_CHECKING:
+    import onnx
 
 if TYPE_CHECKING:
     from trtq.placement.plan import QDQPlan

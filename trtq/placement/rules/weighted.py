@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-
-import onnx
+from typing import TYPE_CHECKING
 
 from trtq.placement.graph import GraphIndex
 from trtq.placement.rules.base import PlacementContext, WeightedRule, register_rule
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = [
     "ExcludedByName",
@@ -54,6 +56,8 @@ def weight_axis(node: onnx.NodeProto, index: GraphIndex) -> int:
 def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
     for a in node.attribute:
         if a.name == name:
+            import onnx
+
             return onnx.helper.get_attribute_value(a)
     return default
 
