@@ -58,7 +58,7 @@ def test_options_have_no_argparse_defaults_and_the_help_says_the_configs() -> No
 
     parser = _qat_parser()
     args = parser.parse_args(["--model", "m", "--out", "o", "--train-data", "t", "--val-data", "v"])
-    shared = {"_run", "quiet", "json", "debug", "plugin"}  # the options every command takes
+    shared = {"_run", "_option_names", "quiet", "json", "debug", "plugin"}  # what every command carries
     assert set(vars(args)) - shared == {
         "model",
         "out",

@@ -128,7 +128,7 @@ def _add_training_args(p: argparse.ArgumentParser, t: Any, device: str) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from trtq.finetune import QATConfig
+    from trtq.finetune.config import QATConfig
 
     base = QATConfig()
     add_model_args(p, required=True)

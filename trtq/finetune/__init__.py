@@ -24,41 +24,39 @@ The package is named for what it does (fine-tuning) so that `trtq.qat`, the func
 
 from __future__ import annotations
 
-from trtq.finetune.api import qat
-from trtq.finetune.calibrate import calibrate_inputs
-from trtq.finetune.check import ExportCheck, torch_vs_onnx
-from trtq.finetune.config import OVERRIDES, QATConfig
-from trtq.finetune.export import QATExport, export_qat_onnx
-from trtq.finetune.fold import fold_batchnorm
-from trtq.finetune.layout import PlacementCheck, check_placement, qdq_layout
-from trtq.finetune.quantize import QATModel, quantize_model
-from trtq.finetune.result import QATResult
-from trtq.finetune.sections import HandoffConfig, QATDataConfig, TrainConfig
-from trtq.finetune.steps import TrainContext
-from trtq.finetune.targets import QuantTarget
-from trtq.pipeline.stages.qat import QAT_METADATA_KEY, read_qat_metadata
+import importlib
+from typing import Any
 
-__all__ = [
-    "qat",
-    "QATConfig",
-    "QATDataConfig",
-    "HandoffConfig",
-    "TrainConfig",
-    "OVERRIDES",
-    "QATResult",
-    "TrainContext",
-    "read_qat_metadata",
-    "QAT_METADATA_KEY",
-    "quantize_model",
-    "calibrate_inputs",
-    "QATModel",
-    "QuantTarget",
-    "export_qat_onnx",
-    "QATExport",
-    "torch_vs_onnx",
-    "ExportCheck",
-    "check_placement",
-    "PlacementCheck",
-    "qdq_layout",
-    "fold_batchnorm",
-]
+# public name -> module that defines it (imported on first use, so the CLI's parser stays light)
+_API = {
+    "qat": "trtq.finetune.api",
+    "calibrate_inputs": "trtq.finetune.calibrate",
+    "ExportCheck": "trtq.finetune.check",
+    "torch_vs_onnx": "trtq.finetune.check",
+    "OVERRIDES": "trtq.finetune.config",
+    "QATConfig": "trtq.finetune.config",
+    "QATExport": "trtq.finetune.export",
+    "export_qat_onnx": "trtq.finetune.export",
+    "fold_batchnorm": "trtq.finetune.fold",
+    "PlacementCheck": "trtq.finetune.layout",
+    "check_placement": "trtq.finetune.layout",
+    "qdq_layout": "trtq.finetune.layout",
+    "QATModel": "trtq.finetune.quantize",
+    "quantize_model": "trtq.finetune.quantize",
+    "QATResult": "trtq.finetune.result",
+    "HandoffConfig": "trtq.finetune.sections",
+    "QATDataConfig": "trtq.finetune.sections",
+    "TrainConfig": "trtq.finetune.sections",
+    "TrainContext": "trtq.finetune.steps",
+    "QuantTarget": "trtq.finetune.targets",
+    "QAT_METADATA_KEY": "trtq.pipeline.stages.qat",
+    "read_qat_metadata": "trtq.pipeline.stages.qat",
+}
+
+__all__ = list(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'trtq.finetune' has no attribute {name!r}")
