@@ -7,63 +7,36 @@ docs/placement.md ("Differences from ModelOpt"), and the test pins how many of e
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import torch
-import torchvision
 
+from tests.zoo import export_model
 from trtq.placement import plan_qdq
 
 pytestmark = pytest.mark.slow
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "placement.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "placement.md"
 
 
-def _vit() -> torch.nn.Module:
-    from torchvision.models.vision_transformer import VisionTransformer
-
-    return VisionTransformer(
-        image_size=64, patch_size=16, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
-    )
-
-
-MODELS = {
-    "resnet18": (torchvision.models.resnet18, 64),
-    "mobilenet_v2": (torchvision.models.mobilenet_v2, 64),
-    "efficientnet_b0": (torchvision.models.efficientnet_b0, 64),
-    "vit": (_vit, 64),
-}
+#: zoo model -> input resolution (random init, exported by the zoo's legacy export)
+MODELS = {"resnet18": 64, "mobilenet_v2": 64, "efficientnet_b0": 64, "tiny_vit": 64}
 
 # (model -> difference kind -> count). Kinds are explained in docs/placement.md.
 EXPECTED = {
     "resnet18": {"modelopt:flatten-before-fp-head": 1, "modelopt:maxpool-input": 1},
     "mobilenet_v2": {"modelopt:flatten-before-fp-head": 1},
     "efficientnet_b0": {"modelopt:flatten-before-fp-head": 1},
-    "vit": {"modelopt:layernorm-after-dropped-add-input": 2, "modelopt:gemm-output-into-residual-add": 2},
+    "tiny_vit": {"modelopt:layernorm-after-dropped-add-input": 2, "modelopt:gemm-output-into-residual-add": 2},
 }
 
 
-def _export(name: str, path: Path) -> Path:
-    factory, res = MODELS[name]
-    torch.manual_seed(0)
-    model = factory().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            torch.randn(1, 3, res, res),
-            str(path),
-            opset_version=17,
-            dynamo=False,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
+def _export(name: str, path: Path, make_model) -> Path:
+    res = MODELS[name]
+    export_model(make_model(name), np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32), path)
     return path
 
 
@@ -71,7 +44,7 @@ def _modelopt_qdq(path: Path, out: Path) -> onnx.ModelProto:
     from modelopt.onnx.quantization import quantize
 
     m = onnx.load(str(path))
-    res = MODELS[path.stem][1]
+    res = MODELS[path.stem]
     data = np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32)
     quantize(
         str(path),
@@ -136,8 +109,8 @@ def _mo_quantized_nodes(mo: onnx.ModelProto) -> set[str]:
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_placement_matches_modelopt_up_to_documented_differences(name, tmp_path):
-    path = _export(name, tmp_path / f"{name}.onnx")
+def test_placement_matches_modelopt_up_to_documented_differences(name, tmp_path, make_model):
+    path = _export(name, tmp_path / f"{name}.onnx", make_model)
     fp32 = onnx.load(str(path))
     mo = _modelopt_qdq(path, tmp_path / f"{name}.mo.onnx")
     mo_set = _modelopt_quantized(mo, _identity_aliases(fp32))

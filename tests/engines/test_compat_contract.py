@@ -11,20 +11,17 @@ The list of names comes from trtq's own source (tests/trt_stub/scan.py), so it c
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 import trtq
+from tests.trt_stub import bindings
+from tests.trt_stub.scan import scan
 from trtq.engines import compat
 
-sys.path.insert(0, str(Path(__file__).parent))
-from trt_stub import bindings  # noqa: E402
-from trt_stub.scan import scan  # noqa: E402
-
 PACKAGE = Path(trtq.__file__).parent
-STUB = Path(__file__).parent / "trt_stub"
+STUB = Path(__file__).parents[1] / "trt_stub"
 VERSIONS = list(bindings.VERSIONS)
 
 

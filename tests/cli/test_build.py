@@ -1,4 +1,4 @@
-"""The command line: exit codes, one-line errors without tracebacks, --json, --quiet, --force, Ctrl-C."""
+"""`trtq build` from the command line: exit codes, one-line errors, --json, --quiet, --force, Ctrl-C, options."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
-import torch
 
 from trtq.cli import main
 
@@ -19,20 +19,6 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, out, err
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """An untrained DigitsNet as TorchScript and 16 random samples."""
-    root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    from trtq.demo import DigitsNet
-
-    ts = root / "net.ts"
-    torch.jit.save(torch.jit.trace(DigitsNet().eval(), torch.zeros(1, 1, 8, 8)), str(ts))
-    data = root / "data.npy"
-    np.save(data, np.random.default_rng(0).standard_normal((16, 1, 8, 8)).astype(np.float32))
-    return ts, data
-
-
 def _one_line_error(err: str, *needles: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
@@ -41,8 +27,17 @@ def _one_line_error(err: str, *needles: str) -> None:
         assert n in lines[0], (n, lines[0])
 
 
-def test_json_and_quiet(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ts, data = tiny
+def _dq_fed(model: onnx.ModelProto) -> set[str]:
+    dq_out = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return {
+        n.name
+        for n in model.graph.node
+        if n.op_type in ("Conv", "Gemm") and n.input[0] in dq_out and n.input[1] in dq_out
+    }
+
+
+def test_json_and_quiet(untrained_digits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ts, data = untrained_digits
     code, out, err = _run(["build", "--model", str(ts), "--calib-data", str(data), "--out", str(tmp_path / "r"),
                            "--calib", "minmax", "--json"], capsys)  # fmt: skip
     assert code == 0, err
@@ -54,6 +49,19 @@ def test_json_and_quiet(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.
     assert code == 0 and err == "" and out == ""
 
 
+def test_summary_lines_name_each_model_and_the_run_folder(
+    untrained_digits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ts, data = untrained_digits
+    code, out, err = _run(["build", "--model", str(ts), "--calib-data", str(data), "--out", str(tmp_path / "r"),
+                           "--calib", "minmax", "--no-typed"], capsys)  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("FP32 (model.onnx)") and lines[1].startswith("INT8 (model.int8.onnx)")
+    assert "top-1 agreement with FP32 100.00%" in lines[0]  # the reference against itself
+    assert "calibration: minmax" in out and f"run folder: {tmp_path / 'r'} (report.md)" in out
+
+
 def test_missing_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["build", "--model", str(tmp_path / "nope.pt"), "--calib-data", str(tmp_path),
                          "--out", str(tmp_path / "r")], capsys)  # fmt: skip
@@ -61,35 +69,25 @@ def test_missing_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     _one_line_error(err, "nope.pt", "does not exist")
 
 
-def test_debug_shows_the_traceback_and_keeps_the_exit_code(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = ["build", "--model", str(tmp_path / "nope.pt"), "--calib-data", ".", "--out", str(tmp_path / "r")]
-    assert main(args) == 2
-    assert "Traceback" not in capsys.readouterr().err
-    assert main([*args, "--debug"]) == 2
-    err = capsys.readouterr().err
-    assert "Traceback (most recent call last)" in err and "UsageError" in err
-
-
 def test_empty_calibration_folder(
-    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    untrained_digits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "empty").mkdir()
-    code, _, err = _run(["build", "--model", str(tiny[0]), "--calib-data", str(tmp_path / "empty"),
+    code, _, err = _run(["build", "--model", str(untrained_digits[0]), "--calib-data", str(tmp_path / "empty"),
                          "--out", str(tmp_path / "r")], capsys)  # fmt: skip
     assert code == 2
     _one_line_error(err, "empty", "no images")
     assert not (tmp_path / "r").exists()
 
 
-def test_existing_output_folder_needs_force(tiny: tuple[Path, Path], tmp_path: Path,
+def test_existing_output_folder_needs_force(untrained_digits: tuple[Path, Path], tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     out = tmp_path / "r"
     out.mkdir()
     (out / "mine.txt").write_text("user data")
     code, _, err = _run(
-        ["build", "--model", str(tiny[0]), "--calib-data", str(tiny[1]), "--out", str(out)], capsys
+        ["build", "--model", str(untrained_digits[0]), "--calib-data", str(untrained_digits[1]), "--out", str(out)],
+        capsys,
     )
     assert code == 2
     _one_line_error(err, str(out), "--force")
@@ -97,13 +95,13 @@ def test_existing_output_folder_needs_force(tiny: tuple[Path, Path], tmp_path: P
 
 
 def test_input_shape_mismatch(
-    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    untrained_digits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     np.save(tmp_path / "big.npy", np.zeros((4, 1, 16, 16), np.float32))
     onnx_path = tmp_path / "m.onnx"
     from trtq.export import export_onnx
 
-    export_onnx(str(tiny[0]), np.zeros((1, 1, 8, 8), np.float32), onnx_path)
+    export_onnx(str(untrained_digits[0]), np.zeros((1, 1, 8, 8), np.float32), onnx_path)
     code, _, err = _run(["build", "--model", str(onnx_path), "--calib-data", str(tmp_path / "big.npy"),
                          "--out", str(tmp_path / "r")], capsys)  # fmt: skip
     assert code == 2
@@ -138,16 +136,16 @@ def test_nan_activation_names_the_tensor(tmp_path: Path, monkeypatch: pytest.Mon
     assert not (tmp_path / "r").exists()
 
 
-def test_ctrl_c_leaves_no_half_written_run(tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_ctrl_c_leaves_no_half_written_run(untrained_digits: tuple[Path, Path], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     import trtq.qdq
 
     def interrupted(*a: object, **k: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(trtq.qdq, "insert_qdq", interrupted)
-    code, _, err = _run(["build", "--model", str(tiny[0]), "--calib-data", str(tiny[1]), "--out",
-                         str(tmp_path / "r"), "--calib", "minmax"], capsys)  # fmt: skip
+    code, _, err = _run(["build", "--model", str(untrained_digits[0]), "--calib-data", str(untrained_digits[1]),
+                         "--out", str(tmp_path / "r"), "--calib", "minmax"], capsys)  # fmt: skip
     assert code == 130 and "interrupted" in err
     assert not (tmp_path / "r").exists()
     assert [p.name for p in tmp_path.iterdir()] == []
@@ -164,23 +162,28 @@ def test_bad_option_values_exit_2_before_any_work(tmp_path: Path, capsys: pytest
     assert "entropy, minmax, percentile, mse" in err and not (tmp_path / "y").exists()
 
 
-def test_export_command_writes_onnx_and_refuses_to_overwrite(
-    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import onnx
+def test_quantize_small_puts_every_conv_and_gemm_on_dq_inputs(tmp_path: Path, image_folder) -> None:
+    imgs = image_folder("imgs", classes=1, per_class=4, size=72)
+    code = main(["build", "--model", "resnet18", "--calib-data", str(imgs), "--size", "64",
+                 "--resize", "72", "--out", str(tmp_path / "r"), "--no-typed", "--quantize-small", "--quiet"])  # fmt: skip
+    assert code == 0
+    int8 = onnx.load(str(tmp_path / "r" / "model.int8.onnx"))
+    weighted = {n.name for n in int8.graph.node if n.op_type in ("Conv", "Gemm")}
+    assert len(weighted) == 21 and _dq_fed(int8) == weighted
 
-    out = tmp_path / "m.onnx"
-    code, stdout, err = _run(["export", "--model", str(tiny[0]), "--sample-data", str(tiny[1]), "--out", str(out)],
-                             capsys)  # fmt: skip
-    assert code == 0, err
-    assert "max abs error" in stdout
-    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 1, 8, 8]
-    before = out.read_bytes()
-    code, _, err = _run(["export", "--model", "resnet18", "--out", str(out)], capsys)
-    assert code == 2
-    _one_line_error(err, str(out), "--force")
-    assert out.read_bytes() == before
-    code, _, _ = _run(["export", "--model", str(tiny[0]), "--shape", "1,16,16", "--out", str(out), "--force"],
-                      capsys)  # fmt: skip
-    assert code == 0 and out.read_bytes() != before
+
+def test_config_repeats_a_recorded_run_and_options_override_it(
+    untrained_digits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ts, data = untrained_digits
+    first = ["build", "--model", str(ts), "--calib-data", str(data), "--out", str(tmp_path / "a"), "--calib",
+             "minmax", "--calib-samples", "8", "--no-typed", "--no-engine", "-q"]  # fmt: skip
+    assert main(first) == 0
+    recorded = tmp_path / "a" / "report.json"
+    assert main(["build", "--config", str(recorded), "--out", str(tmp_path / "b"), "-q"]) == 0
+    for name in ("model.onnx", "model.int8.onnx", "calibration.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert main(["build", "--config", str(recorded), "--out", str(tmp_path / "c"), "--calib", "mse", "-q"]) == 0
+    config = json.loads((tmp_path / "c" / "report.json").read_text())["config"]
+    assert config["calibration"]["method"] == "mse" and config["data"]["calib_samples"] == 8
+    assert config["typing"]["enabled"] is False  # kept from the recorded run

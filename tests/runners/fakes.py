@@ -1,4 +1,4 @@
-"""Runners that record how the benchmark drives them (no ONNX Runtime, no GPU)."""
+"""Fake runners that record how they are driven (no ONNX Runtime, no GPU): a host runner and one with CUDA steps."""
 
 from __future__ import annotations
 
