@@ -1,59 +1,20 @@
-"""The streaming calibration pass: one ONNX Runtime run per batch feeds every method; artifacts round-trip."""
+"""The streaming calibration pass: one ONNX Runtime run per batch feeds every method; exact against numpy."""
 
 from __future__ import annotations
-
-import io
-import json
 
 import numpy as np
 import onnx
 import pytest
-import torch
 
-from trtq.calibration import MIN_AMAX, Calibration, calibrate, choose_method, plot_thresholds
+from tests.calibration.cases import activations as _acts
+from tests.calibration.cases import batches as _batches
+from trtq.calibration import MIN_AMAX, calibrate, make_calibrators, resolve_methods
+from trtq.calibration.run import load_model
 from trtq.errors import TrtqError, UsageError
+from trtq.formats import INT8
 from trtq.progress import set_quiet
 
 set_quiet(True)
-
-
-def _small_convnet() -> onnx.ModelProto:
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(8, 10),
-    ).eval()
-    f = io.BytesIO()
-    torch.onnx.export(
-        net,
-        torch.randn(1, 3, 16, 16),
-        f,
-        input_names=["x"],
-        output_names=["y"],
-        dynamic_axes={"x": {0: "b"}, "y": {0: "b"}},
-        dynamo=False,
-        opset_version=17,
-    )
-    return onnx.load_from_string(f.getvalue())
-
-
-@pytest.fixture(scope="module")
-def convnet() -> onnx.ModelProto:
-    return _small_convnet()
-
-
-def _acts(model: onnx.ModelProto) -> list[str]:
-    return ["x"] + [n.output[0] for n in model.graph.node if n.op_type in ("Relu", "Flatten")]
-
-
-def _batches(n: int = 6, bs: int = 4, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    return [{"x": rng.standard_normal((bs, 3, 16, 16)).astype(np.float32)} for _ in range(n)]
 
 
 def _reference_activations(model: onnx.ModelProto, batches, names) -> dict[str, np.ndarray]:
@@ -168,119 +129,51 @@ def test_num_batches_limits_the_pass(convnet):
     assert cal.stats["x"]["count"] == 2 * 4 * 3 * 16 * 16
 
 
-def test_save_load_round_trip_is_exact_and_deterministic(convnet, tmp_path):
-    cal = calibrate(convnet, _batches(3), _acts(convnet), ["all"])
-    p1, p2 = tmp_path / "a.json", tmp_path / "b.json"
-    cal.save(p1)
-    again = calibrate(convnet, _batches(3), _acts(convnet), ["all"])
-    again.save(p2)
-    assert p1.read_bytes() == p2.read_bytes()
-    back = Calibration.load(p1, expect_tensors=_acts(convnet))
-    assert back.amax == cal.amax and back.methods == cal.methods and back.method == cal.method
-    assert back.stats == json.loads(json.dumps(cal.stats))
-
-
-def test_load_refuses_corrupt_and_mismatched_files(convnet, tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(UsageError, match="not valid JSON"):
-        Calibration.load(bad)
-    bad.write_text(json.dumps({"hello": 1}))
-    with pytest.raises(UsageError, match="not a trtq calibration file"):
-        Calibration.load(bad)
-    cal = calibrate(convnet, _batches(1), ["x"], ["minmax"])
-    good = cal.save(tmp_path / "good.json")
-    with pytest.raises(UsageError, match="another model"):
-        Calibration.load(good, expect_tensors=["x", "/1/Relu_output_0"])
-    doc = json.loads(good.read_text())
-    doc["tensors"]["x"]["amax"]["minmax"] = -1
-    bad.write_text(json.dumps(doc))
-    with pytest.raises(UsageError, match="malformed"):
-        Calibration.load(bad)
-
-
-def _insert_qdq(model: onnx.ModelProto, amax: dict[str, float]) -> onnx.ModelProto:
-    """A minimal independent Q/DQ inserter: per-tensor int8 Q/DQ on each named activation."""
-    from onnx import TensorProto, helper
-
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    g = out.graph
-    for t, a in amax.items():
-        s, z = f"{t}_s", f"{t}_z"
-        g.initializer.extend(
-            [
-                helper.make_tensor(s, TensorProto.FLOAT, [], [a / 127.0]),
-                helper.make_tensor(z, TensorProto.INT8, [], [0]),
-            ]
-        )
-        for n in g.node:
-            for i, name in enumerate(n.input):
-                if name == t:
-                    n.input[i] = f"{t}_dq"
-        g.node.extend(
-            [
-                helper.make_node("QuantizeLinear", [t, s, z], [f"{t}_q"]),
-                helper.make_node("DequantizeLinear", [f"{t}_q", s, z], [f"{t}_dq"]),
-            ]
-        )
-    nodes = list(g.node)
-    del g.node[:]
-    g.node.extend(_toposort(nodes, {i.name for i in g.input} | {i.name for i in g.initializer}))
-    return out
-
-
-def _toposort(nodes, ready):
-    ready, done, order = set(ready), set(), []
-    while len(order) < len(nodes):
-        for k, n in enumerate(nodes):
-            if k not in done and all(i in ready or not i for i in n.input):
-                order.append(n)
-                done.add(k)
-                ready.update(n.output)
-    return order
-
-
-def test_choose_method_prefers_the_faithful_thresholds(convnet):
-    names = _acts(convnet)
-    cal = calibrate(convnet, _batches(4), names, ["minmax"])
-    good = cal.amax_for("minmax")
-    bad = {t: v / 40 for t, v in good.items()}  # clips almost everything
-    two = Calibration(methods=["bad", "good"], amax={"bad": bad, "good": good})
-    best, scores = choose_method(
-        two, lambda a: _insert_qdq(convnet, a), _batches(2, seed=9), reference_model=convnet
-    )
-    assert best == "good" and two.method == "good" and two.scores == scores
-    assert scores["good"]["cosine"] > scores["bad"]["cosine"] and scores["good"]["mse"] < scores["bad"]["mse"]
-    assert 0 <= scores["bad"]["top1_agreement"] <= scores["good"]["top1_agreement"] <= 1
-    # the same with reference outputs given instead of the model
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(convnet.SerializeToString(), providers=["CPUExecutionProvider"])
-    refs = [{"y": sess.run(None, b)[0]} for b in _batches(2, seed=9)]
-    assert (
-        choose_method(two, lambda a: _insert_qdq(convnet, a), _batches(2, seed=9), reference_outputs=refs)[1]
-        == scores
-    )
-
-
-def test_plots_mark_the_most_disagreeing_tensors(convnet, tmp_path):
-    from trtq.calibrators.plot import disagreement
-
-    cal = calibrate(convnet, _batches(3), _acts(convnet), ["all"])
-    spread = disagreement(cal)
-    files = plot_thresholds(cal, 2, tmp_path)
-    top = sorted(spread, key=lambda t: -spread[t])[:2]
-    assert len(files) == 2 and all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
-    assert [f.name for f in files] == [f"calib_{t.strip('/').replace('/', '_')}.png" for t in top]
-    cal.save(tmp_path / "c.json")
-    with pytest.raises(UsageError, match="in memory only"):
-        plot_thresholds(Calibration.load(tmp_path / "c.json"), 1, tmp_path)
-
-
 def test_feeds_are_cast_to_the_input_dtype_and_extra_keys_ignored(convnet):
     batches = _batches(2)
     as64 = [{"x": b["x"].astype(np.float64), "label": np.zeros(4, np.int64)} for b in batches]
     a = calibrate(convnet, batches, _acts(convnet), ["minmax"])
     b = calibrate(convnet, as64, _acts(convnet), ["minmax"])
     assert a.amax == b.amax
+
+
+
+def test_methods_resolve_aliases_lists_and_all_in_registry_order():
+    assert resolve_methods("all") == ["entropy", "minmax", "percentile", "mse"]
+    assert resolve_methods(["max, mse", "minmax"]) == ["minmax", "mse"]  # aliases, commas, no duplicates
+    with pytest.raises(UsageError, match="'kl' is not a registered calibration method; .*, or all"):
+        resolve_methods("entropy,kl")
+    with pytest.raises(UsageError, match="no calibration method given"):
+        resolve_methods(" , ")
+
+
+def test_parameters_reach_the_methods_that_declare_them(convnet):
+    cals = make_calibrators(["percentile", "mse", "minmax"], {"percentile": "99.9", "num_bins": 1024}, INT8)
+    assert cals["percentile"].percentile == 99.9 and cals["mse"].num_bins == 1024
+    assert len({id(c.collector) for c in cals.values()}) == 1  # one shared pass
+    assert cals["minmax"].collector.keep_histograms  # some method needs histograms
+    assert not make_calibrators(["minmax"], {}, INT8)["minmax"].collector.keep_histograms
+    cal = calibrate(convnet, _batches(2), ["x"], ["percentile"], params={"percentile": 100.0})
+    assert cal.settings["params"] == {"percentile": {"percentile": 100.0}}
+    assert cal.amax_for()["x"] == max(float(np.abs(b["x"]).max()) for b in _batches(2))
+    with pytest.raises(UsageError, match="--calib-param percentile=200: must be <= 100"):
+        calibrate(convnet, _batches(1), ["x"], ["percentile"], percentile=200)
+
+
+def test_statistics_per_tensor(convnet):
+    cal = calibrate(convnet, _batches(3), ["x"], ["percentile"])  # a method that keeps histograms
+    x = np.concatenate([b["x"] for b in _batches(3)]).ravel()
+    stats = cal.stats["x"]
+    assert (stats["min"], stats["max"], stats["absmax"]) == (float(x.min()), float(x.max()), float(np.abs(x).max()))
+    assert stats["zero_fraction"] == 0.0 and stats["histogram"]["bins"] > 1000
+    assert stats["histogram"]["abs_quantiles"]["0.5"] == pytest.approx(float(np.median(np.abs(x))), rel=2e-3)
+
+
+def test_load_model_refuses_missing_and_unreadable_files(tmp_path, convnet):
+    assert load_model(convnet) is convnet
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    with pytest.raises(UsageError, match="bad.onnx is not a readable ONNX file"):
+        load_model(tmp_path / "bad.onnx")
+    onnx.save(convnet, str(tmp_path / "m.onnx"))
+    assert load_model(tmp_path / "m.onnx") == convnet
+    assert MIN_AMAX == INT8.min_amax
