@@ -46,7 +46,10 @@ def test_atomic_path_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
 
 
 def test_write_helpers_return_the_path_and_write_the_content(tmp_path):
-    assert write_bytes(tmp_path / "b", b"\x00\x01") == tmp_path / "b" and (tmp_path / "b").read_bytes() == b"\x00\x01"
+    assert (
+        write_bytes(tmp_path / "b", b"\x00\x01") == tmp_path / "b"
+        and (tmp_path / "b").read_bytes() == b"\x00\x01"
+    )
     assert write_text(tmp_path / "t", "é\n").read_text(encoding="utf-8") == "é\n"
 
 
@@ -84,14 +87,20 @@ def test_staged_dir_refuses_a_non_empty_folder_without_force_and_replaces_it_wit
     out = tmp_path / "run"
     out.mkdir()
     (out / "old.txt").write_text("old")
-    with pytest.raises(UsageError, match="already exists and is not empty; pass --force"), staged_dir(out, False):
+    with (
+        pytest.raises(UsageError, match="already exists and is not empty; pass --force"),
+        staged_dir(out, False),
+    ):
         pytest.fail("must not start")
     assert (out / "old.txt").exists()
     with staged_dir(out, force=True) as staging:
         (staging / "new.txt").write_text("new")
     assert [p.name for p in out.iterdir()] == ["new.txt"]
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UsageError, match="--out .*file is a file, not a folder"), staged_dir(tmp_path / "file", True):
+    with (
+        pytest.raises(UsageError, match="--out .*file is a file, not a folder"),
+        staged_dir(tmp_path / "file", True),
+    ):
         pass
     (tmp_path / "empty").mkdir()
     with staged_dir(tmp_path / "empty", force=False) as staging:  # an empty folder needs no --force

@@ -1,4 +1,4 @@
-"""The public Python API: every name in trtq's lazy table resolves to the object, never to a module.
+"""`trtq` itself, the public Python API: every name in its lazy table resolves to the object, never to a module.
 
 A public function that shares its name with a submodule (trtq.build the function vs a trtq/build.py module)
 turns into the module as soon as anything imports that submodule; this pins that it cannot happen.
@@ -38,3 +38,16 @@ def test_build_quantize_calibrate_bench_qat_are_callables() -> None:
     ):
         assert callable(getattr(trtq, name)), name
     assert trtq.build is trtq.pipeline.build
+
+
+def test_unknown_names_are_attribute_errors_and_the_version_is_the_projects():
+    import re
+    from pathlib import Path
+
+    import pytest
+
+    with pytest.raises(AttributeError, match="module 'trtq' has no attribute 'compile'"):
+        trtq.compile  # noqa: B018
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert trtq.__version__ == re.search(r'^version = "(.+)"$', pyproject, re.M).group(1)
+    assert set(trtq.__all__) == {"__version__", *trtq._API}

@@ -159,5 +159,7 @@ def test_the_input_model_is_left_alone_and_an_unknown_format_is_refused(onnx_gra
     before = m.SerializeToString(deterministic=True)
     insert_qdq(m, plan_qdq(m), {"x": 1.0, "r1": 1.0})
     assert m.SerializeToString(deterministic=True) == before
-    with pytest.raises(UsageError, match="--format 'fp4' is not a registered quantization format; choose from int8"):
+    with pytest.raises(
+        UsageError, match="--format 'fp4' is not a registered quantization format; choose from int8"
+    ):
         insert_qdq(m, plan_qdq(m), {"x": 1.0, "r1": 1.0}, format="fp4")

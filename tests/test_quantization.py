@@ -52,11 +52,15 @@ def test_quantize_refuses_mismatched_calibration_and_qdq_models(tmp_path, onnx_g
 def test_placement_config_and_typed_keep_lists_apply(onnx_graph):
     m = onnx_graph("conv_relu_conv")
     amax = {"x": 2.0, "r1": 3.0}
-    res = quantize(m, amax, config=PlacementConfig(exclude_nodes=("conv2",)), typed=True, keep_fp32_nodes=["conv1"])
+    res = quantize(
+        m, amax, config=PlacementConfig(exclude_nodes=("conv2",)), typed=True, keep_fp32_nodes=["conv1"]
+    )
     assert res.plan.quantized_nodes == ["conv1"] and res.amax == {"x": 2.0}
     summary = res.summary()
     assert summary["quantized_nodes"] == 1 and summary["typed"] is True
-    assert {"node": "conv2", "op_type": "Conv", "rule": "ExcludedByName"}.items() <= summary["high_precision"][0].items()
+    assert {"node": "conv2", "op_type": "Conv", "rule": "ExcludedByName"}.items() <= summary[
+        "high_precision"
+    ][0].items()
     producers = {o: n for n in res.typed.graph.node for o in n.output}
     conv1 = next(n for n in res.typed.graph.node if n.name == "conv1")
     assert [producers[i].op_type for i in conv1.input[:2]] == ["Cast", "Cast"]  # conv1 kept FP32: cast inputs

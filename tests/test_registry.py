@@ -52,7 +52,10 @@ def test_unknown_names_are_one_line_usage_errors_naming_the_option_and_the_choic
     with pytest.raises(UsageError) as e:
         reg.get("pink")
     assert str(e.value) == "--colour 'pink' is not a registered colour; choose from red, green"
-    assert Registry("shape").unknown_message("cube") == "shape 'cube' is not a registered shape; choose from (none)"
+    assert (
+        Registry("shape").unknown_message("cube")
+        == "shape 'cube' is not a registered shape; choose from (none)"
+    )
     assert 3 not in reg and "pink" not in reg
 
 

@@ -6,7 +6,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from trtq.metrics import get_metric
-from trtq.pipeline.results import BuildResult, CalibrationSummary, PlacementSummary, ReportSection, TypingSummary
+from trtq.pipeline.results import (
+    BuildResult,
+    CalibrationSummary,
+    PlacementSummary,
+    ReportSection,
+    TypingSummary,
+)
 from trtq.report import MODEL_LABELS, accuracy_rows, render_markdown
 from trtq.validate import Comparison, ValidationResult
 
@@ -61,13 +67,17 @@ def test_calibration_from_data_with_method_scores_cache_and_qat():
     assert "| minmax | 0.99 | 0.01 |" in md and "| **mse** | 0.999 | 0.001 |" in md
     assert "Note: tensor 'x' was exactly zero." in md and "![calib_x.png](calib_x.png)" in md
     cache = CalibrationSummary(method="cache", methods=["cache"], tensors=3, source="cache", cache="c.cache")
-    assert "Scales from the TensorRT calibration cache `c.cache` (3 tensors)." in render_markdown(_result(calibration=cache))
+    assert "Scales from the TensorRT calibration cache `c.cache` (3 tensors)." in render_markdown(
+        _result(calibration=cache)
+    )
     qat = CalibrationSummary(method="qat", methods=[], tensors=0, source="qat")
     assert "## Calibration" not in render_markdown(_result(calibration=qat))
 
 
 def test_placement_lists_what_stayed_in_high_precision_up_to_40_rows():
-    skipped = [{"node": f"n{i}", "op_type": "Conv", "rule": "SmallConv", "reason": "few channels"} for i in range(45)]
+    skipped = [
+        {"node": f"n{i}", "op_type": "Conv", "rule": "SmallConv", "reason": "few channels"} for i in range(45)
+    ]
     pl = PlacementSummary(quantized_nodes=7, activation_qdq=6, weight_qdq=7, scale_groups=0, skipped=skipped)
     md = render_markdown(_result(placement=pl))
     assert "7 weighted layers quantized; 6 activation and 7 weight Q/DQ pairs." in md
@@ -76,7 +86,9 @@ def test_placement_lists_what_stayed_in_high_precision_up_to_40_rows():
 
 
 def test_typed_graph_section_engine_status_artifacts_timings_and_extra_sections():
-    typing = TypingSummary(fp32_nodes=[{"node": "add", "op_type": "Add", "reason": "FP16 overflow"}], ranges_from="cal")
+    typing = TypingSummary(
+        fp32_nodes=[{"node": "add", "op_type": "Add", "reason": "FP16 overflow"}], ranges_from="cal"
+    )
     result = _result(typing=typing, artifacts={"model.onnx": Path("run/model.onnx")}, timings={"export": 1.234},
                      sections=[ReportSection("QAT", "the QAT table\n\n")], warnings=["read me"],
                      export=SimpleNamespace(source="resnet18", kind="torchvision", opset=17, nodes=52))  # fmt: skip

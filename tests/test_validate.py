@@ -29,7 +29,9 @@ def test_output_metrics_match_numpy():
     m = output_metrics(ref, got)
     diff = np.abs(ref.astype(np.float64) - got)
     cos = (ref * got).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(got, axis=1)
-    assert m["max_abs_error"] == pytest.approx(diff.max()) and m["mean_abs_error"] == pytest.approx(diff.mean())
+    assert m["max_abs_error"] == pytest.approx(diff.max()) and m["mean_abs_error"] == pytest.approx(
+        diff.mean()
+    )
     assert m["median_abs_error"] == pytest.approx(np.median(diff))
     assert m["max_rel_error"] == pytest.approx((diff / np.maximum(np.abs(ref), 1e-6)).max())
     assert m["cosine_similarity"] == pytest.approx(cos.mean(), rel=1e-6)
@@ -53,7 +55,9 @@ def test_compare_scores_a_candidate_with_labels_from_the_data(graph_file, tmp_pa
     assert res.samples == 10 and res.data == "val" and list(res.candidates) == ["candidate"]
     assert res.value("reference", "top1_accuracy") == pytest.approx(np.mean(ref_logits.argmax(1) == labels))
     assert res.value("candidate", "top1_accuracy") == pytest.approx(np.mean(cand_logits.argmax(1) == labels))
-    assert res.value("candidate", "top1_agreement") == pytest.approx(np.mean(cand_logits.argmax(1) == ref_logits.argmax(1)))
+    assert res.value("candidate", "top1_agreement") == pytest.approx(
+        np.mean(cand_logits.argmax(1) == ref_logits.argmax(1))
+    )
     assert res.candidates["candidate"].outputs["logits"]["max_abs_error"] == pytest.approx(
         np.abs(cand_logits - ref_logits).max(), rel=1e-4, abs=1e-5
     )
@@ -63,7 +67,9 @@ def test_compare_scores_a_candidate_with_labels_from_the_data(graph_file, tmp_pa
 
 
 def test_evaluate_runs_scores_several_candidates_from_one_run_and_the_verdict_follows_tolerances(onnx_graph):
-    feeds = [{"x": np.random.default_rng(i).standard_normal((4, 3, 4, 4)).astype(np.float32)} for i in range(2)]
+    feeds = [
+        {"x": np.random.default_rng(i).standard_normal((4, 3, 4, 4)).astype(np.float32)} for i in range(2)
+    ]
     models = {"fp32": onnx_graph("linear_classifier"), "same": onnx_graph("linear_classifier"),
               "far": onnx_graph("linear_classifier", weight_scale=-1.0)}  # fmt: skip
     runs = run_models(models, feeds)

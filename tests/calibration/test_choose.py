@@ -82,18 +82,24 @@ def test_choose_method_prefers_the_faithful_thresholds(convnet):
     )
 
 
-
 def test_ties_go_to_the_lower_mse_then_to_the_first_computed(convnet):
     good = calibrate(convnet, _batches(4), _acts(convnet), ["minmax"]).amax_for("minmax")
     same = Calibration(methods=["a", "b"], amax={"a": dict(good), "b": dict(good)})
-    assert choose_method(same, lambda a: _insert_qdq(convnet, a), _batches(2, seed=9), reference_model=convnet)[0] == "a"
+    assert (
+        choose_method(same, lambda a: _insert_qdq(convnet, a), _batches(2, seed=9), reference_model=convnet)[
+            0
+        ]
+        == "a"
+    )
     assert choose_method(same, lambda a: _insert_qdq(convnet, a), _batches(2, seed=9), reference_model=convnet,
                          methods=["b", "a"])[0] == "b"  # fmt: skip
 
 
 def test_the_deciding_metric_is_any_registered_one_and_its_direction_counts(convnet):
     good = calibrate(convnet, _batches(4), _acts(convnet), ["minmax"]).amax_for("minmax")
-    two = Calibration(methods=["bad", "good"], amax={"bad": {t: v / 40 for t, v in good.items()}, "good": good})
+    two = Calibration(
+        methods=["bad", "good"], amax={"bad": {t: v / 40 for t, v in good.items()}, "good": good}
+    )
     best, scores = choose_method(two, lambda a: _insert_qdq(convnet, a), _batches(2, seed=9),
                                  reference_model=convnet, metric="max_abs_error")  # fmt: skip
     assert best == "good" and scores["good"]["max_abs_error"] < scores["bad"]["max_abs_error"]

@@ -46,7 +46,6 @@ def test_load_refuses_corrupt_and_mismatched_files(convnet, tmp_path):
         Calibration.load(bad)
 
 
-
 def test_from_amax_wraps_thresholds_from_elsewhere():
     cal = Calibration.from_amax({"x": 2, "y": 0.5}, method="cache", source="c.cache")
     assert cal.methods == ["cache"] and cal.method == "cache" and cal.amax_for() == {"x": 2.0, "y": 0.5}
@@ -62,7 +61,10 @@ def test_the_file_records_format_method_ranges_and_scores(tmp_path):
                       scores={"minmax": {"cosine": 0.9}, "mse": {"cosine": 0.95}}, ranges={"x": 4.0, "y": 7.5})  # fmt: skip
     doc = json.loads(cal.save(tmp_path / "c.json").read_text())
     assert doc["format"] == CALIBRATION_FORMAT and doc["method"] == "mse" and doc["quant_format"] == "int8"
-    assert doc["tensors"] == {"x": {"amax": {"minmax": 4.0, "mse": 3.0}}} and doc["ranges"] == {"x": 4.0, "y": 7.5}
+    assert doc["tensors"] == {"x": {"amax": {"minmax": 4.0, "mse": 3.0}}} and doc["ranges"] == {
+        "x": 4.0,
+        "y": 7.5,
+    }
     back = Calibration.load(tmp_path / "c.json")
     assert back == cal and back.origin == f"calibration file {tmp_path / 'c.json'}"
     assert Calibration(methods=["minmax"], amax={"minmax": {}}).method == "minmax"  # first method by default

@@ -137,7 +137,6 @@ def test_feeds_are_cast_to_the_input_dtype_and_extra_keys_ignored(convnet):
     assert a.amax == b.amax
 
 
-
 def test_methods_resolve_aliases_lists_and_all_in_registry_order():
     assert resolve_methods("all") == ["entropy", "minmax", "percentile", "mse"]
     assert resolve_methods(["max, mse", "minmax"]) == ["minmax", "mse"]  # aliases, commas, no duplicates
@@ -164,7 +163,11 @@ def test_statistics_per_tensor(convnet):
     cal = calibrate(convnet, _batches(3), ["x"], ["percentile"])  # a method that keeps histograms
     x = np.concatenate([b["x"] for b in _batches(3)]).ravel()
     stats = cal.stats["x"]
-    assert (stats["min"], stats["max"], stats["absmax"]) == (float(x.min()), float(x.max()), float(np.abs(x).max()))
+    assert (stats["min"], stats["max"], stats["absmax"]) == (
+        float(x.min()),
+        float(x.max()),
+        float(np.abs(x).max()),
+    )
     assert stats["zero_fraction"] == 0.0 and stats["histogram"]["bins"] > 1000
     assert stats["histogram"]["abs_quantiles"]["0.5"] == pytest.approx(float(np.median(np.abs(x))), rel=2e-3)
 

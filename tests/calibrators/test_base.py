@@ -48,7 +48,6 @@ def test_standalone_calibrators_follow_the_collect_compute_protocol(samples):
     assert cals["minmax"].collector.tensors["a"].fine is None  # minmax alone keeps no histogram
 
 
-
 def test_aliases_canonical_names_and_declared_parameters():
     assert dict(ALIASES) == {"max": "minmax"} and canonical_method("max") == "minmax"
     assert canonical_method("unknown") == "unknown"
@@ -71,7 +70,9 @@ def test_a_registered_plugin_method_is_listed_everywhere_and_can_be_aliased():
         register_alias("hm", "halfmax")
         assert HalfMax.method == "halfmax" and list_calibrators()[-1] == "halfmax"
         assert ALIASES["hm"] == "halfmax" and len(ALIASES) == 2
-        assert get_calibrator("hm", collector=collect(np.array([-8.0, 2.0], np.float32))).compute_amax() == {"t": 4.0}
+        assert get_calibrator("hm", collector=collect(np.array([-8.0, 2.0], np.float32))).compute_amax() == {
+            "t": 4.0
+        }
         with pytest.raises(ValueError, match="'halfmax' is registered twice"):
             register_calibrator("halfmax")(HalfMax)
     finally:

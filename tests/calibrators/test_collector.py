@@ -125,4 +125,3 @@ def test_threaded_errors_name_the_first_bad_tensor_in_order():
     col = HistogramCollector(workers=2)
     with pytest.raises(NonFiniteActivation, match="'first'"):
         col.collect({"ok": np.ones(1 << 20, np.float32), "first": bad, "second": bad.copy()})
-

@@ -53,4 +53,3 @@ def test_entropy_search_equals_modelopt_on_the_same_histogram(seed):
     edges = np.arange(nb + 1, dtype=np.float64)
     theirs = float(_compute_amax_entropy(counts.copy(), edges, 8, False))
     assert entropy_threshold_bins(counts) == theirs
-

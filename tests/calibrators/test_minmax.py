@@ -16,7 +16,6 @@ def test_minmax_is_the_exact_max_abs(name, samples):
     assert MinMaxCalibrator(collector=collect(x)).compute_amax()["t"] == float(np.abs(x).max())
 
 
-
 def test_minmax_needs_no_histogram_and_a_zero_tensor_gives_zero():
     cal = MinMaxCalibrator()
     assert not cal.collector.keep_histograms

@@ -49,4 +49,3 @@ def test_mse_threshold_is_near_optimal_on_the_raw_samples(name, samples):
     best = min(mse(t) for t in grid)
     assert mse(ours) <= best * 1.001
     assert mse(ours) < mse(float(a.max()))  # and it beats not clipping at all on these tails
-

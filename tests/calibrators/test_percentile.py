@@ -24,4 +24,3 @@ def test_percentile_matches_numpy_within_one_fine_bin(name, p, samples):
 def test_percentile_100_is_the_max(samples):
     x = samples["laplace"]
     assert PercentileCalibrator(100.0, collector=collect(x)).compute_amax()["t"] == float(np.abs(x).max())
-

@@ -31,7 +31,6 @@ def test_plots_mark_the_most_disagreeing_tensors(convnet, tmp_path):
         plot_thresholds(Calibration.load(tmp_path / "c.json"), 1, tmp_path)
 
 
-
 def test_disagreement_is_the_relative_spread_of_the_thresholds():
     cal = Calibration(methods=["a", "b", "c"], amax={"a": {"t": 4.0, "u": 1.0}, "b": {"t": 2.0, "u": 1.0},
                                                    "c": {"t": 3.0, "u": 1.0}})  # fmt: skip

@@ -33,7 +33,18 @@ def test_bench_cli(tmp_path, capsys, graph_file):
 
 def test_table_and_skipped_batches_are_printed(tmp_path, capsys, graph_file):
     fixed = graph_file("conv_relu", tmp_path / "fixed.onnx", batch=1)
-    argv = ["bench", str(fixed), "--batch", "1,4", "--warmup", "0", "--iterations", "2", "--out", str(tmp_path / "b")]
+    argv = [
+        "bench",
+        str(fixed),
+        "--batch",
+        "1,4",
+        "--warmup",
+        "0",
+        "--iterations",
+        "2",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "latency (ms) and throughput" in out  # the table (its columns depend on the terminal width)

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.placement.checks import dq_fed
 from trtq.cli import main
 
 
@@ -27,16 +28,9 @@ def _one_line_error(err: str, *needles: str) -> None:
         assert n in lines[0], (n, lines[0])
 
 
-def _dq_fed(model: onnx.ModelProto) -> set[str]:
-    dq_out = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    return {
-        n.name
-        for n in model.graph.node
-        if n.op_type in ("Conv", "Gemm") and n.input[0] in dq_out and n.input[1] in dq_out
-    }
-
-
-def test_json_and_quiet(untrained_digits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_and_quiet(
+    untrained_digits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ts, data = untrained_digits
     code, out, err = _run(["build", "--model", str(ts), "--calib-data", str(data), "--out", str(tmp_path / "r"),
                            "--calib", "minmax", "--json"], capsys)  # fmt: skip
@@ -86,7 +80,15 @@ def test_existing_output_folder_needs_force(untrained_digits: tuple[Path, Path],
     out.mkdir()
     (out / "mine.txt").write_text("user data")
     code, _, err = _run(
-        ["build", "--model", str(untrained_digits[0]), "--calib-data", str(untrained_digits[1]), "--out", str(out)],
+        [
+            "build",
+            "--model",
+            str(untrained_digits[0]),
+            "--calib-data",
+            str(untrained_digits[1]),
+            "--out",
+            str(out),
+        ],
         capsys,
     )
     assert code == 2
@@ -169,7 +171,7 @@ def test_quantize_small_puts_every_conv_and_gemm_on_dq_inputs(tmp_path: Path, im
     assert code == 0
     int8 = onnx.load(str(tmp_path / "r" / "model.int8.onnx"))
     weighted = {n.name for n in int8.graph.node if n.op_type in ("Conv", "Gemm")}
-    assert len(weighted) == 21 and _dq_fed(int8) == weighted
+    assert len(weighted) == 21 and dq_fed(int8) == weighted
 
 
 def test_config_repeats_a_recorded_run_and_options_override_it(
@@ -183,7 +185,9 @@ def test_config_repeats_a_recorded_run_and_options_override_it(
     assert main(["build", "--config", str(recorded), "--out", str(tmp_path / "b"), "-q"]) == 0
     for name in ("model.onnx", "model.int8.onnx", "calibration.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    assert main(["build", "--config", str(recorded), "--out", str(tmp_path / "c"), "--calib", "mse", "-q"]) == 0
+    assert (
+        main(["build", "--config", str(recorded), "--out", str(tmp_path / "c"), "--calib", "mse", "-q"]) == 0
+    )
     config = json.loads((tmp_path / "c" / "report.json").read_text())["config"]
     assert config["calibration"]["method"] == "mse" and config["data"]["calib_samples"] == 8
     assert config["typing"]["enabled"] is False  # kept from the recorded run

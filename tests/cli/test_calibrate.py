@@ -7,7 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION, read_trt_cache, read_trt_cache_header, trt_version_code
+from trtq.engines.calib_cache import (
+    DEFAULT_CACHE_VERSION,
+    read_trt_cache,
+    read_trt_cache_header,
+    trt_version_code,
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,4 +83,3 @@ def test_trt_version_sets_the_cache_header_and_minmax_labels_it(tiny_model, tmp_
     with pytest.raises(SystemExit) as e:  # argparse refuses the value before any work
         main([*argv[:-3], "--out", str(tmp_path / "d.json"), "--trt-version", "10.13"])
     assert e.value.code == 2 and not (tmp_path / "d.json").exists()
-

@@ -37,12 +37,30 @@ def test_json_summary_names_the_inputs_and_the_file(
     untrained_digits: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "m.onnx"
-    assert main(["export", "--model", str(untrained_digits[0]), "--shape", "1,8,8", "--out", str(out), "--json"]) == 0
+    assert (
+        main(["export", "--model", str(untrained_digits[0]), "--shape", "1,8,8", "--out", str(out), "--json"])
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
-    assert doc["out"] == str(out) and doc["inputs"] == [{"name": "input", "dtype": "float32", "dims": [None, 1, 8, 8]}]
+    assert doc["out"] == str(out) and doc["inputs"] == [
+        {"name": "input", "dtype": "float32", "dims": [None, 1, 8, 8]}
+    ]
 
 
 def test_bad_shape_is_a_usage_error(untrained_digits: tuple[Path, Path], tmp_path: Path, capsys) -> None:
-    assert main(["export", "--model", str(untrained_digits[0]), "--shape", "1x8x8", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                str(untrained_digits[0]),
+                "--shape",
+                "1x8x8",
+                "--out",
+                str(tmp_path / "m.onnx"),
+            ]
+        )
+        == 2
+    )
     assert "--shape expects C,H,W" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()

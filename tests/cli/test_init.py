@@ -12,7 +12,18 @@ import trtq.cli as cli
 from trtq.cli import build_parser, main
 from trtq.errors import TrtqError, UsageError
 
-COMMANDS = ["bench", "build", "calibrate", "demo", "engine", "export", "qat", "quantize", "sensitivity", "validate"]
+COMMANDS = [
+    "bench",
+    "build",
+    "calibrate",
+    "demo",
+    "engine",
+    "export",
+    "qat",
+    "quantize",
+    "sensitivity",
+    "validate",
+]
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -62,16 +73,24 @@ def test_errors_are_one_line_with_the_command_and_their_exit_code(
 
 
 def test_a_plugin_is_read_before_the_parser_wherever_it_stands(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--plugin", "no_such_plugin_x", "bench", "m.onnx"], ["bench", "m.onnx", "--plugin=no_such_plugin_x"]):
+    for argv in (
+        ["--plugin", "no_such_plugin_x", "bench", "m.onnx"],
+        ["bench", "m.onnx", "--plugin=no_such_plugin_x"],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert err.startswith("trtq: error: plugin 'no_such_plugin_x' (--plugin) cannot be imported") and err.count("\n") == 1
+        assert (
+            err.startswith("trtq: error: plugin 'no_such_plugin_x' (--plugin) cannot be imported")
+            and err.count("\n") == 1
+        )
 
 
 def test_help_and_version_do_not_load_plugins(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import trtq.plugins
 
-    monkeypatch.setattr(trtq.plugins, "load_plugins", lambda *a, **k: pytest.fail("plugins loaded for --version"))
+    monkeypatch.setattr(
+        trtq.plugins, "load_plugins", lambda *a, **k: pytest.fail("plugins loaded for --version")
+    )
     with pytest.raises(SystemExit):
         main(["--version", "--plugin", "x"])
 

@@ -38,7 +38,6 @@ def test_cli_sensitivity(tmp_path, outlier, capsys):
     assert "nope.json" in capsys.readouterr().err
 
 
-
 def test_summary_text_ranks_layers_and_states_the_verdict(tmp_path, outlier, capsys):
     from trtq.calibration import Calibration
     from trtq.cli import main
@@ -52,7 +51,9 @@ def test_summary_text_ranks_layers_and_states_the_verdict(tmp_path, outlier, cap
             "--no-typed"]  # fmt: skip
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "FP16 fallback: 1 layer(s); mixed model" in text and "(budget" not in text  # a named set: no budget
+    assert (
+        "FP16 fallback: 1 layer(s); mixed model" in text and "(budget" not in text
+    )  # a named set: no budget
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert "model.mixed.onnx" in names and "model.trt.onnx" not in names
     assert f"in {tmp_path / 'out'}" in text.splitlines()[-1]

@@ -24,7 +24,17 @@ def classifiers(tmp_path, graph_file):
 def test_validate_cli_two_onnx_files(tmp_path, capsys, classifiers):
     ref, same, far, data = classifiers
     out = tmp_path / "validation.json"
-    argv = ["validate", "--model", str(same), "--reference", str(ref), "--data", str(data), "--batch-size", "4"]
+    argv = [
+        "validate",
+        "--model",
+        str(same),
+        "--reference",
+        str(ref),
+        "--data",
+        str(data),
+        "--batch-size",
+        "4",
+    ]
     assert main([*argv, "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["samples"] == 12 and doc["pass"] is True and doc["polygraphy"]["candidate"] is True

@@ -66,8 +66,9 @@ def test_iterables_and_dataloaders() -> None:
     assert len(load_data([np.zeros((3, 4, 4))] * 3)) == 3
 
 
-
-def test_a_flat_folder_has_no_labels_and_hidden_or_empty_class_folders_are_skipped(tmp_path: Path, image_folder) -> None:
+def test_a_flat_folder_has_no_labels_and_hidden_or_empty_class_folders_are_skipped(
+    tmp_path: Path, image_folder
+) -> None:
     root = image_folder("imgs", classes=2, per_class=2)
     (root / "empty_class").mkdir()
     (root / ".cache").mkdir()
@@ -85,7 +86,9 @@ def test_one_image_file_arrays_and_unknown_sources(tmp_path: Path, image_folder)
     one = next((image_folder("imgs", classes=1, per_class=1) / "class_0").iterdir())
     assert len(load_data(one)) == 1
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(UsageError, match="--calib-data .*notes.txt is neither an image folder nor a .npy/.npz file"):
+    with pytest.raises(
+        UsageError, match="--calib-data .*notes.txt is neither an image folder nor a .npy/.npz file"
+    ):
         load_data(tmp_path / "notes.txt", what="--calib-data")
     with pytest.raises(UsageError, match=r"--eval-data: array of shape \(3, 4\); expected \(N, C, H, W\)"):
         load_data(np.zeros((3, 4)), what="--eval-data")

@@ -58,11 +58,14 @@ def test_unreadable_image_is_named(image_folder) -> None:
         list(ds.iter_batches(8))
 
 
-
 def test_overrides_broadcast_one_value_and_refuse_mismatches():
     grey = PRESETS["imagenet"].with_overrides(channels=1, mean=[0.5], std=[0.5])
     assert (grey.channels, grey.mean, grey.std) == (1, (0.5,), (0.5,))
-    assert Preprocess().with_overrides(mean=[0.5], std=[0.25]).mean == (0.5, 0.5, 0.5)  # one value for 3 channels
+    assert Preprocess().with_overrides(mean=[0.5], std=[0.25]).mean == (
+        0.5,
+        0.5,
+        0.5,
+    )  # one value for 3 channels
     assert Preprocess().with_overrides(size=None) == Preprocess()  # None means "not given"
     with pytest.raises(UsageError, match="--channels must be 1 or 3, not 2"):
         Preprocess().with_overrides(channels=2)
@@ -77,9 +80,9 @@ def test_overrides_broadcast_one_value_and_refuse_mismatches():
 def test_resolve_from_none_preset_dict_and_the_models_channels():
     assert resolve_preprocess(None, None) == PRESETS["imagenet"]
     assert resolve_preprocess("raw", None) == PRESETS["raw"]
-    assert resolve_preprocess({"size": 8, "resize": None, "mean": [0.5], "std": [0.5], "channels": 1}, 1) == Preprocess(
-        size=8, resize=None, mean=(0.5,), std=(0.5,), channels=1
-    )
+    assert resolve_preprocess(
+        {"size": 8, "resize": None, "mean": [0.5], "std": [0.5], "channels": 1}, 1
+    ) == Preprocess(size=8, resize=None, mean=(0.5,), std=(0.5,), channels=1)
     grey = resolve_preprocess(None, 1)  # a grey model: the mean of the RGB statistics
     assert grey.channels == 1 and grey.mean == pytest.approx((np.mean(IMAGENET_MEAN),))
     assert resolve_preprocess(None, 7) == PRESETS["imagenet"]  # not an image channel count: left alone

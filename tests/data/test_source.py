@@ -11,7 +11,9 @@ from trtq.errors import UsageError
 
 def _source(n: int = 7, labels: bool = True) -> DataSource:
     x = np.arange(n * 2, dtype=np.float64).reshape(n, 1, 2, 1)
-    return DataSource("s", array=x, targets=ClassLabels(np.arange(n) % 3, ("a", "b", "c")) if labels else None)
+    return DataSource(
+        "s", array=x, targets=ClassLabels(np.arange(n) % 3, ("a", "b", "c")) if labels else None
+    )
 
 
 def test_nan_in_data_is_reported() -> None:
@@ -19,7 +21,6 @@ def test_nan_in_data_is_reported() -> None:
     x[2, 0, 1, 1] = np.nan
     with pytest.raises(UsageError, match="NaN"):
         list(load_data(x).iter_batches(2))
-
 
 
 def test_batches_cover_every_sample_in_order_with_their_targets():
@@ -62,4 +63,6 @@ def test_a_folder_subset_takes_the_same_files_as_the_array_subset(image_folder):
     folder = load_data(image_folder(classes=2, per_class=4), "raw")
     sub = folder.subset(3, seed=1)
     order = np.sort(np.random.default_rng(1).choice(8, size=3, replace=False))
-    assert sub.files == [folder.files[i] for i in order] and sub.labels.tolist() == folder.labels[order].tolist()
+    assert (
+        sub.files == [folder.files[i] for i in order] and sub.labels.tolist() == folder.labels[order].tolist()
+    )

@@ -85,9 +85,9 @@ def test_weakly_typed_build_on_10_3_sets_int8_and_fp16(fake_tensorrt, tmp_path, 
     assert ("create_network", 0) in trt.state.log
     assert trt.state.config.flags == ["INT8", "FP16"] == info.flags
     fake_tensorrt("10.3.0")
-    assert build_engine_info(graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(precision="fp16")).flags == [
-        "FP16"
-    ]
+    assert build_engine_info(
+        graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(precision="fp16")
+    ).flags == ["FP16"]
 
 
 def test_weak_typing_refused_on_11(fake_tensorrt, tmp_path, graph_file):
@@ -100,7 +100,8 @@ def test_same_compute_capability_needs_10_4(fake_tensorrt, tmp_path, graph_file)
     fake_tensorrt("10.3.0")
     with pytest.raises(UsageError, match="same_compute_capability is not available on TensorRT 10.3"):
         build_engine(
-            graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(hardware_compat="same_compute_capability")
+            graph_file("qdq_conv", tmp_path / "m.onnx"),
+            EngineOptions(hardware_compat="same_compute_capability"),
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import struct
 
 import numpy as np

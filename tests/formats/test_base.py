@@ -29,7 +29,9 @@ def test_min_amax_is_the_amax_of_the_smallest_scale_and_zero_points_are_typed():
 
 def test_formats_are_looked_up_by_name_and_registered_once():
     assert get_format("int8") is INT8 and get_format(FP8_LIKE) is FP8_LIKE
-    with pytest.raises(UsageError, match="--format 'fp4' is not a registered quantization format; choose from int8"):
+    with pytest.raises(
+        UsageError, match="--format 'fp4' is not a registered quantization format; choose from int8"
+    ):
         get_format("fp4")
     try:
         assert register_format(FP8_LIKE) is FP8_LIKE and get_format("test_e4m3") is FP8_LIKE

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from trtq.errors import TrtqError, UsageError
-from trtq.metrics import METRICS, Metric, applicable_metrics, default_metric, get_metric, register_metric, resolve_metric
+from trtq.metrics import (
+    METRICS,
+    Metric,
+    applicable_metrics,
+    default_metric,
+    get_metric,
+    register_metric,
+    resolve_metric,
+)
 
 REF = {"logits": np.array([[1.0, 2.0], [3.0, 0.0]], np.float32)}
 
@@ -33,8 +41,13 @@ def test_drop_and_meets_follow_the_unit_and_the_direction(metric, ref, value, dr
 
 
 def test_format_and_budget_unit_per_unit():
-    assert Metric("a", len).format(0.98765) == "98.77%" and Metric("a", len).budget_unit() == "percentage points"
-    assert Metric("s", len, unit="db").format(31.4159) == "31.42 dB" and Metric("s", len, unit="db").budget_unit() == "dB"
+    assert (
+        Metric("a", len).format(0.98765) == "98.77%" and Metric("a", len).budget_unit() == "percentage points"
+    )
+    assert (
+        Metric("s", len, unit="db").format(31.4159) == "31.42 dB"
+        and Metric("s", len, unit="db").budget_unit() == "dB"
+    )
     v = Metric("v", len, unit="value")
     assert v.format(0.000123456789) == "0.000123457" and v.budget_unit() == "units of the metric"
     assert v.format(None) == "—" and Metric("a", len, title="top-1").heading == "top-1" and v.heading == "v"
@@ -74,7 +87,9 @@ def test_register_metric_reads_the_arity_and_the_docstring():
         return float(np.mean(next(iter(outputs.values()))))
 
     try:
-        assert register_metric("test_plugin_score", unit="value", kind="fidelity")(plugin_score) is plugin_score
+        assert (
+            register_metric("test_plugin_score", unit="value", kind="fidelity")(plugin_score) is plugin_score
+        )
         m = get_metric("test_plugin_score")
         assert not m.takes_targets and m.description == "Mean of the first output. Higher is better."
         assert m(REF, REF) == pytest.approx(1.5) and not m.auto
@@ -89,19 +104,29 @@ def test_register_metric_reads_the_arity_and_the_docstring():
 def test_resolve_metric_names_defaults_entry_points_and_callables(monkeypatch):
     assert resolve_metric(None, "class").name == default_metric("class") == "top1_accuracy"
     assert resolve_metric(None, None).name == default_metric(None) == "top1_agreement"
-    assert resolve_metric(None, True).name == "top1_accuracy" and resolve_metric(None, False).name == "top1_agreement"
+    assert (
+        resolve_metric(None, True).name == "top1_accuracy"
+        and resolve_metric(None, False).name == "top1_agreement"
+    )
     m = get_metric("cosine")
     assert resolve_metric(m) is m and resolve_metric("cosine") is m
     with pytest.raises(UsageError, match="--metric top1_accuracy needs evaluation data with class labels"):
         resolve_metric("top1_accuracy", None)
-    with pytest.raises(UsageError, match=r"--metric 'cosin' is not a registered metric; choose from .*, or give package\.module:function"):
+    with pytest.raises(
+        UsageError,
+        match=r"--metric 'cosin' is not a registered metric; choose from .*, or give package\.module:function",
+    ):
         resolve_metric("cosin")
     module = types.ModuleType("trtq_test_metric_base_mod")
     module.score = lambda ref, out, targets: 1.0
     module.not_callable = 3
     monkeypatch.setitem(sys.modules, "trtq_test_metric_base_mod", module)
     user = resolve_metric("trtq_test_metric_base_mod:score")
-    assert user.name == "trtq_test_metric_base_mod:score" and user.takes_targets and user.description == "user metric"
+    assert (
+        user.name == "trtq_test_metric_base_mod:score"
+        and user.takes_targets
+        and user.description == "user metric"
+    )
     with pytest.raises(UsageError, match="has no function 'not_callable'"):
         resolve_metric("trtq_test_metric_base_mod:not_callable")
 
@@ -118,6 +143,8 @@ def test_resolve_metric_names_defaults_entry_points_and_callables(monkeypatch):
 def test_applicable_metrics_are_the_automatic_ones_that_apply_then_extras_once():
     names = [m.name for m in applicable_metrics(REF, None)]
     assert names == ["top1_agreement", "cosine", "snr_db"]  # registration order; no labels, no top-1 accuracy
-    with_labels = [m.name for m in applicable_metrics(REF, "class", (get_metric("mse"), get_metric("cosine")))]
+    with_labels = [
+        m.name for m in applicable_metrics(REF, "class", (get_metric("mse"), get_metric("cosine")))
+    ]
     assert with_labels == ["top1_accuracy", "top5_accuracy", "top1_agreement", "cosine", "snr_db", "mse"]
     assert [m.name for m in applicable_metrics({"ids": np.array([[1, 2]])}, None)] == ["top1_agreement"]

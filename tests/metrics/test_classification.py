@@ -29,7 +29,9 @@ def test_top5_accuracy_matches_a_sort_based_reference():
     expected = np.mean([label in row for label, row in zip(LABELS, top5)])
     assert top5_accuracy({"l": REF}, {"l": OUT}, LABELS) == pytest.approx(expected)
     three = OUT[:, :3]
-    assert top5_accuracy({"l": three}, {"l": three}, LABELS % 3) == 1.0  # fewer than 5 classes: every class counts
+    assert (
+        top5_accuracy({"l": three}, {"l": three}, LABELS % 3) == 1.0
+    )  # fewer than 5 classes: every class counts
 
 
 def test_only_the_first_output_counts_and_extra_dims_are_flattened():
@@ -39,18 +41,28 @@ def test_only_the_first_output_counts_and_extra_dims_are_flattened():
 
 
 def test_outputs_that_are_not_logits_and_bad_labels_are_usage_errors():
-    with pytest.raises(UsageError, match=r"top-1 agreement needs classifier outputs \(N, classes\); the first output has shape \(5,\)"):
+    with pytest.raises(
+        UsageError,
+        match=r"top-1 agreement needs classifier outputs \(N, classes\); the first output has shape \(5,\)",
+    ):
         top1_agreement({"y": np.zeros(5)}, {"y": np.zeros(5)})
     with pytest.raises(UsageError, match="top-1 accuracy needs labelled evaluation data"):
         top1_accuracy({"l": REF}, {"l": OUT}, None)
     with pytest.raises(UsageError, match="199 labels for 200 samples"):
         top5_accuracy({"l": REF}, {"l": OUT}, LABELS[:199])
-    assert is_classifier({"l": REF}) and not is_classifier({"l": REF[:, :1]}) and not is_classifier({"l": REF[0]})
+    assert (
+        is_classifier({"l": REF})
+        and not is_classifier({"l": REF[:, :1]})
+        and not is_classifier({"l": REF[0]})
+    )
 
 
 def test_registered_with_the_targets_they_need_and_their_titles():
     acc, top5, agree = (get_metric(n) for n in ("top1_accuracy", "top5_accuracy", "top1_agreement"))
     assert (acc.needs, top5.needs, agree.needs) == ("class", "class", None)
     assert (acc.heading, top5.heading, agree.heading) == ("top-1", "top-5", "top-1 agreement with FP32")
-    assert all(m.auto and m.kind == "task" and m.higher_is_better and m.unit == "fraction" for m in (acc, top5, agree))
+    assert all(
+        m.auto and m.kind == "task" and m.higher_is_better and m.unit == "fraction"
+        for m in (acc, top5, agree)
+    )
     assert acc({"l": REF}, {"l": OUT}, LABELS) == top1_accuracy({"l": REF}, {"l": OUT}, LABELS)

@@ -68,10 +68,16 @@ def test_mse_and_absolute_errors_over_every_element():
 
 
 def test_directions_units_and_which_are_automatic():
-    higher = {n: get_metric(n).higher_is_better for n in ("cosine", "snr_db", "mse", "max_abs_error", "mean_abs_error", "output_noise")}
+    higher = {
+        n: get_metric(n).higher_is_better
+        for n in ("cosine", "snr_db", "mse", "max_abs_error", "mean_abs_error", "output_noise")
+    }
     assert higher == {"cosine": True, "snr_db": True, "mse": False, "max_abs_error": False, "mean_abs_error": False,
                       "output_noise": False}  # fmt: skip
     assert get_metric("snr_db").unit == "db" and get_metric("cosine").unit == "value"
-    assert [n for n in ("cosine", "snr_db", "mse", "output_noise") if get_metric(n).auto] == ["cosine", "snr_db"]
+    assert [n for n in ("cosine", "snr_db", "mse", "output_noise") if get_metric(n).auto] == [
+        "cosine",
+        "snr_db",
+    ]
     assert all(get_metric(n).kind == "fidelity" for n in higher)
     assert not get_metric("cosine").usable({"ids": REF["ids"]}, None)  # needs a float output

@@ -9,18 +9,10 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.placement.checks import dq_fed
 from trtq.errors import UsageError
 from trtq.pipeline import build, ptq_stages, qat_stages
 from trtq.pipeline.stages import QATGraphStage
-
-
-def _dq_fed(model: onnx.ModelProto) -> set[str]:
-    dq_out = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    return {
-        n.name
-        for n in model.graph.node
-        if n.op_type in ("Conv", "Gemm") and n.input[0] in dq_out and n.input[1] in dq_out
-    }
 
 
 def test_digits_build_end_to_end(digits_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -34,8 +26,8 @@ def test_digits_build_end_to_end(digits_files: tuple[Path, Path, Path], tmp_path
     # every Conv/Gemm reads weight and input through DQ, unless placement says why not
     skipped = {s["node"] for s in res.placement.skipped}
     weighted = {n.name for n in int8.graph.node if n.op_type in ("Conv", "Gemm")}
-    assert weighted - skipped == _dq_fed(int8)
-    assert len(_dq_fed(int8)) >= 4
+    assert weighted - skipped == dq_fed(int8)
+    assert len(dq_fed(int8)) >= 4
     val = res.validation
     fp32_top1, int8_top1 = val.value("fp32", "top1_accuracy"), val.value("int8", "top1_accuracy")
     assert fp32_top1 > 0.9  # real accuracy of a trained model on held-out digits
@@ -70,7 +62,7 @@ def test_resnet18_random_init_with_an_image_folder(tmp_path: Path, image_folder)
     res = build("resnet18", calib_data=tmp_path / "imgs", out=tmp_path / "r18", preprocess={"size": 64,
                 "resize": 72}, typed_graph=False)  # fmt: skip
     int8 = onnx.load(str(res.int8_onnx))
-    assert len(_dq_fed(int8)) >= 19  # 20 convs + fc; ModelOpt-style rules may skip the 3-channel stem
+    assert len(dq_fed(int8)) >= 19  # 20 convs + fc; ModelOpt-style rules may skip the 3-channel stem
     assert res.validation.samples == 8
     skipped = {s["node"]: s["rule"] for s in res.placement.skipped if s["op_type"] in ("Conv", "Gemm")}
     assert skipped == {"/fc/Gemm": "SmallOrGemv"}  # the classifier is matrix-vector at batch 1
@@ -83,9 +75,8 @@ def test_onnx_with_an_unquantizable_op_is_built_and_the_op_listed(tmp_path: Path
     skipped = {s["node"]: s for s in res.placement.skipped}
     assert "conv_dynamic_weight" in skipped and "weight" in skipped["conv_dynamic_weight"]["reason"]
     int8 = onnx.load(str(res.int8_onnx))
-    assert _dq_fed(int8) == {"conv_static_weight"}
+    assert dq_fed(int8) == {"conv_static_weight"}
     assert "conv_dynamic_weight" in (tmp_path / "r" / "report.md").read_text()
-
 
 
 def test_the_stage_lists_in_order():
@@ -94,7 +85,12 @@ def test_the_stage_lists_in_order():
     ]  # fmt: skip
     qat = QATGraphStage(qat="model.qat.onnx")
     stages = qat_stages(qat)
-    assert stages[0] is qat and [s.name for s in stages[1:]] == ["typed_graph", "validate", "engine", "report"]
+    assert stages[0] is qat and [s.name for s in stages[1:]] == [
+        "typed_graph",
+        "validate",
+        "engine",
+        "report",
+    ]
 
 
 def test_settings_are_checked_before_anything_is_written(tmp_path: Path) -> None:

@@ -114,7 +114,10 @@ def test_legacy_booleans_still_change_the_plan(onnx_graph):
         warnings.simplefilter("ignore", DeprecationWarning)
         assert not plan_qdq(onnx_graph("concat"), PlacementConfig(concat_shared_scale=False)).scale_groups
         assert "r2_out" not in plan_qdq(onnx_graph("pooling"), PlacementConfig(pooling=False)).activations
-        assert "odd" in plan_qdq(onnx_graph("small_convs"), PlacementConfig(skip_small_convs=False)).quantized_nodes
+        assert (
+            "odd"
+            in plan_qdq(onnx_graph("small_convs"), PlacementConfig(skip_small_convs=False)).quantized_nodes
+        )
 
 
 def test_legacy_warning_points_at_the_caller():

@@ -30,13 +30,18 @@ EXPECTED = {
     "resnet18": {"modelopt:flatten-before-fp-head": 1, "modelopt:maxpool-input": 1},
     "mobilenet_v2": {"modelopt:flatten-before-fp-head": 1},
     "efficientnet_b0": {"modelopt:flatten-before-fp-head": 1},
-    "tiny_vit": {"modelopt:layernorm-after-dropped-add-input": 2, "modelopt:gemm-output-into-residual-add": 2},
+    "tiny_vit": {
+        "modelopt:layernorm-after-dropped-add-input": 2,
+        "modelopt:gemm-output-into-residual-add": 2,
+    },
 }
 
 
 def _export(name: str, path: Path, make_model) -> Path:
     res = MODELS[name]
-    export_model(make_model(name), np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32), path)
+    export_model(
+        make_model(name), np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32), path
+    )
     return path
 
 

@@ -58,7 +58,9 @@ def test_expose_tensors_copies_and_types_the_new_outputs(onnx_graph):
 
 def test_device_and_timing_interface(onnx_graph):
     cpu = OnnxRuntimeRunner(onnx_graph("conv_relu"))
-    gpu = OnnxRuntimeRunner(onnx_graph("conv_relu"), providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+    gpu = OnnxRuntimeRunner(
+        onnx_graph("conv_relu"), providers=("CUDAExecutionProvider", "CPUExecutionProvider")
+    )
     assert (cpu.device, gpu.device) == ("cpu", "cuda")
     assert cpu.backend == gpu.backend == "onnxruntime"
     assert cpu.cuda_steps() is None and gpu.cuda_steps() is None  # always timed around infer()

@@ -23,7 +23,9 @@ __all__ = ["OUTLIER_LAYER", "minmax_amax", "run_all"]
 OUTLIER_LAYER = "/conv2/conv2.0/Conv"
 
 
-def minmax_amax(fp32: onnx.ModelProto, x: np.ndarray, tensors: list[str], scale: float = 1.0) -> dict[str, float]:
+def minmax_amax(
+    fp32: onnx.ModelProto, x: np.ndarray, tensors: list[str], scale: float = 1.0
+) -> dict[str, float]:
     """Independent calibration: max |x| of each activation over the data (ONNX Runtime extra outputs)."""
     amax: dict[str, float] = {}
     with OnnxRuntimeRunner(fp32, extra_outputs=[t for t in tensors if t != "input"]) as r:

@@ -131,4 +131,3 @@ def test_variants_differ_from_their_base_only_where_the_layer_acts(outlier):
         "/conv1/conv1.0/Conv_output_0",
         "/conv2/conv2.0/Conv_output_0",
     }
-

@@ -37,4 +37,3 @@ def test_fast_path_equals_running_each_variant_in_full(resnet):
         np.testing.assert_allclose(
             next(iter(ev.outputs(key).values())), run_all(model, x), rtol=1e-5, atol=1e-6, err_msg=str(key)
         )
-

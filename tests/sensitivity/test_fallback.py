@@ -87,4 +87,3 @@ def test_torchvision_cnn_budget_met_and_zero_drop_gives_fp32_back(resnet):
         assert choice.met and agreement == pytest.approx(choice.metric)
         assert agreement >= 1.0 - max_drop / 100
     assert agreement == 1.0
-

@@ -25,4 +25,3 @@ def test_live_tensors_changed_tensors_and_suffix(onnx_graph):
     assert suffix.cut == ["a", "b"] and suffix.nodes == 2 and suffix.computed == ["y"]
     assert suffix_model(base, variant, frozenset({"a"})).nodes == 3  # b recomputed from a
     assert suffix_model(base, base).model is None
-

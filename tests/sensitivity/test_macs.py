@@ -23,4 +23,3 @@ def test_layer_macs_match_the_formula():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     macs = layer_macs(model, {"x": np.zeros((3, 4, 12, 12), np.float32)})
     assert macs == {"conv": 8 * 6 * 6 * 4 * 3 * 3, "mm": 8 * 6 * 6 * 5}
-

@@ -42,7 +42,10 @@ def tiny_cnn_onnx(widths: tuple[int, int] = (8, 8), classes: int = 10) -> onnx.M
 def conv_relu(batch: str | int = "N") -> onnx.ModelProto:
     """Conv(3 -> 8, 3x3, same padding) -> y, Relu -> z, over x (batch, 3, 16, 16); no bias, unnamed nodes."""
     w = _init("w", np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32))
-    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["y"], ["z"])]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["y"], ["z"]),
+    ]
     return model_of(nodes, [_vi("x", [batch, 3, 16, 16])], [_vi("z", [batch, 8, 16, 16])], [w])
 
 
@@ -84,7 +87,13 @@ def residual_cnn(seed: int = 0) -> onnx.ModelProto:
     def c(name: str, shape: tuple[int, ...], scale: float = 0.2) -> onnx.TensorProto:
         return _init(name, (rng.standard_normal(shape) * scale).astype(np.float32))
 
-    inits = [c("w1", (32, 16, 3, 3)), c("w2", (32, 32, 3, 3)), c("b", (32,)), c("fc.w", (10, 32)), c("fc.b", (10,))]
+    inits = [
+        c("w1", (32, 16, 3, 3)),
+        c("w2", (32, 32, 3, 3)),
+        c("b", (32,)),
+        c("fc.w", (10, 32)),
+        c("fc.b", (10,)),
+    ]
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b"], ["c1"], "conv1", pads=[1] * 4),
         helper.make_node("Relu", ["c1"], ["r1"], "relu1"),
@@ -95,12 +104,18 @@ def residual_cnn(seed: int = 0) -> onnx.ModelProto:
         helper.make_node("Flatten", ["p"], ["f"], "flat"),
         helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["y"], "fc", transB=1),
     ]
-    return model_of(nodes, [_vi("x", ["N", 16, 8, 8])], [_vi("y", ["N", 10])], inits, name="cnn", ir_version=8)
+    return model_of(
+        nodes, [_vi("x", ["N", 16, 8, 8])], [_vi("y", ["N", 10])], inits, name="cnn", ir_version=8
+    )
 
 
 @graph("qdq_conv")
 def qdq_conv(
-    batch: str | int = "N", height: str | int = 8, qdq: bool = True, quantize_weight: bool = True, fp16: bool = False
+    batch: str | int = "N",
+    height: str | int = 8,
+    qdq: bool = True,
+    quantize_weight: bool = True,
+    fp16: bool = False,
 ) -> onnx.ModelProto:
     """A Conv over x (batch, 3, height, 8) -> y (4 channels, weights all ones), optionally with Q/DQ and an FP16 tail.
 
@@ -202,7 +217,11 @@ def two_inputs() -> onnx.ModelProto:
         helper.make_node("ReduceMean", ["ids_f"], ["ids_mean"], axes=[1], keepdims=1),
         helper.make_node("Add", ["mm", "ids_mean"], ["output"]),
     ]
-    inputs = [_vi("features", ["batch", 4]), _vi("w", [4, 2]), _vi("token_ids", ["batch", 6], TensorProto.INT64)]
+    inputs = [
+        _vi("features", ["batch", 4]),
+        _vi("w", [4, 2]),
+        _vi("token_ids", ["batch", 6], TensorProto.INT64),
+    ]
     return model_of(nodes, inputs, [_vi("output", ["batch", 2])], [w], name="two_inputs")
 
 
@@ -219,7 +238,13 @@ def residual_block(downsample: bool = False, bn: bool = False) -> onnx.ModelProt
     if bn:
         h = g.op(
             "BatchNormalization",
-            [h, g.const("bn.s", (32,)), g.const("bn.b", (32,)), g.const("bn.m", (32,)), g.const("bn.v", (32,), 0)],
+            [
+                h,
+                g.const("bn.s", (32,)),
+                g.const("bn.b", (32,)),
+                g.const("bn.m", (32,)),
+                g.const("bn.v", (32,), 0),
+            ],
             "bn2",
         )
         g.inits[-1] = numpy_helper.from_array(np.ones(32, np.float32), "bn.v")

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Entry", "MODELS", "GRAPHS", "model", "graph", "make_model", "onnx_graph", "graph_file", "describe"]
+__all__ = [
+    "Entry",
+    "MODELS",
+    "GRAPHS",
+    "model",
+    "graph",
+    "make_model",
+    "onnx_graph",
+    "graph_file",
+    "describe",
+]
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,9 @@ MODELS: dict[str, Entry] = {}
 GRAPHS: dict[str, Entry] = {}
 
 
-def _register(table: dict[str, Entry], kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _register(
+    table: dict[str, Entry], kind: str, name: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in table:
             raise ValueError(f"zoo {kind} {name!r} is registered twice")

@@ -34,19 +34,29 @@ def test_run_writes_calibration_json_and_the_cache_of_the_chosen_method(run_cont
     doc = json.loads((staging / "calibration.json").read_text())
     data = arrays()
     expected = calibrate(fp32, data.feeds("x", 4), plan.activations, ["minmax"])
-    assert doc["methods"] == ["minmax"] and {t: e["amax"]["minmax"] for t, e in doc["tensors"].items()} == expected.amax_for()
+    assert (
+        doc["methods"] == ["minmax"]
+        and {t: e["amax"]["minmax"] for t, e in doc["tensors"].items()} == expected.amax_for()
+    )
     assert set(doc["ranges"]) >= set(plan.activations) and doc["ranges"]["x"] == pytest.approx(
         float(abs(data.array).max()), rel=1e-6
     )
     assert read_trt_cache_header(staging / "calibration.cache") == (101303, "MinMaxCalibration")
     assert read_trt_cache(staging / "calibration.cache") == pytest.approx(expected.amax_for(), rel=1e-6)
     summary = ctx.result.calibration
-    assert (summary.method, summary.source, summary.samples, summary.tensors) == ("minmax", "data", 8, len(plan.activations))
+    assert (summary.method, summary.source, summary.samples, summary.tensors) == (
+        "minmax",
+        "data",
+        8,
+        len(plan.activations),
+    )
     assert ctx.calibration.amax_for() == expected.amax_for()
 
 
 def test_several_methods_are_chosen_on_held_out_data_with_plots(run_context, fp32, tmp_path):
-    sink = NamedFiles({"calibration.json": tmp_path / "c.json", "calibration.cache": None}, folder=tmp_path / "plots")
+    sink = NamedFiles(
+        {"calibration.json": tmp_path / "c.json", "calibration.cache": None}, folder=tmp_path / "plots"
+    )
     ctx = run_context(_config(method="minmax,mse"), sink=sink, fp32=fp32, plan=plan_qdq(fp32))
     CalibrateStage().run(ctx)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "plots"]  # the cache was not asked for

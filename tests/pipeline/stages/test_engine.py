@@ -33,7 +33,9 @@ def test_without_tensorrt_the_status_names_the_tensorrt_ready_onnx(run_context, 
     assert info.skipped_reason.startswith("TensorRT is not installed") and ctx.result.engine is None
     ctx.result.artifacts["model.trt.onnx"] = tmp_path / "out" / "model.trt.onnx"
     EngineStage().run(ctx)
-    assert info.status.endswith(f"TensorRT-ready ONNX: {tmp_path / 'out' / 'model.trt.onnx'}")  # the typed graph first
+    assert info.status.endswith(
+        f"TensorRT-ready ONNX: {tmp_path / 'out' / 'model.trt.onnx'}"
+    )  # the typed graph first
 
 
 def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
@@ -73,4 +75,3 @@ def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
     assert res.engine_info.validation.value("candidate", "top1_agreement") >= 0.97
     assert res.engine_status.startswith("built; engine vs FP32: top-1 agreement")
     assert (tmp_path / "run" / "bench.json").is_file()
-

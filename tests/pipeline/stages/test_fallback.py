@@ -67,7 +67,9 @@ def test_always_rank_without_a_budget_keeps_the_plan_and_writes_the_ranking(run_
     FallbackStage(always_rank=True, mixed_artifact="model.mixed.onnx").run(ctx)
     assert ctx.plan is before
     doc = json.loads((tmp_path / "s.json").read_text())
-    assert sorted(layer["node"] for layer in doc["layers"]) == ["/0/Conv", "/2/Conv"] and "fallback" not in doc
+    assert (
+        sorted(layer["node"] for layer in doc["layers"]) == ["/0/Conv", "/2/Conv"] and "fallback" not in doc
+    )
     assert (tmp_path / "more" / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "s.md").read_text().startswith("# trtq sensitivity\n\nMetric: **top1_agreement**")
 
@@ -102,4 +104,3 @@ def test_build_writes_table_plot_and_mixed_graph(tmp_path, digits_npz, make_mode
     for node in doc["fallback"]["nodes"]:
         conv = next(n for n in mixed.graph.node if n.name == node)
         assert not any(i.endswith("_DequantizeLinear_Output") for i in conv.input)
-

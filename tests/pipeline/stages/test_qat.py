@@ -10,12 +10,19 @@ import pytest
 from tests.pipeline.stages.conftest import arrays
 from trtq.errors import TrtqError, UsageError
 from trtq.pipeline.stages import QATGraphStage
-from trtq.pipeline.stages.qat import QAT_METADATA_KEY, load_qat_graphs, placement_from_metadata, read_qat_metadata
+from trtq.pipeline.stages.qat import (
+    QAT_METADATA_KEY,
+    load_qat_graphs,
+    placement_from_metadata,
+    read_qat_metadata,
+)
 from trtq.placement import PlacementConfig, plan_qdq
 from trtq.qdq import insert_qdq
 
 
-def _qdq(fp32: onnx.ModelProto, config: PlacementConfig | None = None, meta: dict | None = None) -> onnx.ModelProto:
+def _qdq(
+    fp32: onnx.ModelProto, config: PlacementConfig | None = None, meta: dict | None = None
+) -> onnx.ModelProto:
     plan = plan_qdq(fp32, config)
     q = insert_qdq(fp32, plan, {t: 2.0 for t in plan.activations})
     if meta is not None:
@@ -61,7 +68,10 @@ def test_run_takes_the_graph_as_int8_and_checks_the_placement(run_context, fp32,
     stage.run(ctx)
     assert ctx.int8 == qat and ctx.fp32 == fp32 and ctx.calibration is None
     assert onnx.load(str(tmp_path / "staging" / "model.int8.onnx")) == qat
-    assert ctx.result.calibration.source == "qat" and ctx.result.calibration.method == "qat (minmax initial scales)"
+    assert (
+        ctx.result.calibration.source == "qat"
+        and ctx.result.calibration.method == "qat (minmax initial scales)"
+    )
     assert ctx.result.placement.qat_check["matches"] is True
     section = ctx.result.sections[0]
     assert section.title == "QAT" and section.key == "qat" and section.data["accuracy"] == {"samples": 4}

@@ -26,7 +26,11 @@ def test_run_inserts_qdq_and_writes_the_artifact_it_is_named_for(run_context, on
 
 def test_missing_amax_names_the_calibration_and_the_first_tensor(run_context, onnx_graph):
     fp32 = onnx_graph("conv_relu_conv")
-    ctx = run_context(fp32=fp32, plan=plan_qdq(fp32), calibration=Calibration.from_amax({"x": 2.0}, method="minmax"))
-    with pytest.raises(UsageError, match=r"the minmax amax mapping has no amax for 1 tensor\(s\) .*\(first: 'r1'\)"):
+    ctx = run_context(
+        fp32=fp32, plan=plan_qdq(fp32), calibration=Calibration.from_amax({"x": 2.0}, method="minmax")
+    )
+    with pytest.raises(
+        UsageError, match=r"the minmax amax mapping has no amax for 1 tensor\(s\) .*\(first: 'r1'\)"
+    ):
         QuantizeStage().run(ctx)
     assert ctx.int8 is None

@@ -47,7 +47,9 @@ def test_ranges_from_calibration_json_overflow_and_keep_lists(run_context, int8,
 
 def test_ranges_measured_on_the_data_without_calibration_ranges_and_none_without_data(run_context, int8):
     fp32, q = int8
-    data = DataSource("big", array=np.full((8, 16, 8, 8), 1e5, np.float32))  # beyond FP16 already at the input
+    data = DataSource(
+        "big", array=np.full((8, 16, 8, 8), 1e5, np.float32)
+    )  # beyond FP16 already at the input
     ctx = run_context(fp32=fp32, int8=q, calib=data)
     TypingStage().run(ctx)
     assert ctx.result.typing.ranges_from == "2 batches of calibration (no --eval-data) data"

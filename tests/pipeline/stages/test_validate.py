@@ -24,7 +24,9 @@ def models(fp32):
 
 
 def test_run_metrics_are_the_configured_ones_and_the_fallback_metric(run_context):
-    config = BuildConfig(validation=ValidationConfig(metrics=("mse",)), fallback=FallbackConfig(metric="snr_db"))
+    config = BuildConfig(
+        validation=ValidationConfig(metrics=("mse",)), fallback=FallbackConfig(metric="snr_db")
+    )
     assert [m.name for m in run_metrics(run_context(config))] == ["mse", "snr_db"]
     with pytest.raises(UsageError, match="--metric 'nope' is not a registered metric"):
         ValidateStage().check(run_context(BuildConfig(validation=ValidationConfig(metrics=("nope",)))))
@@ -50,7 +52,9 @@ def test_every_candidate_is_scored_against_fp32_on_the_eval_data(run_context, mo
     labels = evaluation.labels
     assert val.value("fp32", "top1_accuracy") == pytest.approx(np.mean(ref.argmax(1) == labels))
     assert val.value("int8", "top1_accuracy") == pytest.approx(np.mean(got.argmax(1) == labels))
-    assert val.value("int8", "mse") == pytest.approx(float(np.mean((got.astype(np.float64) - ref) ** 2)), rel=1e-6)
+    assert val.value("int8", "mse") == pytest.approx(
+        float(np.mean((got.astype(np.float64) - ref) ** 2)), rel=1e-6
+    )
 
 
 def test_without_eval_data_the_calibration_data_is_used_and_said(run_context, models):
