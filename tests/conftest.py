@@ -70,14 +70,12 @@ def digits_files(tmp_path_factory: pytest.TempPathFactory, digits: zoo.Digits) -
     """A DigitsNet trained 6 epochs (TorchScript), 256 calibration samples (.npy) and 300 labelled eval samples."""
     import torch
 
-    from tests.zoo.data import normalise_digits
-
     root = tmp_path_factory.mktemp("digits_model")
     model, _, val_imgs, val_labels = zoo.trained_digits(epochs=6)
     ts = root / "digits.ts"
     torch.jit.save(torch.jit.trace(model, torch.zeros(1, 1, 8, 8)), str(ts))
     np.save(root / "calib.npy", digits.x(256))
-    np.savez(root / "val.npz", x=normalise_digits(val_imgs[:300]), y=val_labels[:300])
+    np.savez(root / "val.npz", x=zoo.normalise_digits(val_imgs[:300]), y=val_labels[:300])
     return ts, root / "calib.npy", root / "val.npz"
 
 

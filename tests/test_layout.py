@@ -32,6 +32,7 @@ NOT_A_MODULE = {
     "tests/test_docker.py": "the container files",
     "tests/test_scripts.py": "scripts/ that need a GPU",
     "tests/test_layout.py": "this file",
+    "tests/zoo/test_zoo.py": "the test zoo's own entries",
     "tests/test_qat.py": "QAT end to end (the QAT helper moves it to tests/finetune/)",
     "tests/pipeline/test_identity.py": "the lead's: build and the stage commands write the same bytes",
 }

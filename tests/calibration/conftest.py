@@ -7,4 +7,5 @@ import pytest
 
 @pytest.fixture
 def convnet(onnx_graph):
+    """The zoo's tiny_cnn exported (a fresh copy per test)."""
     return onnx_graph("tiny_cnn")

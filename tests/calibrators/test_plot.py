@@ -16,6 +16,7 @@ set_quiet(True)
 
 @pytest.fixture
 def convnet(onnx_graph):
+    """The zoo's tiny_cnn exported (x -> y)."""
     return onnx_graph("tiny_cnn")
 
 
