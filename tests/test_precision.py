@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import onnx
 import pytest
 import torch
-import torchvision
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.zoo import export_model
 from trtq.placement import normalize, plan_qdq
 from trtq.precision import fp32_nodes, measure_ranges, to_strongly_typed
 from trtq.qdq import insert_qdq
@@ -30,41 +28,6 @@ def _types(m: onnx.ModelProto) -> dict[str, int]:
     return out
 
 
-def _small_cnn() -> onnx.ModelProto:
-    """conv -> relu -> conv -> add(residual) -> GAP -> flatten -> gemm, with a shared bias initializer."""
-
-    def c(name, shape, scale=0.2):
-        return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
-
-    inits = [
-        c("w1", (32, 16, 3, 3)),
-        c("w2", (32, 32, 3, 3)),
-        c("b", (32,)),
-        c("fc.w", (10, 32)),
-        c("fc.b", (10,)),
-    ]
-    nodes = [
-        helper.make_node("Conv", ["x", "w1", "b"], ["c1"], "conv1", pads=[1] * 4),
-        helper.make_node("Relu", ["c1"], ["r1"], "relu1"),
-        helper.make_node("Conv", ["r1", "w2", "b"], ["c2"], "conv2", pads=[1] * 4),
-        helper.make_node("Add", ["c2", "r1"], ["s"], "add"),
-        helper.make_node("Relu", ["s"], ["r2"], "relu2"),
-        helper.make_node("GlobalAveragePool", ["r2"], ["p"], "gap"),
-        helper.make_node("Flatten", ["p"], ["f"], "flat"),
-        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["y"], "fc", transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "cnn",
-        [helper.make_tensor_value_info("x", F32, ["N", 16, 8, 8])],
-        [helper.make_tensor_value_info("y", F32, ["N", 10])],
-        initializer=inits,
-    )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    return m
-
-
 def _int8(m: onnx.ModelProto, x: np.ndarray, **plan_kw) -> onnx.ModelProto:
     plan = plan_qdq(m, **plan_kw)
     ranges = measure_ranges(normalize(m), [{"x": x}])
@@ -82,8 +45,8 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b))
 
 
-def test_everything_fp16_except_graph_io_and_valid():
-    m = _small_cnn()
+def test_everything_fp16_except_graph_io_and_valid(onnx_graph):
+    m = onnx_graph("residual_cnn")
     x = RNG.standard_normal((4, 16, 8, 8)).astype(np.float32)
     q = _int8(m, x)
     t = to_strongly_typed(q)
@@ -105,8 +68,8 @@ def test_everything_fp16_except_graph_io_and_valid():
     assert _cos(a, b) > 0.999 and (a.argmax(1) == b.argmax(1)).all()
 
 
-def test_kept_fp32_nodes_get_casts_and_shared_initializer_is_duplicated():
-    m = _small_cnn()
+def test_kept_fp32_nodes_get_casts_and_shared_initializer_is_duplicated(onnx_graph):
+    m = onnx_graph("residual_cnn")
     x = RNG.standard_normal((2, 16, 8, 8)).astype(np.float32)
     q = _int8(m, x)
     t = to_strongly_typed(q, keep_fp32_nodes=[r"conv\d"], keep_fp32_op_types=["Gemm"])
@@ -129,8 +92,8 @@ def test_kept_fp32_nodes_get_casts_and_shared_initializer_is_duplicated():
     assert _cos(a, b) > 0.999
 
 
-def test_shared_initializer_between_fp16_and_fp32_readers_runs():
-    m = _small_cnn()
+def test_shared_initializer_between_fp16_and_fp32_readers_runs(onnx_graph):
+    m = onnx_graph("residual_cnn")
     x = RNG.standard_normal((2, 16, 8, 8)).astype(np.float32)
     t = to_strongly_typed(_int8(m, x), keep_fp32_nodes=["conv2"])
     types = _types(t)
@@ -141,8 +104,8 @@ def test_shared_initializer_between_fp16_and_fp32_readers_runs():
     _run(t, {"x": x})  # ONNX Runtime loads it (onnxconverter-common's converter fails here)
 
 
-def test_overflowing_tensors_keep_their_node_fp32():
-    m = _small_cnn()
+def test_overflowing_tensors_keep_their_node_fp32(onnx_graph):
+    m = onnx_graph("residual_cnn")
     x = RNG.standard_normal((2, 16, 8, 8)).astype(np.float32)
     q = _int8(m, x)
     ranges = measure_ranges(q, [{"x": x}])
@@ -156,8 +119,8 @@ def test_overflowing_tensors_keep_their_node_fp32():
     assert _types(t)["s"] == F32
 
 
-def test_same_model_gives_same_bytes():
-    m = _small_cnn()
+def test_same_model_gives_same_bytes(onnx_graph):
+    m = onnx_graph("residual_cnn")
     x = RNG.standard_normal((2, 16, 8, 8)).astype(np.float32)
     q = _int8(m, x)
     assert to_strongly_typed(q).SerializeToString(deterministic=True) == to_strongly_typed(
@@ -186,35 +149,20 @@ def test_resize_scales_stay_float32():
     np.testing.assert_allclose(_run(t, {"x": x}), _run(m, {"x": x}), atol=2e-3)
 
 
-def _export(model: torch.nn.Module, res: int, path) -> onnx.ModelProto:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(),
-            torch.randn(1, 3, res, res),
-            str(path),
-            opset_version=17,
-            dynamo=False,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    return onnx.load(str(path))
+def _export(model: torch.nn.Module, res: int) -> onnx.ModelProto:
+    return export_model(model, np.zeros((1, 3, res, res), np.float32))
 
 
 @pytest.mark.slow
-def test_resnet18_and_vit_typed_graph_agree_with_int8_fp32_graph_and_autocast(tmp_path):
+def test_resnet18_and_vit_typed_graph_agree_with_int8_fp32_graph_and_autocast(tmp_path, make_model):
     """Torchvision CNN and ViT: typed graph vs FP32-typed INT8 graph in ONNX Runtime, tensor types vs AutoCast."""
     from modelopt.onnx.autocast import convert_to_mixed_precision
-    from torchvision.models.vision_transformer import VisionTransformer
 
-    torch.manual_seed(0)
-    vit = VisionTransformer(
-        image_size=64, patch_size=16, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
-    )
+    vit = make_model("tiny_vit")
     torch.nn.init.normal_(vit.heads.head.weight, std=0.1)  # torchvision zero-inits the head
-    for name, model in (("resnet18", torchvision.models.resnet18()), ("vit", vit)):
-        m = _export(model, 64, tmp_path / f"{name}.onnx")
+    # resnet18 continues from the random state the ViT left (seed=None), as this test always built them
+    for name, model in (("resnet18", make_model("resnet18", seed=None)), ("vit", vit)):
+        m = _export(model, 64)
         x = RNG.standard_normal((8, 3, 64, 64)).astype(np.float32)
         plan = plan_qdq(m)
         ranges = measure_ranges(normalize(m), [{"input": x}])
@@ -250,36 +198,18 @@ def test_resnet18_and_vit_typed_graph_agree_with_int8_fp32_graph_and_autocast(tm
         assert _cos(b, c) > 0.999, name
 
 
-def test_trained_like_cnn_typed_graph_runs_right_in_onnxruntime():
+def test_trained_like_cnn_typed_graph_runs_right_in_onnxruntime(make_model):
     """Folded BatchNorm gives conv biases far above x_scale * w_scale. ONNX Runtime's WeightBiasQuantization
     rewrite computes bias / (x_scale * w_scale) in FP16, overflows and corrupts the typed graph's output; the
     runner executes Q/DQ as written (that rewrite disabled) and the typed graph agrees with the FP32-typed one."""
-    import io
-
-    from trtq.demo import DigitsNet
-
-    torch.manual_seed(0)
-    net = DigitsNet()
+    net = make_model("digits_net")
     for mod in net.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):  # statistics like a trained model's, not the identity
             mod.running_mean.uniform_(-1, 1)
             mod.running_var.uniform_(0.5, 2)
             mod.weight.data.uniform_(0.5, 1.5)
             mod.bias.data.uniform_(-2, 2)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net.eval(),
-            torch.randn(1, 1, 8, 8),
-            buf,
-            opset_version=17,
-            dynamo=False,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    m = onnx.load_from_string(buf.getvalue())
+    m = export_model(net, np.zeros((1, 1, 8, 8), np.float32))
     x = RNG.standard_normal((16, 1, 8, 8)).astype(np.float32)
     plan = plan_qdq(m)
     ranges = measure_ranges(normalize(m), [{"input": x}])

@@ -1,4 +1,4 @@
-"""`bench()`: ONNX Runtime on the CPU end to end, bench.json / PNG / table, the CLI, how runners are timed."""
+"""`bench()`: ONNX Runtime on the CPU end to end, bench.json / PNG / table, how runners are timed."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.benchmark.fakes import CudaRunner, HostRunner
-from tests.runners.graphs import conv_onnx
+from tests.runners.fakes import CudaRunner, HostRunner
 from trtq.benchmark import BenchSettings, bench, random_feed, render_table, timing
-from trtq.cli import main
 from trtq.errors import TensorRTUnavailable, UsageError
 
 
@@ -23,9 +21,9 @@ def test_engine_without_tensorrt_stops_cleanly(tmp_path, monkeypatch):
         bench([tmp_path / "m.plan"], BenchSettings(batches=(1,), warmup=0, iterations=1))
 
 
-def test_bench_onnxruntime_writes_json_png_and_table(tmp_path):
-    a = conv_onnx(tmp_path / "a.onnx")
-    b = conv_onnx(tmp_path / "fixed.onnx", batch=1)
+def test_bench_onnxruntime_writes_json_png_and_table(tmp_path, graph_file):
+    a = graph_file("conv_relu", tmp_path / "a.onnx")
+    b = graph_file("conv_relu", tmp_path / "fixed.onnx", batch=1)
     settings = BenchSettings(batches=(1, 4), warmup=1, iterations=5, threads=1)
     doc = bench([a, b], settings, out_dir=tmp_path / "out")
     rows = [(r["name"], r["batch"]) for r in doc["results"]]
@@ -55,30 +53,6 @@ def test_bench_refuses_nothing_and_bad_files(tmp_path):
     (tmp_path / "m.txt").write_text("x")
     with pytest.raises(UsageError, match="cannot run a .txt file"):
         bench([tmp_path / "m.txt"])
-
-
-def test_bench_cli(tmp_path, capsys):
-    a = conv_onnx(tmp_path / "a.onnx")
-    out = tmp_path / "b"
-    argv = [
-        "bench",
-        str(a),
-        "--batch",
-        "2",
-        "--warmup",
-        "0",
-        "--iterations",
-        "3",
-        "--out",
-        str(out),
-        "--json",
-    ]
-    assert main(argv) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert [r["batch"] for r in doc["results"]] == [2]
-    assert main(argv) == 2  # refuses to overwrite
-    assert "already exists" in capsys.readouterr().err
-    assert main([*argv, "--force"]) == 0
 
 
 def test_bench_times_each_runner_as_its_interface_says(monkeypatch):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.benchmark.fakes import CudaRunner, HostRunner
+from tests.runners.fakes import CudaRunner, HostRunner
 from trtq.benchmark import BenchSettings, time_runner, timing
 from trtq.benchmark.timing import timing_loop
 

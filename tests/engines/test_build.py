@@ -1,4 +1,4 @@
-"""The build recipe, graph choice and timing cache, against a fake TensorRT (see conftest.py)."""
+"""The build recipe, graph choice and timing cache, against a fake TensorRT (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from tests.engines.graphs import conv_model
 from trtq.engines import compat
 from trtq.engines.build import build_engine, build_engine_info, choose_graph, read_timing_cache
 from trtq.engines.options import EngineOptions
@@ -44,20 +43,20 @@ def test_choose_graph_falls_back_and_refuses(tmp_path):
 
 
 # --- without TensorRT -------------------------------------------------------------------------------
-def test_no_tensorrt_is_a_clean_one_line_error(monkeypatch, tmp_path):
+def test_no_tensorrt_is_a_clean_one_line_error(monkeypatch, tmp_path, graph_file):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails
     ok, why = compat.tensorrt_status()
     assert not ok and why.startswith("TensorRT is not installed")
     with pytest.raises(TensorRTUnavailable, match="TensorRT is not installed"):
-        build_engine(conv_model(tmp_path / "m.onnx"))
+        build_engine(graph_file("qdq_conv", tmp_path / "m.onnx"))
     assert not (tmp_path / "model.plan").exists()
 
 
 # --- the build recipe -------------------------------------------------------------------------------
-def test_strongly_typed_build_on_11(fake, tmp_path):
-    trt = fake("11.4.0")
+def test_strongly_typed_build_on_11(fake_tensorrt, tmp_path, graph_file):
+    trt = fake_tensorrt("11.4.0")
     opts = EngineOptions(batch=(1, 4, 16), workspace_gb=1, opt_level=5, hardware_compat="ampere_plus")
-    info = build_engine_info(conv_model(tmp_path / "m.onnx"), opts)
+    info = build_engine_info(graph_file("qdq_conv", tmp_path / "m.onnx"), opts)
     cfg = trt.state.config
     assert info.strongly_typed and info.flags == []
     assert ("create_network", 0) in trt.state.log  # STRONGLY_TYPED is implied on 11 and not passed
@@ -71,42 +70,43 @@ def test_strongly_typed_build_on_11(fake, tmp_path):
     assert info.trt_version == "11.4.0"
 
 
-def test_strongly_typed_build_on_10_13_sets_the_network_flag(fake, tmp_path):
-    trt = fake("10.13.3")
-    info = build_engine_info(conv_model(tmp_path / "m.onnx"), EngineOptions(version_compat=True))
+def test_strongly_typed_build_on_10_13_sets_the_network_flag(fake_tensorrt, tmp_path, graph_file):
+    trt = fake_tensorrt("10.13.3")
+    info = build_engine_info(graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(version_compat=True))
     assert info.strongly_typed
     assert ("create_network", 1 << 1) in trt.state.log
     assert trt.state.config.flags == ["VERSION_COMPATIBLE"]  # never FP16/INT8 in a strongly typed build
 
 
-def test_weakly_typed_build_on_10_3_sets_int8_and_fp16(fake, tmp_path):
-    trt = fake("10.3.0")
-    info = build_engine_info(conv_model(tmp_path / "m.onnx"), EngineOptions())
+def test_weakly_typed_build_on_10_3_sets_int8_and_fp16(fake_tensorrt, tmp_path, graph_file):
+    trt = fake_tensorrt("10.3.0")
+    info = build_engine_info(graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions())
     assert not info.strongly_typed
     assert ("create_network", 0) in trt.state.log
     assert trt.state.config.flags == ["INT8", "FP16"] == info.flags
-    fake("10.3.0")
-    assert build_engine_info(conv_model(tmp_path / "m.onnx"), EngineOptions(precision="fp16")).flags == [
-        "FP16"
-    ]
+    fake_tensorrt("10.3.0")
+    assert build_engine_info(
+        graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(precision="fp16")
+    ).flags == ["FP16"]
 
 
-def test_weak_typing_refused_on_11(fake, tmp_path):
-    fake("11.4.0")
+def test_weak_typing_refused_on_11(fake_tensorrt, tmp_path, graph_file):
+    fake_tensorrt("11.4.0")
     with pytest.raises(UsageError, match="weakly typed builds are not available on TensorRT 11.4"):
-        build_engine(conv_model(tmp_path / "m.onnx"), typed=False)
+        build_engine(graph_file("qdq_conv", tmp_path / "m.onnx"), typed=False)
 
 
-def test_same_compute_capability_needs_10_4(fake, tmp_path):
-    fake("10.3.0")
+def test_same_compute_capability_needs_10_4(fake_tensorrt, tmp_path, graph_file):
+    fake_tensorrt("10.3.0")
     with pytest.raises(UsageError, match="same_compute_capability is not available on TensorRT 10.3"):
         build_engine(
-            conv_model(tmp_path / "m.onnx"), EngineOptions(hardware_compat="same_compute_capability")
+            graph_file("qdq_conv", tmp_path / "m.onnx"),
+            EngineOptions(hardware_compat="same_compute_capability"),
         )
 
 
-def test_parser_errors_name_the_node(fake, tmp_path):
-    trt = fake()
+def test_parser_errors_name_the_node(fake_tensorrt, tmp_path, graph_file):
+    trt = fake_tensorrt()
     trt.state.parse_errors = [
         ("/head/NonMaxSuppression", "NonMaxSuppression", "No importer registered for op\n"),
         ("/x", "Foo", "other"),
@@ -116,49 +116,49 @@ def test_parser_errors_name_the_node(fake, tmp_path):
         match=r"could not parse .*m.onnx: node /head/NonMaxSuppression \(NonMaxSuppression\): "
         r"No importer registered for op \(\+1 more parser errors\)$",
     ):
-        build_engine(conv_model(tmp_path / "m.onnx"))
+        build_engine(graph_file("qdq_conv", tmp_path / "m.onnx"))
 
 
-def test_missing_onnx_is_a_usage_error(fake, tmp_path):
-    fake()
+def test_missing_onnx_is_a_usage_error(fake_tensorrt, tmp_path):
+    fake_tensorrt()
     with pytest.raises(UsageError, match="does not exist"):
         build_engine(tmp_path / "nope.onnx")
 
 
-def test_build_from_bytes(fake, tmp_path):
-    trt = fake()
-    data = conv_model(tmp_path / "m.onnx").read_bytes()
+def test_build_from_bytes(fake_tensorrt, tmp_path, graph_file):
+    trt = fake_tensorrt()
+    data = graph_file("qdq_conv", tmp_path / "m.onnx").read_bytes()
     assert build_engine(data).startswith(b"PLAN:")
     assert ("parse", len(data)) in trt.state.log
 
 
-def test_build_failure(fake, tmp_path):
-    trt = fake()
+def test_build_failure(fake_tensorrt, tmp_path, graph_file):
+    trt = fake_tensorrt()
     trt.state.build_fails = True
     with pytest.raises(TrtqError, match="could not build an engine"):
-        build_engine(conv_model(tmp_path / "m.onnx"))
+        build_engine(graph_file("qdq_conv", tmp_path / "m.onnx"))
 
 
 # --- timing cache -----------------------------------------------------------------------------------
-def test_timing_cache_created_loaded_and_saved(fake, tmp_path):
+def test_timing_cache_created_loaded_and_saved(fake_tensorrt, tmp_path, graph_file):
     cache = tmp_path / "timing.cache"
     assert read_timing_cache(cache) == b""
-    fake()
-    info = build_engine_info(conv_model(tmp_path / "m.onnx"), EngineOptions(timing_cache=cache))
+    fake_tensorrt()
+    info = build_engine_info(graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(timing_cache=cache))
     assert info.timing_cache["loaded"] is False
     assert cache.read_bytes() == b"+tactics"  # the new cache, serialized after the build
-    fake()
-    info = build_engine_info(conv_model(tmp_path / "m.onnx"), EngineOptions(timing_cache=cache))
+    fake_tensorrt()
+    info = build_engine_info(graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(timing_cache=cache))
     assert info.timing_cache["loaded"] is True and info.timing_cache["loaded_bytes"] == 8
     assert cache.read_bytes() == b"+tactics+tactics"  # loaded, extended, saved
 
 
 @pytest.mark.parametrize("content", [b"OTHER-GPU-cache", b"CORRUPT"])
-def test_unusable_timing_cache_starts_fresh(fake, tmp_path, content):
+def test_unusable_timing_cache_starts_fresh(fake_tensorrt, tmp_path, content, graph_file):
     cache = tmp_path / "timing.cache"
     cache.write_bytes(content)
-    fake()
-    info = build_engine_info(conv_model(tmp_path / "m.onnx"), EngineOptions(timing_cache=cache))
+    fake_tensorrt()
+    info = build_engine_info(graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(timing_cache=cache))
     assert info.timing_cache["loaded"] is False and "not usable" in info.timing_cache["note"]
     assert cache.read_bytes() == b"+tactics"
 
@@ -169,12 +169,12 @@ def test_timing_cache_folder_is_refused(tmp_path):
 
 
 # --- legacy implicit INT8 from a calibration cache --------------------------------------------------
-def test_implicit_int8_from_a_cache_on_10(fake, tmp_path):
-    trt = fake("10.3.0")
+def test_implicit_int8_from_a_cache_on_10(fake_tensorrt, tmp_path, graph_file):
+    trt = fake_tensorrt("10.3.0")
     cache = tmp_path / "calib.cache"
     cache.write_bytes(b"TRT-100300-MinMaxCalibration\nx: 3c010204\n")
     info = build_engine_info(
-        conv_model(tmp_path / "m.onnx", qdq=False), EngineOptions(calib_cache=cache), typed=False
+        graph_file("qdq_conv", tmp_path / "m.onnx", qdq=False), EngineOptions(calib_cache=cache), typed=False
     )
     cfg = trt.state.config
     assert info.calibrator == "IInt8MinMaxCalibrator"
@@ -183,7 +183,7 @@ def test_implicit_int8_from_a_cache_on_10(fake, tmp_path):
     assert cfg.flags == ["INT8", "FP16"]
 
 
-def test_implicit_int8_refused_when_strongly_typed(fake, tmp_path):
-    fake("11.4.0")
+def test_implicit_int8_refused_when_strongly_typed(fake_tensorrt, tmp_path, graph_file):
+    fake_tensorrt("11.4.0")
     with pytest.raises(UsageError, match="--calib-cache needs a weakly typed build"):
-        build_engine(conv_model(tmp_path / "m.onnx"), EngineOptions(calib_cache=tmp_path / "c"))
+        build_engine(graph_file("qdq_conv", tmp_path / "m.onnx"), EngineOptions(calib_cache=tmp_path / "c"))

@@ -1,11 +1,10 @@
-"""TensorRT calibration cache files: format, round trip, ModelOpt's reader as a peer, the calibrator's cache
-handling, and `trtq calibrate`."""
+"""TensorRT calibration cache files: format, round trip, ModelOpt's reader as a peer, the defaults (the
+`trtq calibrate` command that writes them is tested in tests/cli/test_calibrate.py)."""
 
 from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import struct
 
 import numpy as np
@@ -159,75 +158,3 @@ def test_every_default_cache_version_is_the_one_constant():
 def test_a_cache_written_with_defaults_carries_the_default_version(tmp_path):
     p = write_trt_cache(tmp_path / "c", {"x": 1.0})
     assert read_trt_cache_header(p) == (trt_version_code(DEFAULT_CACHE_VERSION), "EntropyCalibration2")
-
-
-# ------------------------------------------------------------------------------------------ trtq calibrate
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-
-    d = tmp_path_factory.mktemp("m")
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 32, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(32, 10),
-    ).eval()
-    path = d / "net.onnx"
-    torch.onnx.export(
-        net, torch.randn(1, 3, 16, 16), str(path), input_names=["x"], output_names=["y"],
-        dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, dynamo=False, opset_version=17,
-    )  # fmt: skip
-    rng = np.random.default_rng(0)
-    np.save(d / "calib.npy", rng.standard_normal((24, 3, 16, 16)).astype(np.float32))
-    np.save(d / "eval.npy", rng.standard_normal((8, 3, 16, 16)).astype(np.float32))
-    return d
-
-
-def test_cli_calibrate_writes_json_cache_and_plots(tiny_model, tmp_path, capsys):
-    from trtq.calibration import Calibration
-    from trtq.cli import main
-
-    out, cache = tmp_path / "calibration.json", tmp_path / "calibration.cache"
-    argv = ["calibrate", "--model", str(tiny_model / "net.onnx"), "--calib-data", str(tiny_model / "calib.npy"),
-            "--calib", "all", "--eval-data", str(tiny_model / "eval.npy"), "--batch-size", "8",
-            "--out", str(out), "--trt-cache", str(cache), "--plots", str(tmp_path), "--json"]  # fmt: skip
-    assert main(argv) == 0
-    payload = json.loads(capsys.readouterr().out)
-    cal = Calibration.load(out)
-    assert payload["method"] == cal.method and set(payload["scores"]) == set(cal.methods)
-    assert cal.methods == ["entropy", "minmax", "percentile", "mse"] and cal.tensors
-    back = read_trt_cache(cache)
-    assert set(back) == set(cal.tensors)
-    assert read_trt_cache_header(cache).version == trt_version_code(DEFAULT_CACHE_VERSION)  # no --trt-version
-    for t, v in cal.amax_for().items():
-        assert back[t] == pytest.approx(v, rel=1e-7)
-    assert list(tmp_path.glob("calib_*.png"))
-    assert main(argv) == 2  # refuses to overwrite without --force
-    assert "--force" in capsys.readouterr().err
-
-
-def test_cli_calibrate_explicit_tensors_and_bad_method(tiny_model, tmp_path, capsys):
-    from trtq.calibration import Calibration
-    from trtq.cli import main
-
-    out = tmp_path / "c.json"
-    base = [
-        "calibrate",
-        "--model",
-        str(tiny_model / "net.onnx"),
-        "--calib-data",
-        str(tiny_model / "calib.npy"),
-    ]
-    assert main([*base, "--tensors", "x", "--calib", "max,percentile", "--out", str(out), "-q"]) == 0
-    cal = Calibration.load(out)
-    assert cal.tensors == ["x"] and cal.methods == ["minmax", "percentile"]
-    assert main([*base, "--calib", "kl", "--out", str(tmp_path / "d.json")]) == 2
-    assert "--calib 'kl' is not a registered calibration method" in capsys.readouterr().err
-    assert main([*base, "--tensors", "nope", "--out", str(tmp_path / "e.json")]) == 2

@@ -30,11 +30,11 @@ def test_strong_typing_default(version, weak, strong):
     "version, strong",
     [("10.3.0", False), ("10.11.0", False), ("10.12.0", True), ("10.13.3", True), ("11.4.0", True)],
 )
-def test_prefers_strong_typing_on_each_version(fake, version, strong):
-    assert compat.prefers_strong_typing(fake(version)) is strong
+def test_prefers_strong_typing_on_each_version(fake_tensorrt, version, strong):
+    assert compat.prefers_strong_typing(fake_tensorrt(version)) is strong
 
 
-def test_prefers_strong_typing_and_choose_graph_share_the_decision(fake, monkeypatch, tmp_path):
+def test_prefers_strong_typing_and_choose_graph_share_the_decision(fake_tensorrt, monkeypatch, tmp_path):
     """Both ask `strong_typing_default`; neither re-implements the version boundary."""
     from trtq.engines.build import choose_graph
 
@@ -45,7 +45,7 @@ def test_prefers_strong_typing_and_choose_graph_share_the_decision(fake, monkeyp
         return True
 
     monkeypatch.setattr(compat, "strong_typing_default", decide)
-    assert compat.prefers_strong_typing(fake("10.3.0")) is True  # the real rule says weak on 10.3
+    assert compat.prefers_strong_typing(fake_tensorrt("10.3.0")) is True  # the real rule says weak on 10.3
     trt_onnx, int8_onnx = tmp_path / "model.trt.onnx", tmp_path / "model.int8.onnx"
     trt_onnx.write_bytes(b"x")
     int8_onnx.write_bytes(b"x")
@@ -54,8 +54,8 @@ def test_prefers_strong_typing_and_choose_graph_share_the_decision(fake, monkeyp
     assert calls == [((10, 3, 0), True), ((10, 3, 0), True)]
 
 
-def test_too_old_tensorrt_is_refused(fake):
-    fake("8.6.1")
+def test_too_old_tensorrt_is_refused(fake_tensorrt):
+    fake_tensorrt("8.6.1")
     with pytest.raises(TensorRTUnavailable, match="TensorRT 8.6.1 is too old"):
         compat.import_tensorrt()
 

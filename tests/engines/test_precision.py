@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from trtq.engines.precision import (
     check_precision,
@@ -137,63 +136,21 @@ def test_myelin_layers_with_short_type_names():
 
 
 # --- what the graph asked for -----------------------------------------------------------------------
-def _qdq_conv_graph(quantize_weight: bool = True, fp16_cast: bool = False) -> onnx.ModelProto:
-    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
-    scale = numpy_helper.from_array(np.array(0.1, np.float32), "s")
-    wscale = numpy_helper.from_array(np.full((4,), 0.01, np.float32), "ws")
-    zp = numpy_helper.from_array(np.array(0, np.int8), "zp")
-    wzp = numpy_helper.from_array(np.zeros((4,), np.int8), "wzp")
-    nodes = [
-        helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["xdq"]),
-    ]
-    weight = "w"
-    if quantize_weight:
-        nodes += [
-            helper.make_node("QuantizeLinear", ["w", "ws", "wzp"], ["wq"], axis=0),
-            helper.make_node("DequantizeLinear", ["wq", "ws", "wzp"], ["wdq"], axis=0),
-        ]
-        weight = "wdq"
-    nodes.append(helper.make_node("Conv", ["xdq", weight], ["y"], pads=[1, 1, 1, 1]))
-    out = "y"
-    if fp16_cast:
-        nodes.append(helper.make_node("Cast", ["y"], ["y16"], to=TensorProto.FLOAT16))
-        nodes.append(helper.make_node("Cast", ["y16"], ["z"], to=TensorProto.FLOAT))
-        out = "z"
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", 4, 8, 8])],
-        [w, scale, wscale, zp, wzp],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+def test_graph_expectations_counts_fully_quantized_weighted_ops(onnx_graph):
+    assert graph_expectations(onnx_graph("qdq_conv")) == {"int8_layers": 1, "fp16": False, "qdq_nodes": 4}
+    assert graph_expectations(onnx_graph("qdq_conv", quantize_weight=False))["int8_layers"] == 0
+    assert graph_expectations(onnx_graph("qdq_conv", fp16=True))["fp16"] is True
 
 
-def test_graph_expectations_counts_fully_quantized_weighted_ops():
-    assert graph_expectations(_qdq_conv_graph()) == {"int8_layers": 1, "fp16": False, "qdq_nodes": 4}
-    assert graph_expectations(_qdq_conv_graph(quantize_weight=False))["int8_layers"] == 0
-    assert graph_expectations(_qdq_conv_graph(fp16_cast=True))["fp16"] is True
-
-
-def test_graph_expectations_match_onnxruntime_qdq_quantizer(tmp_path):
+def test_graph_expectations_match_onnxruntime_qdq_quantizer(tmp_path, make_model):
     """Reference: ONNX Runtime's QDQ quantizer quantizes every Conv and Gemm of a small CNN."""
-    import torch
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(8, 5),
-    ).eval()
+    from tests.zoo import export_model
+
     fp32 = tmp_path / "m.onnx"
-    torch.onnx.export(
-        net, torch.randn(1, 3, 16, 16), str(fp32), input_names=["x"], dynamo=False, opset_version=17
-    )
+    export_model(make_model("tiny_cnn", classes=5), np.zeros((1, 3, 16, 16), np.float32), fp32,
+                 input_names=["x"], output_names=None, dynamic=None)  # fmt: skip
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engines.graphs import conv_model
 from trtq.engines.profiles import compute_profile, needs_profile, onnx_input_shapes, opt_shapes
 from trtq.errors import UsageError
 
 
-def test_profile_from_dynamic_batch(tmp_path):
-    inputs = onnx_input_shapes(conv_model(tmp_path / "m.onnx"))
+def test_profile_from_dynamic_batch(tmp_path, graph_file):
+    inputs = onnx_input_shapes(graph_file("qdq_conv", tmp_path / "m.onnx"))
     assert inputs == {"x": ["N", 3, 8, 8]}  # initializers are not inputs
     assert needs_profile(inputs)
     prof = compute_profile(inputs, (1, 8, 32))
@@ -18,14 +17,14 @@ def test_profile_from_dynamic_batch(tmp_path):
     assert opt_shapes(prof) == {"x": (8, 3, 8, 8)}
 
 
-def test_profile_static_model_keeps_its_shape(tmp_path):
-    inputs = onnx_input_shapes(conv_model(tmp_path / "m.onnx", batch=2))
+def test_profile_static_model_keeps_its_shape(tmp_path, graph_file):
+    inputs = onnx_input_shapes(graph_file("qdq_conv", tmp_path / "m.onnx", batch=2))
     assert not needs_profile(inputs)
     assert compute_profile(inputs, (1, 8, 32)) == {"x": ((2, 3, 8, 8),) * 3}
 
 
-def test_profile_other_dynamic_axis_needs_shapes(tmp_path):
-    inputs = onnx_input_shapes(conv_model(tmp_path / "m.onnx", height="H"))
+def test_profile_other_dynamic_axis_needs_shapes(tmp_path, graph_file):
+    inputs = onnx_input_shapes(graph_file("qdq_conv", tmp_path / "m.onnx", height="H"))
     with pytest.raises(UsageError, match=r"input 'x' \(\?x3x\?x8\) has a dynamic axis 2 .*--shapes x:"):
         compute_profile(inputs, (1, 8, 32))
     rng = ((1, 3, 8, 8), (4, 3, 16, 8), (8, 3, 32, 8))

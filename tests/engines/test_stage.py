@@ -1,4 +1,4 @@
-"""The engine stage: plan, engine.json, the precision proof, against a fake TensorRT (see conftest.py)."""
+"""The engine stage: plan, engine.json, the precision proof, against a fake TensorRT (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines.graphs import conv_model
 from trtq.engines.options import EngineOptions
 from trtq.engines.stage import build_engine_file, engine_stage
 from trtq.errors import TrtqError, UsageError
@@ -15,18 +14,20 @@ from trtq.errors import TrtqError, UsageError
 SAMPLES = Path(__file__).parents[1] / "trt_stub" / "inspector"
 
 
-def _run_dir(tmp_path: Path) -> Path:
+@pytest.fixture
+def run_dir(tmp_path: Path, graph_file) -> Path:
+    """A run folder holding model.trt.onnx (Q/DQ conv with an FP16 tail) and model.int8.onnx."""
     run = tmp_path / "run"
     run.mkdir()
-    conv_model(run / "model.trt.onnx", fp16=True)
-    conv_model(run / "model.int8.onnx")
+    graph_file("qdq_conv", run / "model.trt.onnx", fp16=True)
+    graph_file("qdq_conv", run / "model.int8.onnx")
     return run
 
 
-def test_engine_stage_writes_plan_and_engine_json(fake, tmp_path):
-    trt = fake("11.4.0")
+def test_engine_stage_writes_plan_and_engine_json(fake_tensorrt, run_dir):
+    trt = fake_tensorrt("11.4.0")
     trt.state.inspector_json = json.loads((SAMPLES / "trt11_mixed_int8_fp16.json").read_text())
-    run = _run_dir(tmp_path)
+    run = run_dir
     summary = engine_stage(
         run, run / "model.trt.onnx", run / "model.int8.onnx", EngineOptions(batch=(1, 8, 32))
     )
@@ -58,10 +59,10 @@ def test_engine_stage_writes_plan_and_engine_json(fake, tmp_path):
     assert summary["typing"] == "strong" and summary["graph"] == "model.trt.onnx"
 
 
-def test_engine_stage_on_old_10_builds_the_int8_graph_weakly(fake, tmp_path):
-    trt = fake("10.3.0")
+def test_engine_stage_on_old_10_builds_the_int8_graph_weakly(fake_tensorrt, run_dir):
+    trt = fake_tensorrt("10.3.0")
     trt.state.inspector_json = json.loads((SAMPLES / "trt10_int8_resnet_block.json").read_text())
-    run = _run_dir(tmp_path)
+    run = run_dir
     from trtq.engines.handoff import handoff_commands
 
     handoff = [c.to_json() for c in handoff_commands({"x": ((1, 3, 8, 8),) * 3}, EngineOptions())]
@@ -75,10 +76,10 @@ def test_engine_stage_on_old_10_builds_the_int8_graph_weakly(fake, tmp_path):
     assert meta["handoff"] == handoff  # engine.json names the trtexec / polygraphy commands too
 
 
-def test_engine_stage_fails_loudly_on_an_fp32_engine(fake, tmp_path):
-    trt = fake("11.4.0")
+def test_engine_stage_fails_loudly_on_an_fp32_engine(fake_tensorrt, run_dir):
+    trt = fake_tensorrt("11.4.0")
     trt.state.inspector_json = json.loads((SAMPLES / "trt11_fp32_unfused.json").read_text())
-    run = _run_dir(tmp_path)
+    run = run_dir
     with pytest.raises(TrtqError, match=r"engine runs 0 weighted layers in INT8 .*no plan written"):
         engine_stage(
             run, run / "model.trt.onnx", run / "model.int8.onnx", EngineOptions(), expected_int8_layers=4
@@ -89,10 +90,10 @@ def test_engine_stage_fails_loudly_on_an_fp32_engine(fake, tmp_path):
     assert "0 weighted layers in INT8" in meta["precision"]["error"]
 
 
-def test_build_engine_file_refuses_to_overwrite(fake, tmp_path):
-    trt = fake()
+def test_build_engine_file_refuses_to_overwrite(fake_tensorrt, tmp_path, graph_file):
+    trt = fake_tensorrt()
     trt.state.inspector_json = json.loads((SAMPLES / "trt11_mixed_int8_fp16.json").read_text())
-    onnx_path = conv_model(tmp_path / "m.onnx")
+    onnx_path = graph_file("qdq_conv", tmp_path / "m.onnx")
     out = tmp_path / "model.plan"
     summary = build_engine_file(onnx_path, out)
     assert Path(summary["engine_json"]).name == "model.engine.json"
@@ -101,12 +102,12 @@ def test_build_engine_file_refuses_to_overwrite(fake, tmp_path):
     build_engine_file(onnx_path, out, force=True)
 
 
-def test_same_inputs_give_the_same_engine_json(fake, tmp_path):
+def test_same_inputs_give_the_same_engine_json(fake_tensorrt, tmp_path, graph_file):
     docs = []
     for _ in range(2):
-        trt = fake()
+        trt = fake_tensorrt()
         trt.state.inspector_json = json.loads((SAMPLES / "trt11_mixed_int8_fp16.json").read_text())
-        build_engine_file(conv_model(tmp_path / "m.onnx"), tmp_path / "model.plan", force=True)
+        build_engine_file(graph_file("qdq_conv", tmp_path / "m.onnx"), tmp_path / "model.plan", force=True)
         meta = json.loads((tmp_path / "model.engine.json").read_text())
         meta.pop("build_seconds")
         docs.append(meta)

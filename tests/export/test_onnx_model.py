@@ -1,4 +1,7 @@
-"""ONNX helpers: loading with one-line errors, every real input with its dtype, feed checks, Identity removal."""
+"""ONNX helpers: loading with one-line errors, every real input with its dtype, feed checks, Identity removal.
+
+Most tests run on the zoo's `two_inputs` graph: features (batch, 4) float and token_ids (batch, 6) int64.
+"""
 
 from __future__ import annotations
 
@@ -21,41 +24,14 @@ from trtq.export import (
 )
 from trtq.runners import OnnxRuntimeRunner
 
-
-def two_input_graph() -> onnx.ModelProto:
-    """features (N, 4) float and token_ids (N, 6) int64 -> Gemm(features) + ReduceMean(Cast(token_ids)).
-
-    The weight is also listed as a graph input (as old exporters do), so it must not count as an input.
-    """
-    w = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
-    nodes = [
-        helper.make_node("MatMul", ["features", "w"], ["mm"]),
-        helper.make_node("Cast", ["token_ids"], ["ids_f"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMean", ["ids_f"], ["ids_mean"], axes=[1], keepdims=1),
-        helper.make_node("Add", ["mm", "ids_mean"], ["output"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "two_inputs",
-        [
-            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 4]),
-            helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 2]),
-            helper.make_tensor_value_info("token_ids", TensorProto.INT64, ["batch", 6]),
-        ],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 2])],
-        initializer=[w],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
 FEED = {
     "features": np.ones((3, 4), np.float32),
     "token_ids": np.arange(18, dtype=np.int64).reshape(3, 6),
 }
 
 
-def test_onnx_inputs_lists_every_real_input_with_dtype_and_dims() -> None:
-    model = two_input_graph()
+def test_onnx_inputs_lists_every_real_input_with_dtype_and_dims(onnx_graph) -> None:
+    model = onnx_graph("two_inputs")
     assert [(i.name, i.dtype, i.dims) for i in onnx_inputs(model)] == [
         ("features", np.dtype(np.float32), (None, 4)),
         ("token_ids", np.dtype(np.int64), (None, 6)),
@@ -68,19 +44,19 @@ def test_onnx_inputs_lists_every_real_input_with_dtype_and_dims() -> None:
         np.testing.assert_allclose(r.infer(FEED)["output"][:, 0], 4 + FEED["token_ids"].mean(1))
 
 
-def test_graph_without_real_inputs_and_untyped_inputs_are_usage_errors() -> None:
-    model = two_input_graph()
+def test_graph_without_real_inputs_and_untyped_inputs_are_usage_errors(onnx_graph) -> None:
+    model = onnx_graph("two_inputs")
     del model.graph.input[:]
     with pytest.raises(UsageError, match="no inputs"):
         onnx_input_shape(model)
-    model = two_input_graph()
+    model = onnx_graph("two_inputs")
     model.graph.input[2].type.tensor_type.elem_type = TensorProto.STRING
     with pytest.raises(UsageError, match="'token_ids' has element type STRING"):
         onnx_inputs(model)
 
 
-def test_check_input_shape_first_or_named_input() -> None:
-    model = two_input_graph()
+def test_check_input_shape_first_or_named_input(onnx_graph) -> None:
+    model = onnx_graph("two_inputs")
     check_input_shape(model, (7, 4))
     check_input_shape(model, (7, 6), name="token_ids")
     with pytest.raises(UsageError, match=r"model input 'features' expects \(4,\)"):
@@ -105,8 +81,8 @@ def test_check_input_shape_hints_the_option_to_set() -> None:
         check_input_shape(model, (2, 3, 16, 32))
 
 
-def test_check_feed_names_the_missing_unknown_or_mistyped_input() -> None:
-    model = two_input_graph()
+def test_check_feed_names_the_missing_unknown_or_mistyped_input(onnx_graph) -> None:
+    model = onnx_graph("two_inputs")
     check_feed(model, FEED)
     with pytest.raises(UsageError, match="'token_ids' is not in data"):
         check_feed(model, {"features": FEED["features"]})
@@ -118,17 +94,17 @@ def test_check_feed_names_the_missing_unknown_or_mistyped_input() -> None:
         check_feed(model, {**FEED, "features": np.ones((3, 5), np.float32)})
 
 
-def test_load_onnx_errors_name_the_file(tmp_path: Path) -> None:
+def test_load_onnx_errors_name_the_file(tmp_path: Path, onnx_graph) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a protobuf at all")
     with pytest.raises(UsageError, match="bad.onnx is not a readable ONNX file"):
         load_onnx(bad)
-    broken = two_input_graph()
+    broken = onnx_graph("two_inputs")
     broken.graph.node[0].input[1] = "nowhere"
     onnx.save(broken, str(tmp_path / "broken.onnx"))
     with pytest.raises(UsageError, match="broken.onnx fails the ONNX checker"):
         load_onnx(tmp_path / "broken.onnx")
-    onnx.save(two_input_graph(), str(tmp_path / "ok.onnx"))
+    onnx.save(onnx_graph("two_inputs"), str(tmp_path / "ok.onnx"))
     assert onnx_opset(load_onnx(tmp_path / "ok.onnx")) == 17
 
 

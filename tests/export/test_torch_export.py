@@ -20,24 +20,6 @@ SAMPLE = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.floa
 DIGIT = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
 
 
-class FeaturesAndTokens(torch.nn.Module):
-    """Two inputs: float features (N, 4) and int64 token ids (N, 6) through an embedding."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embed = torch.nn.Embedding(50, 4)
-        self.proj = torch.nn.Linear(4, 3)
-
-    def forward(self, features: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-        return self.proj(features + self.embed(token_ids).mean(1))
-
-
-class ThreeOutputs(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> tuple:
-        return x * 2, {"sum": x.sum(1), "max": x.amax(1)}
-
-
 def _tokens(batch: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
@@ -77,8 +59,8 @@ def test_single_array_and_its_mapping_form_export_the_same_bytes() -> None:
     assert a.model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
 
 
-def test_two_inputs_one_int64_export_named_with_dynamic_batch_and_parity() -> None:
-    net = FeaturesAndTokens().eval()
+def test_two_inputs_one_int64_export_named_with_dynamic_batch_and_parity(make_model) -> None:
+    net = make_model("features_and_tokens")
     res = export_onnx(net, _tokens(2, 0))
     graph = res.model.graph
     assert [i.name for i in graph.input] == ["features", "token_ids"]
@@ -101,10 +83,10 @@ def test_two_inputs_one_int64_export_named_with_dynamic_batch_and_parity() -> No
     assert res.summary()["inputs"][1] == {"name": "token_ids", "dtype": "int64", "dims": [None, 6]}
 
 
-def test_mapping_order_is_forward_argument_order() -> None:
+def test_mapping_order_is_forward_argument_order(make_model) -> None:
     swapped = {"token_ids": _tokens(2, 0)["token_ids"], "features": _tokens(2, 0)["features"]}
     with pytest.raises(UsageError, match=r"cannot run on inputs token_ids int64\(2, 6\), features float32"):
-        export_onnx(FeaturesAndTokens(), swapped)
+        export_onnx(make_model("features_and_tokens"), swapped)
 
 
 def test_an_input_the_model_does_not_use_is_named() -> None:
@@ -117,14 +99,14 @@ def test_an_input_the_model_does_not_use_is_named() -> None:
         export_onnx(IgnoresMask(), feed)
 
 
-def test_parity_is_checked_on_every_output(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parity_is_checked_on_every_output(monkeypatch: pytest.MonkeyPatch, make_model) -> None:
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
-    res = export_onnx(ThreeOutputs(), x)
+    res = export_onnx(make_model("three_outputs"), x)
     assert res.outputs == ["output_0", "output_1", "output_2"]
     real = torch_export._ort_run
     monkeypatch.setattr(torch_export, "_ort_run", lambda m, f: [*real(m, f)[:2], real(m, f)[2] + 1.0])
     with pytest.raises(TrtqError, match="max abs error 1"):
-        export_onnx(ThreeOutputs(), x)
+        export_onnx(make_model("three_outputs"), x)
 
 
 def test_check_parity_counts_shapes_and_nan() -> None:
@@ -144,8 +126,8 @@ def test_onnx_is_passed_through(tmp_path: Path) -> None:
     assert res.kind == "onnx" and res.model == onnx.load(str(tmp_path / "m.onnx"))
 
 
-def test_two_input_onnx_is_passed_through_with_a_checked_mapping() -> None:
-    exported = export_onnx(FeaturesAndTokens(), _tokens(2, 0)).model
+def test_two_input_onnx_is_passed_through_with_a_checked_mapping(make_model) -> None:
+    exported = export_onnx(make_model("features_and_tokens"), _tokens(2, 0)).model
     res = export_onnx(exported, _tokens(3, 1))
     assert res.kind == "onnx" and [i.name for i in res.inputs] == ["features", "token_ids"]
     with pytest.raises(UsageError, match="'token_ids' is not in the export sample"):

@@ -8,7 +8,6 @@ import warnings
 
 import pytest
 
-from tests.placement.graphs import concat_graph, pooling_graph, small_convs
 from trtq.errors import UsageError
 from trtq.placement import PlacementConfig, plan_qdq
 from trtq.placement.config import LEGACY_SWITCHES
@@ -109,13 +108,16 @@ def test_a_config_built_with_the_booleans_records_like_one_built_by_name():
     assert old_record == PlacementConfig()
 
 
-def test_legacy_booleans_still_change_the_plan():
+def test_legacy_booleans_still_change_the_plan(onnx_graph):
     """The assertions trtq 0.1's tests made with the booleans, unchanged."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        assert not plan_qdq(concat_graph(), PlacementConfig(concat_shared_scale=False)).scale_groups
-        assert "r2_out" not in plan_qdq(pooling_graph(), PlacementConfig(pooling=False)).activations
-        assert "odd" in plan_qdq(small_convs(), PlacementConfig(skip_small_convs=False)).quantized_nodes
+        assert not plan_qdq(onnx_graph("concat"), PlacementConfig(concat_shared_scale=False)).scale_groups
+        assert "r2_out" not in plan_qdq(onnx_graph("pooling"), PlacementConfig(pooling=False)).activations
+        assert (
+            "odd"
+            in plan_qdq(onnx_graph("small_convs"), PlacementConfig(skip_small_convs=False)).quantized_nodes
+        )
 
 
 def test_legacy_warning_points_at_the_caller():

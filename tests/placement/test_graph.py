@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper, numpy_helper
 
-from tests.placement.graphs import IMG, G, qdq_runs, squeeze_excitation
+from tests.placement.checks import qdq_runs
+from tests.zoo import IMG, G
 from trtq.placement import GraphIndex, normalize, plan_qdq
 from trtq.placement.graph import activation_mul_source, ancestor_distances, fused_backbone
 
@@ -39,8 +40,8 @@ def test_unnamed_and_duplicate_nodes_get_deterministic_names():
     assert [n.name for n in m.graph.node] == ["r", "r", ""]  # the input is not modified
 
 
-def test_fused_backbone_walks_through_the_conv_epilogue_and_silu_is_an_activation():
-    index = GraphIndex(normalize(squeeze_excitation()))
+def test_fused_backbone_walks_through_the_conv_epilogue_and_silu_is_an_activation(onnx_graph):
+    index = GraphIndex(normalize(onnx_graph("squeeze_excitation")))
     silu = index.node_by_name["silu"]
     assert activation_mul_source(index, silu) == "c1_out"
     assert fused_backbone(index, "silu_out", ("Conv",)).name == "c1"

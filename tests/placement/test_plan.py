@@ -8,26 +8,15 @@ from collections.abc import Callable
 import onnx
 import pytest
 
-from tests.placement.graphs import (
-    IMG,
-    G,
-    classifier_head,
-    computed_weight,
-    concat_graph,
-    pooling_graph,
-    qdq_runs,
-    residual_block,
-    small_convs,
-    squeeze_excitation,
-    transformer_block,
-)
+from tests.placement.checks import qdq_runs
+from tests.zoo import IMG, G
 from trtq.errors import UsageError
 from trtq.placement import RULES, PlacementConfig, QDQPlan, plan_qdq
 from trtq.placement.rules import default_rule_names, rule_names
 
 
-def test_conv_inputs_quantized_outputs_not():
-    m = residual_block()
+def test_conv_inputs_quantized_outputs_not(onnx_graph):
+    m = onnx_graph("residual_block")
     plan = plan_qdq(m)
     assert set(plan.quantized_nodes) == {"stem", "conv1", "conv2", "head"}
     assert plan.weights == {"stem.w": 0, "conv1.w": 0, "conv2.w": 0, "head.w": 0}
@@ -36,8 +25,8 @@ def test_conv_inputs_quantized_outputs_not():
     qdq_runs(m, plan)
 
 
-def test_exclusion_by_regex_op_type_and_first_last():
-    m = residual_block()
+def test_exclusion_by_regex_op_type_and_first_last(onnx_graph):
+    m = onnx_graph("residual_block")
     assert set(plan_qdq(m, PlacementConfig(exclude_nodes=[r"conv\d"])).quantized_nodes) == {"stem", "head"}
     assert plan_qdq(m, PlacementConfig(exclude_op_types=["Conv"])).activations == []
     plan = plan_qdq(m, PlacementConfig(keep_first_last=True))
@@ -49,8 +38,8 @@ def test_exclusion_by_regex_op_type_and_first_last():
     assert "x" not in plan.activations
 
 
-def test_transformer_block_matmuls_layernorm_residuals():
-    m = transformer_block()
+def test_transformer_block_matmuls_layernorm_residuals(onnx_graph):
+    m = onnx_graph("transformer_block")
     plan = plan_qdq(m)
     assert set(plan.quantized_nodes) == {"q", "k", "v", "qk", "av", "o", "fc1", "fc2"}
     assert plan.decision_for("score").rule == "SmallOrGemv"
@@ -81,8 +70,8 @@ def test_gemm_and_conv_transpose_axes():
     assert set(plan_qdq(g.model(IMG, [b, up])).quantized_nodes) == {"up"}
 
 
-def test_plan_is_deterministic_and_explains_every_candidate():
-    m = residual_block(downsample=True)
+def test_plan_is_deterministic_and_explains_every_candidate(onnx_graph):
+    m = onnx_graph("residual_block", downsample=True)
     a, b = plan_qdq(m), plan_qdq(m)
     assert a == b
     assert {d.node for d in a.decisions} >= {"stem", "conv1", "conv2", "down", "head", "add"}
@@ -90,34 +79,34 @@ def test_plan_is_deterministic_and_explains_every_candidate():
 
 
 @pytest.mark.parametrize("bad", ["nope", "conv9"])
-def test_unknown_exclusions_are_harmless(bad):
-    assert plan_qdq(residual_block(), PlacementConfig(exclude_nodes=[bad])).quantized_nodes
+def test_unknown_exclusions_are_harmless(bad, onnx_graph):
+    assert plan_qdq(onnx_graph("residual_block"), PlacementConfig(exclude_nodes=[bad])).quantized_nodes
 
 
-def test_excluded_residual_add_gets_one_decision_and_no_qdq():
-    plan = plan_qdq(residual_block(), PlacementConfig(exclude_nodes=["add"]))
+def test_excluded_residual_add_gets_one_decision_and_no_qdq(onnx_graph):
+    plan = plan_qdq(onnx_graph("residual_block"), PlacementConfig(exclude_nodes=["add"]))
     assert [d.rule for d in plan.decisions if d.node == "add"] == ["ExcludedByName"]
     assert plan.consumers["stem_relu_out"] == ["conv1"]
 
 
-def test_excluded_op_type_also_vetoes_pattern_candidates():
-    plan = plan_qdq(residual_block(), PlacementConfig(exclude_op_types=["Add"]))
+def test_excluded_op_type_also_vetoes_pattern_candidates(onnx_graph):
+    plan = plan_qdq(onnx_graph("residual_block"), PlacementConfig(exclude_op_types=["Add"]))
     assert plan.decision_for("add").rule == "ExcludedByOpType" and not plan.decision_for("add").quantized
     assert plan.consumers["stem_relu_out"] == ["conv1"]
 
 
 # ---- rules toggled by name -------------------------------------------------------------------------------
 
-# rule -> (graph, whether the rule acted on the plan of that graph)
-ACTS: dict[str, tuple[Callable[[], onnx.ModelProto], Callable[[QDQPlan], bool]]] = {
-    "NonConstantWeight": (computed_weight, lambda p: p.decision_for("c").rule == "NonConstantWeight"),
-    "SmallConv": (small_convs, lambda p: p.decision_for("odd").rule == "SmallConv"),
-    "SmallOrGemv": (classifier_head, lambda p: p.decision_for("fc").rule == "SmallOrGemv"),
-    "ResidualAdd": (residual_block, lambda p: p.consumers["stem_relu_out"] == ["conv1", "add"]),
-    "Int8Elementwise": (squeeze_excitation, lambda p: p.consumers.get("se_sig_out") == ["se_mul"]),
-    "PoolingChain": (pooling_graph, lambda p: p.consumers.get("r2_out") == ["avgpool"]),
-    "Commuting": (pooling_graph, lambda p: p.decision_for("maxpool") is not None),
-    "ConcatSharedScale": (concat_graph, lambda p: p.scale_groups == [["ra_out", "cat_out"]]),
+# rule -> (zoo graph, whether the rule acted on the plan of that graph)
+ACTS: dict[str, tuple[str, Callable[[QDQPlan], bool]]] = {
+    "NonConstantWeight": ("computed_weight", lambda p: p.decision_for("c").rule == "NonConstantWeight"),
+    "SmallConv": ("small_convs", lambda p: p.decision_for("odd").rule == "SmallConv"),
+    "SmallOrGemv": ("classifier_head", lambda p: p.decision_for("fc").rule == "SmallOrGemv"),
+    "ResidualAdd": ("residual_block", lambda p: p.consumers["stem_relu_out"] == ["conv1", "add"]),
+    "Int8Elementwise": ("squeeze_excitation", lambda p: p.consumers.get("se_sig_out") == ["se_mul"]),
+    "PoolingChain": ("pooling", lambda p: p.consumers.get("r2_out") == ["avgpool"]),
+    "Commuting": ("pooling", lambda p: p.decision_for("maxpool") is not None),
+    "ConcatSharedScale": ("concat", lambda p: p.scale_groups == [["ra_out", "cat_out"]]),
 }
 
 
@@ -127,9 +116,9 @@ def test_every_switchable_built_in_rule_has_a_case():
 
 
 @pytest.mark.parametrize("rule", list(ACTS))
-def test_a_rule_disabled_by_name_stops_acting(rule):
+def test_a_rule_disabled_by_name_stops_acting(rule, onnx_graph):
     graph, acted = ACTS[rule]
-    m = graph()
+    m = onnx_graph(graph)
     on = plan_qdq(m)
     off = plan_qdq(m, PlacementConfig(disable_rules=(rule,)))
     assert acted(on) and not acted(off)
@@ -138,9 +127,9 @@ def test_a_rule_disabled_by_name_stops_acting(rule):
     qdq_runs(m, off)
 
 
-def test_disabling_every_switchable_rule_still_plans_the_weighted_ops():
+def test_disabling_every_switchable_rule_still_plans_the_weighted_ops(onnx_graph):
     off = tuple(n for n in rule_names() if RULES.get(n).switchable)
-    plan = plan_qdq(residual_block(), PlacementConfig(disable_rules=off))
+    plan = plan_qdq(onnx_graph("residual_block"), PlacementConfig(disable_rules=off))
     assert set(plan.quantized_nodes) == {"stem", "conv1", "conv2", "head"}
     assert plan.decision_for("add") is None and not plan.scale_groups
     assert plan.enabled_rules == ["ExcludedByName", "ExcludedByOpType", "KeepFirstLast"]
@@ -154,16 +143,16 @@ def test_plan_qdq_refuses_an_unknown_rule_before_any_work():
 # ---- the plan's JSON form ----------------------------------------------------------------------------------
 
 
-def test_plan_records_the_enabled_rules_and_round_trips_through_json():
-    plan = plan_qdq(concat_graph(), PlacementConfig(disable_rules=("Commuting",)))
+def test_plan_records_the_enabled_rules_and_round_trips_through_json(onnx_graph):
+    plan = plan_qdq(onnx_graph("concat"), PlacementConfig(disable_rules=("Commuting",)))
     assert plan.enabled_rules == [n for n in default_rule_names() if n != "Commuting"]
     doc = json.loads(json.dumps(plan.to_json()))
     assert doc["enabled_rules"] == plan.enabled_rules
     assert QDQPlan.from_json(doc) == plan
 
 
-def test_from_json_accepts_a_plan_written_without_enabled_rules():
-    doc = plan_qdq(residual_block()).to_json()
+def test_from_json_accepts_a_plan_written_without_enabled_rules(onnx_graph):
+    doc = plan_qdq(onnx_graph("residual_block")).to_json()
     del doc["enabled_rules"]
     old = QDQPlan.from_json(doc)
     assert old.enabled_rules is None

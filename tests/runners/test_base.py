@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.benchmark.fakes import HostRunner
+from tests.runners.fakes import HostRunner
 from trtq.runners import BaseRunner, CudaSteps
 
 

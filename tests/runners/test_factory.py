@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.runners.graphs import conv_onnx, conv_proto
 from trtq.errors import UsageError
 from trtq.runners import ENGINE_SUFFIXES, ONNX_SUFFIXES, OnnxRuntimeRunner, make_runner
 from trtq.runners.tensorrt import TensorRTRunner
 
 
-def test_make_runner_by_suffix(tmp_path):
-    onnx_path = conv_onnx(tmp_path / "m.onnx")
+def test_make_runner_by_suffix(tmp_path, graph_file):
+    onnx_path = graph_file("conv_relu", tmp_path / "m.onnx")
     assert type(make_runner(onnx_path)).__name__ == "OnnxRuntimeRunner"
     (tmp_path / "m.plan").write_bytes(b"x")
     assert type(make_runner(tmp_path / "m.plan")).__name__ == "TensorRTRunner"
@@ -34,9 +33,9 @@ def test_every_engine_suffix_goes_to_tensorrt(tmp_path, suffix):
     assert ENGINE_SUFFIXES == (".plan", ".engine", ".trt")
 
 
-def test_onnx_file_model_and_bytes_go_to_onnxruntime_and_agree(tmp_path):
-    path = conv_onnx(tmp_path / "m.onnx")
-    proto = conv_proto()
+def test_onnx_file_model_and_bytes_go_to_onnxruntime_and_agree(tmp_path, graph_file, onnx_graph):
+    path = graph_file("conv_relu", tmp_path / "m.onnx")
+    proto = onnx_graph("conv_relu")
     feed = {"x": np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)}
     runners = [make_runner(path, threads=1), make_runner(proto), make_runner(proto.SerializeToString())]
     assert all(isinstance(r, OnnxRuntimeRunner) and r.device == "cpu" for r in runners)
@@ -50,8 +49,8 @@ def test_onnx_file_model_and_bytes_go_to_onnxruntime_and_agree(tmp_path):
     assert ONNX_SUFFIXES == (".onnx",)
 
 
-def test_names_and_runner_options_are_passed_through(tmp_path):
-    path = conv_onnx(tmp_path / "m.onnx")
+def test_names_and_runner_options_are_passed_through(tmp_path, graph_file):
+    path = graph_file("conv_relu", tmp_path / "m.onnx")
     runner = make_runner(path, name="fp32", extra_outputs=["y"])
     assert runner.name == "fp32"
     with runner:

@@ -6,7 +6,6 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.runners.graphs import conv_onnx, conv_proto
 from trtq.runners import onnxrt
 from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, OnnxRuntimeRunner, expose_tensors
 
@@ -27,10 +26,10 @@ def sessions(monkeypatch):
     return made
 
 
-def test_qdq_fusion_is_disabled_unless_asked_for(sessions):
-    with OnnxRuntimeRunner(conv_proto()):
+def test_qdq_fusion_is_disabled_unless_asked_for(sessions, onnx_graph):
+    with OnnxRuntimeRunner(onnx_graph("conv_relu")):
         pass
-    with OnnxRuntimeRunner(conv_proto(), qdq_as_written=False):
+    with OnnxRuntimeRunner(onnx_graph("conv_relu"), qdq_as_written=False):
         pass
     assert sessions[0]["disabled_optimizers"] == QDQ_FUSION_OPTIMIZERS
     assert sessions[1]["disabled_optimizers"] is None
@@ -38,8 +37,8 @@ def test_qdq_fusion_is_disabled_unless_asked_for(sessions):
     assert all(s["providers"] == ["CPUExecutionProvider"] for s in sessions)
 
 
-def test_extra_outputs_and_metadata(tmp_path):
-    path = conv_onnx(tmp_path / "m.onnx")
+def test_extra_outputs_and_metadata(tmp_path, graph_file):
+    path = graph_file("conv_relu", tmp_path / "m.onnx")
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
     with OnnxRuntimeRunner(path, extra_outputs=["y"], threads=1) as r:
         assert r.input_metadata() == {"x": (np.dtype(np.float32), ("N", 3, 16, 16))}
@@ -49,17 +48,19 @@ def test_extra_outputs_and_metadata(tmp_path):
     assert r.session is None  # released on exit
 
 
-def test_expose_tensors_copies_and_types_the_new_outputs():
-    proto = conv_proto()
+def test_expose_tensors_copies_and_types_the_new_outputs(onnx_graph):
+    proto = onnx_graph("conv_relu")
     exposed = expose_tensors(proto, ["y", "z"])
     assert [o.name for o in proto.graph.output] == ["z"]  # the original is untouched
     assert [o.name for o in exposed.graph.output] == ["z", "y"]  # already-present outputs not repeated
     assert exposed.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
 
 
-def test_device_and_timing_interface():
-    cpu = OnnxRuntimeRunner(conv_proto())
-    gpu = OnnxRuntimeRunner(conv_proto(), providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+def test_device_and_timing_interface(onnx_graph):
+    cpu = OnnxRuntimeRunner(onnx_graph("conv_relu"))
+    gpu = OnnxRuntimeRunner(
+        onnx_graph("conv_relu"), providers=("CUDAExecutionProvider", "CPUExecutionProvider")
+    )
     assert (cpu.device, gpu.device) == ("cpu", "cuda")
     assert cpu.backend == gpu.backend == "onnxruntime"
     assert cpu.cuda_steps() is None and gpu.cuda_steps() is None  # always timed around infer()

@@ -1,22 +1,18 @@
 """The TensorRT runner without TensorRT or a GPU: what it is, what it refuses, what it hands the benchmark.
 
 Its inference path (bind, copies, execute_async_v3) needs a GPU with TensorRT: scripts/gpu_smoke.sh is its
-test. The TensorRT names it uses are checked against the real bindings by tests/test_engines_contract.py.
+test. The TensorRT names it uses are checked against the real bindings by tests/engines/test_compat_contract.py.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
 from trtq.errors import TensorRTUnavailable
 from trtq.runners import CudaSteps
 from trtq.runners.tensorrt import TensorRTRunner
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from trt_stub.fake_tensorrt import make_fake  # noqa: E402
 
 
 def test_a_cuda_runner_by_interface():
@@ -45,9 +41,9 @@ def test_activation_without_tensorrt_is_one_line(monkeypatch):
         TensorRTRunner(b"plan").activate()
 
 
-def test_activation_without_a_gpu_is_one_line(monkeypatch):
+def test_activation_without_a_gpu_is_one_line(monkeypatch, fake_tensorrt):
     torch = pytest.importorskip("torch")
-    monkeypatch.setitem(sys.modules, "tensorrt", make_fake("11.4.0"))
+    fake_tensorrt("11.4.0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     r = TensorRTRunner(b"plan")
     with pytest.raises(TensorRTUnavailable, match="no CUDA GPU is visible"):

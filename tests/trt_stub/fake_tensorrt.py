@@ -3,7 +3,7 @@
 It mimics the shape of TensorRT 10.x (`make_fake("10.3.0")`, `make_fake("10.13.3")`) or 11.x
 (`make_fake("11.4.0")`): 11.x lacks the weak-typing flags and calibrator classes, as the real 11.x does.
 It only records what trtq asks for; it builds nothing. Every name it defines is checked against the
-real bindings by tests/test_engines_contract.py (`DEFINED_NAMES`), so it cannot invent API.
+real bindings by tests/engines/test_compat_contract.py (`DEFINED_NAMES`), so it cannot invent API.
 
 The parser reads the real ONNX file (with the onnx package) to learn the inputs, so profiles are
 computed from real graphs. The inspector returns whatever JSON the test puts in `fake.INSPECTOR_JSON`.

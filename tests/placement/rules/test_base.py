@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.placement.graphs import residual_block, small_convs
 from trtq.errors import UsageError
 from trtq.placement import PlacementConfig, plan_qdq
 from trtq.placement.rules import (
@@ -205,8 +204,8 @@ def test_a_plugin_rule_registers_like_a_built_in(plugin):
     assert "TouchHead" in default_rule_names() and "KeepConv2" not in default_rule_names()
 
 
-def test_a_default_false_plugin_rule_acts_only_when_enabled_by_name(plugin):
-    m = residual_block()
+def test_a_default_false_plugin_rule_acts_only_when_enabled_by_name(plugin, onnx_graph):
+    m = onnx_graph("residual_block")
     default = plan_qdq(m)
     assert "conv2" in default.quantized_nodes and "KeepConv2" not in default.enabled_rules
     enabled = plan_qdq(m, PlacementConfig(enable_rules=("KeepConv2",)))
@@ -217,8 +216,8 @@ def test_a_default_false_plugin_rule_acts_only_when_enabled_by_name(plugin):
     assert "KeepConv2" in enabled.enabled_rules
 
 
-def test_plugin_rules_run_at_their_order(plugin):
-    m = small_convs()
+def test_plugin_rules_run_at_their_order(plugin, onnx_graph):
+    m = onnx_graph("small_convs")
     assert plan_qdq(m).decision_for("odd").rule == "SmallConv"
     assert plan_qdq(m, PlacementConfig(enable_rules=("EarlyOdd",))).decision_for("odd").rule == "EarlyOdd"
     assert plan_qdq(m, PlacementConfig(enable_rules=("LateOdd",))).decision_for("odd").rule == "SmallConv"
@@ -226,8 +225,8 @@ def test_plugin_rules_run_at_their_order(plugin):
     assert late.decision_for("odd").rule == "LateOdd"
 
 
-def test_a_plugin_pattern_rule_takes_its_candidates_before_later_rules(plugin):
-    plan = plan_qdq(residual_block(), PlacementConfig(enable_rules=("AddsStayFP",)))
+def test_a_plugin_pattern_rule_takes_its_candidates_before_later_rules(plugin, onnx_graph):
+    plan = plan_qdq(onnx_graph("residual_block"), PlacementConfig(enable_rules=("AddsStayFP",)))
     d = plan.decision_for("add")
     assert (d.rule, d.quantized) == ("AddsStayFP", False)
     assert plan.consumers["stem_relu_out"] == ["conv1"]

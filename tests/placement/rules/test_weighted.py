@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tests.placement.graphs import classifier_head, computed_weight, small_convs, transformer_block
 from trtq.placement import GraphIndex, PlacementConfig, normalize, plan_qdq
 from trtq.placement.rules import (
     NonConstantWeight,
@@ -14,8 +13,8 @@ from trtq.placement.rules import (
 )
 
 
-def test_depthwise_and_small_convs():
-    m = small_convs()
+def test_depthwise_and_small_convs(onnx_graph):
+    m = onnx_graph("small_convs")
     plan = plan_qdq(m)
     assert "dw" in plan.quantized_nodes and plan.weights["dw.w"] == 0
     assert {"tiny", "wide"} <= set(plan.quantized_nodes)
@@ -25,8 +24,8 @@ def test_depthwise_and_small_convs():
     assert "odd" in plan_qdq(m, PlacementConfig(disable_rules=("SmallConv",))).quantized_nodes
 
 
-def test_small_conv_says_why():
-    index = GraphIndex(normalize(small_convs()))
+def test_small_conv_says_why(onnx_graph):
+    index = GraphIndex(normalize(onnx_graph("small_convs")))
     ctx = PlacementContext(index=index)
     rule = SmallConv()
     assert (
@@ -39,8 +38,8 @@ def test_small_conv_says_why():
     )
 
 
-def test_classifier_gemm_is_a_gemv_at_batch_one_only():
-    m = classifier_head()
+def test_classifier_gemm_is_a_gemv_at_batch_one_only(onnx_graph):
+    m = onnx_graph("classifier_head")
     assert plan_qdq(m).decision_for("fc").rule == "SmallOrGemv"  # [batch=1, 10]
     index = GraphIndex(normalize(m), batch_hint=1)
     reason = SmallOrGemv().check(index.node_by_name["fc"], PlacementContext(index=index, batch_hint=1))
@@ -52,12 +51,12 @@ def test_classifier_gemm_is_a_gemv_at_batch_one_only():
     assert "fc" in plan_qdq(m, PlacementConfig(disable_rules=("SmallOrGemv",))).quantized_nodes
 
 
-def test_non_constant_weight_and_weight_helpers():
-    index = GraphIndex(normalize(computed_weight()))
+def test_non_constant_weight_and_weight_helpers(onnx_graph):
+    index = GraphIndex(normalize(onnx_graph("computed_weight")))
     conv = index.node_by_name["c"]
     assert weight_input(conv, index) is None
     assert NonConstantWeight().check(conv, PlacementContext(index=index)) == "weight is not a constant"
-    t = GraphIndex(normalize(transformer_block()))
+    t = GraphIndex(normalize(onnx_graph("transformer_block")))
     q, qk = t.node_by_name["q"], t.node_by_name["qk"]
     assert weight_input(q, t) == 1 and weight_axis(q, t) == 1
     assert weight_input(qk, t) is None  # activation x activation

@@ -1,0 +1,182 @@
+"""The streaming calibration pass: one ONNX Runtime run per batch feeds every method; exact against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.calibration.cases import activations as _acts
+from tests.calibration.cases import batches as _batches
+from trtq.calibration import MIN_AMAX, calibrate, make_calibrators, resolve_methods
+from trtq.calibration.run import load_model
+from trtq.errors import TrtqError, UsageError
+from trtq.formats import INT8
+from trtq.progress import set_quiet
+
+set_quiet(True)
+
+
+def _reference_activations(model: onnx.ModelProto, batches, names) -> dict[str, np.ndarray]:
+    """All activations of all batches, concatenated (the non-streaming reference)."""
+    import onnxruntime as ort
+
+    from trtq.runners.onnxrt import expose_tensors
+
+    inner = [n for n in names if n != "x"]
+    sess = ort.InferenceSession(
+        expose_tensors(model, inner).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    got: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for b in batches:
+        outs = dict(zip(inner, sess.run(inner, b)))
+        outs["x"] = b["x"]
+        for n in names:
+            got[n].append(outs[n].ravel())
+    return {n: np.concatenate(v) for n, v in got.items()}
+
+
+def test_minmax_is_exact_max_abs_of_every_activation(convnet):
+    batches = _batches()
+    names = _acts(convnet)
+    cal = calibrate(convnet, batches, names, ["minmax"])
+    ref = _reference_activations(convnet, batches, names)
+    for n in names:
+        assert cal.amax_for("minmax")[n] == float(np.abs(ref[n]).max())
+        assert cal.stats[n]["count"] == ref[n].size
+        assert cal.stats[n]["mean"] == pytest.approx(float(ref[n].mean()), rel=1e-5, abs=1e-6)
+        assert cal.stats[n]["std"] == pytest.approx(float(ref[n].std()), rel=1e-4)
+
+
+def test_all_methods_come_from_one_pass_and_are_ordered_sensibly(convnet, monkeypatch):
+    from trtq.runners import onnxrt
+
+    calls = []
+    real = onnxrt.OnnxRuntimeRunner.infer_impl
+    monkeypatch.setattr(
+        onnxrt.OnnxRuntimeRunner, "infer_impl", lambda self, feed: calls.append(1) or real(self, feed)
+    )
+    batches = _batches()
+    cal = calibrate(convnet, batches, _acts(convnet), ["all"])
+    assert len(calls) == len(batches)  # one inference per batch for all four methods
+    assert cal.methods == ["entropy", "minmax", "percentile", "mse"]
+    for n in _acts(convnet):
+        mx = cal.amax["minmax"][n]
+        for m in ("entropy", "percentile", "mse"):
+            assert 0 < cal.amax[m][n] <= mx
+
+
+def test_max_alias_and_default_method(convnet):
+    cal = calibrate(convnet, _batches(2), ["x"], ["max", "entropy"])
+    assert cal.methods == ["minmax", "entropy"] and cal.method == "minmax"
+    assert cal.amax_for() == cal.amax_for("max")
+    with pytest.raises(UsageError, match="mse"):
+        cal.amax_for("mse")
+
+
+def test_result_is_independent_of_batch_size_and_order(convnet):
+    names = _acts(convnet)
+    big = _batches(n=4, bs=6, seed=3)
+    x = np.concatenate([b["x"] for b in big])
+    small = [{"x": x[i : i + 2]} for i in range(0, len(x), 2)][::-1]  # other size, reversed order
+    a = calibrate(convnet, big, names, ["all"])
+    b = calibrate(convnet, small, names, ["all"])
+    for m in a.methods:
+        assert a.amax[m] == pytest.approx(b.amax[m], rel=1e-6)
+
+
+def test_nan_activation_names_tensor_and_batch(convnet):
+    batches = _batches(3)
+    batches[2]["x"][0, 0, 0, 0] = np.nan
+    with pytest.raises(TrtqError, match=r"'x'.*batch 2"):
+        calibrate(convnet, batches, ["x"], ["minmax"])
+
+
+def test_inf_inside_the_network_is_reported(convnet):
+    batches = _batches(2)
+    batches[1]["x"][0, 0, 5, 5] = np.inf  # becomes Inf/NaN inside the first convolution
+    relu = _acts(convnet)[1]
+    with pytest.raises(TrtqError, match=r"NaN or Inf in calibration batch 1"):
+        calibrate(convnet, batches, [relu], ["entropy"])
+
+
+def test_dead_tensor_is_clamped_with_a_warning(convnet):
+    batches = [{"x": np.zeros((2, 3, 16, 16), np.float32)} for _ in range(2)]
+    cal = calibrate(convnet, batches, ["x"], ["all"])
+    for m in cal.methods:
+        assert cal.amax[m]["x"] == MIN_AMAX
+    assert len(cal.warnings) == 1 and "'x'" in cal.warnings[0]
+
+
+def test_bad_inputs_are_one_line_usage_errors(convnet, tmp_path):
+    with pytest.raises(UsageError, match="nope"):
+        calibrate(convnet, _batches(1), ["nope"])
+    with pytest.raises(UsageError, match="weight"):
+        calibrate(convnet, _batches(1), ["0.weight"])
+    with pytest.raises(UsageError, match="'kl' is not a registered calibration method"):
+        calibrate(convnet, _batches(1), ["x"], ["kl"])
+    with pytest.raises(UsageError, match="no input 'x'"):
+        calibrate(convnet, [{"image": np.zeros((1, 3, 16, 16), np.float32)}], ["x"])
+    with pytest.raises(UsageError, match="no batches"):
+        calibrate(convnet, [], ["x"])
+    with pytest.raises(UsageError, match="does not exist"):
+        calibrate(tmp_path / "missing.onnx", _batches(1), ["x"])
+
+
+def test_num_batches_limits_the_pass(convnet):
+    cal = calibrate(convnet, iter(_batches(5)), ["x"], ["minmax"], num_batches=2)
+    assert cal.settings["batches"] == 2
+    assert cal.stats["x"]["count"] == 2 * 4 * 3 * 16 * 16
+
+
+def test_feeds_are_cast_to_the_input_dtype_and_extra_keys_ignored(convnet):
+    batches = _batches(2)
+    as64 = [{"x": b["x"].astype(np.float64), "label": np.zeros(4, np.int64)} for b in batches]
+    a = calibrate(convnet, batches, _acts(convnet), ["minmax"])
+    b = calibrate(convnet, as64, _acts(convnet), ["minmax"])
+    assert a.amax == b.amax
+
+
+def test_methods_resolve_aliases_lists_and_all_in_registry_order():
+    assert resolve_methods("all") == ["entropy", "minmax", "percentile", "mse"]
+    assert resolve_methods(["max, mse", "minmax"]) == ["minmax", "mse"]  # aliases, commas, no duplicates
+    with pytest.raises(UsageError, match="'kl' is not a registered calibration method; .*, or all"):
+        resolve_methods("entropy,kl")
+    with pytest.raises(UsageError, match="no calibration method given"):
+        resolve_methods(" , ")
+
+
+def test_parameters_reach_the_methods_that_declare_them(convnet):
+    cals = make_calibrators(["percentile", "mse", "minmax"], {"percentile": "99.9", "num_bins": 1024}, INT8)
+    assert cals["percentile"].percentile == 99.9 and cals["mse"].num_bins == 1024
+    assert len({id(c.collector) for c in cals.values()}) == 1  # one shared pass
+    assert cals["minmax"].collector.keep_histograms  # some method needs histograms
+    assert not make_calibrators(["minmax"], {}, INT8)["minmax"].collector.keep_histograms
+    cal = calibrate(convnet, _batches(2), ["x"], ["percentile"], params={"percentile": 100.0})
+    assert cal.settings["params"] == {"percentile": {"percentile": 100.0}}
+    assert cal.amax_for()["x"] == max(float(np.abs(b["x"]).max()) for b in _batches(2))
+    with pytest.raises(UsageError, match="--calib-param percentile=200: must be <= 100"):
+        calibrate(convnet, _batches(1), ["x"], ["percentile"], percentile=200)
+
+
+def test_statistics_per_tensor(convnet):
+    cal = calibrate(convnet, _batches(3), ["x"], ["percentile"])  # a method that keeps histograms
+    x = np.concatenate([b["x"] for b in _batches(3)]).ravel()
+    stats = cal.stats["x"]
+    assert (stats["min"], stats["max"], stats["absmax"]) == (
+        float(x.min()),
+        float(x.max()),
+        float(np.abs(x).max()),
+    )
+    assert stats["zero_fraction"] == 0.0 and stats["histogram"]["bins"] > 1000
+    assert stats["histogram"]["abs_quantiles"]["0.5"] == pytest.approx(float(np.median(np.abs(x))), rel=2e-3)
+
+
+def test_load_model_refuses_missing_and_unreadable_files(tmp_path, convnet):
+    assert load_model(convnet) is convnet
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    with pytest.raises(UsageError, match="bad.onnx is not a readable ONNX file"):
+        load_model(tmp_path / "bad.onnx")
+    onnx.save(convnet, str(tmp_path / "m.onnx"))
+    assert load_model(tmp_path / "m.onnx") == convnet
+    assert MIN_AMAX == INT8.min_amax

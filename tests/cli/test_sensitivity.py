@@ -1,0 +1,59 @@
+"""`trtq sensitivity`: an FP32 ONNX + calibration.json + eval data -> ranking, fallback, mixed and typed graphs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+
+from tests.sensitivity.fixtures import OUTLIER_LAYER
+
+
+def test_cli_sensitivity(tmp_path, outlier, capsys):
+    from trtq.calibration import Calibration
+    from trtq.cli import main
+
+    fp32, amax, x = outlier
+    onnx.save(fp32, str(tmp_path / "model.onnx"))
+    np.save(tmp_path / "eval.npy", x[:128])
+    Calibration.from_amax(amax, method="minmax").save(tmp_path / "calibration.json")
+    args = ["sensitivity", "-m", str(tmp_path / "model.onnx"), "-c", str(tmp_path / "calibration.json"),
+            "-d", str(tmp_path / "eval.npy"), "--max-drop", "1", "--out", str(tmp_path / "out"), "--json"]  # fmt: skip
+    assert main(args) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["fallback"]["nodes"] == [OUTLIER_LAYER] and payload["ranked"][0] == OUTLIER_LAYER
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {
+        "sensitivity.json",
+        "sensitivity.png",
+        "sensitivity.md",
+        "model.mixed.onnx",
+        "model.trt.onnx",
+    } <= names
+    assert main(args) == 2  # the folder exists: refused without --force
+    missing = ["sensitivity", "-m", str(tmp_path / "model.onnx"), "-c", str(tmp_path / "nope.json"),
+               "-d", str(tmp_path / "eval.npy"), "--out", str(tmp_path / "o2")]  # fmt: skip
+    assert main(missing) == 2
+    assert "nope.json" in capsys.readouterr().err
+
+
+def test_summary_text_ranks_layers_and_states_the_verdict(tmp_path, outlier, capsys):
+    from trtq.calibration import Calibration
+    from trtq.cli import main
+
+    fp32, amax, x = outlier
+    onnx.save(fp32, str(tmp_path / "model.onnx"))
+    np.save(tmp_path / "eval.npy", x[:64])
+    Calibration.from_amax(amax, method="minmax").save(tmp_path / "calibration.json")
+    args = ["sensitivity", "-m", str(tmp_path / "model.onnx"), "-c", str(tmp_path / "calibration.json"),
+            "-d", str(tmp_path / "eval.npy"), "--fallback", OUTLIER_LAYER, "--out", str(tmp_path / "out"),
+            "--no-typed"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert (
+        "FP16 fallback: 1 layer(s); mixed model" in text and "(budget" not in text
+    )  # a named set: no budget
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert "model.mixed.onnx" in names and "model.trt.onnx" not in names
+    assert f"in {tmp_path / 'out'}" in text.splitlines()[-1]

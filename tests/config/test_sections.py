@@ -1,0 +1,153 @@
+"""The sections of a build configuration: their checks (naming the option) and `from_args` (only what was given)."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from dataclasses import dataclass
+
+import pytest
+
+from trtq.config import (
+    CalibrationConfig,
+    DataConfig,
+    ExportConfig,
+    FallbackConfig,
+    TypingConfig,
+    ValidationConfig,
+    preprocess_from_args,
+)
+from trtq.config.sections import section_from_dict, section_to_dict
+from trtq.data import IMAGENET_MEAN, Preprocess
+from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
+from trtq.errors import UsageError
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (ExportConfig(opset=12), "--opset 12: per-channel Q/DQ needs opset >= 13"),
+        (DataConfig(calib_samples=0), r"--calib-samples must be a positive number of samples, not 0 \(0 on the command line means all\)"),
+        (DataConfig(eval_samples=True), "--eval-samples must be a positive number"),
+        (DataConfig(batch_size=0), "--batch-size must be >= 1, not 0"),
+        (CalibrationConfig(method="kl"), "--calib 'kl' is not a registered calibration method; choose from .*, or all"),
+        (CalibrationConfig(method=" , "), "--calib names no calibration method"),
+        (CalibrationConfig(params={"percentile": 99.9}), r"--calib-param percentile: not a parameter of entropy; it applies to percentile"),
+        (CalibrationConfig(params={"gamma": 1}), r"--calib-param gamma: not a parameter of entropy \(parameters: num_bins, start_bin\)"),
+        (CalibrationConfig(method="percentile", params={"percentile": 0}), "--calib-param percentile=0: must be > 0"),
+        (CalibrationConfig(choose_metric="kl"), "--choose-metric 'kl' is not a registered metric"),
+        (CalibrationConfig(method="all", cache="c.cache"), "--calib-cache takes the scales from a file"),
+        (CalibrationConfig(cache_version=(10, 3)), r"--trt-version \(10, 3\): give MAJOR.MINOR.PATCH"),
+        (FallbackConfig(max_drop=-1), "--max-drop -1: the budget must be >= 0"),
+        (FallbackConfig(max_drop=float("nan")), "--max-drop nan"),
+        (FallbackConfig(layers=-2), "--fallback -2: give a number of layers >= 0"),
+        (FallbackConfig(workers=0), "--workers 0: give at least 1"),
+        (FallbackConfig(metric="cosin"), "--metric 'cosin' is not a registered metric; .*or give package.module:function"),
+        (TypingConfig(data_max=0), "data_max 0: must be positive"),
+        (ValidationConfig(metrics=("nope",)), "--metric 'nope' is not a registered metric"),
+        (ValidationConfig(rtol=-1), "--rtol and --atol must be >= 0"),
+        (ValidationConfig(check_error_stat="p99"), "--check-error-stat 'p99': choose from elemwise, max, mean, median, quantile"),
+    ],
+)  # fmt: skip
+def test_validate_names_the_option(section, message):
+    with pytest.raises(UsageError, match=message):
+        section.validate()
+
+
+def test_defaults_validate():
+    for section in (
+        ExportConfig(),
+        DataConfig(),
+        CalibrationConfig(),
+        FallbackConfig(),
+        TypingConfig(),
+        ValidationConfig(),
+    ):
+        section.validate()
+    FallbackConfig(metric="pkg.mod:fn").validate()  # an entry point is checked when it is imported
+    CalibrationConfig(method="percentile,mse", params={"percentile": "99.9", "num_bins": 1024}).validate()
+
+
+def test_calibration_methods_and_their_parameters():
+    assert CalibrationConfig(method="all").methods == ["entropy", "minmax", "percentile", "mse"]
+    assert CalibrationConfig(method="max, mse,minmax").methods == ["minmax", "mse"]
+    cfg = CalibrationConfig(method="percentile,mse", params={"percentile": "99.9", "num_bins": "1024"})
+    assert cfg.method_kwargs("percentile") == {"percentile": 99.9} and cfg.method_kwargs("mse") == {
+        "num_bins": 1024
+    }
+    assert (
+        CalibrationConfig().cache_version is DEFAULT_CACHE_VERSION
+        and CalibrationConfig().choose_metric == "cosine"
+    )
+
+
+def test_from_args_overrides_only_the_options_present():
+    base = ExportConfig(opset=13, weights="DEFAULT")
+    assert ExportConfig.from_args(Namespace(), base) is base
+    assert ExportConfig.from_args(Namespace(opset=18), base) == ExportConfig(opset=18, weights="DEFAULT")
+    data = DataConfig.from_args(Namespace(calib_data="c", calib_samples=0, eval_samples=5, batch_size=4))
+    assert (data.calib_data, data.calib_samples, data.eval_samples, data.batch_size) == (
+        "c",
+        None,
+        5,
+        4,
+    )  # 0 = all
+    assert DataConfig.from_args(Namespace(), DataConfig(calib_samples=None)).calib_samples is None
+    val = ValidationConfig.from_args(Namespace(rtol=0.5, report_metric=["mse,cosine", "snr_db"]))
+    assert val == ValidationConfig(metrics=("mse", "cosine", "snr_db"), rtol=0.5)
+
+
+def test_calibration_from_args_reads_params_and_the_percentile_shortcut():
+    cfg = CalibrationConfig.from_args(Namespace(calib="percentile", calib_param=["num_bins = 4096"], percentile=99.0,
+                                                trt_version=(10, 13, 3), calib_cache="c.cache"))  # fmt: skip
+    assert cfg.method == "percentile" and cfg.params == {"num_bins": "4096", "percentile": 99.0}
+    assert cfg.cache_version == (10, 13, 3) and cfg.cache == "c.cache"
+    kept = CalibrationConfig.from_args(
+        Namespace(calib_param=["start_bin=64"]), CalibrationConfig(params={"num_bins": 8})
+    )
+    assert kept.params == {"num_bins": 8, "start_bin": "64"}
+    with pytest.raises(UsageError, match="--calib-param 'percentile': write NAME=VALUE"):
+        CalibrationConfig.from_args(Namespace(calib_param=["percentile"]))
+
+
+def test_fallback_and_typing_from_args():
+    assert FallbackConfig.from_args(Namespace(fallback="3")).layers == 3
+    assert FallbackConfig.from_args(Namespace(fallback="/a, /b.*")).layers == ("/a", "/b.*")
+    fb = FallbackConfig.from_args(Namespace(max_drop=1.0, metric="cosine", workers=2))
+    assert fb == FallbackConfig(max_drop=1.0, metric="cosine", workers=2) and fb.enabled
+    assert not FallbackConfig().enabled and FallbackConfig(layers=0).enabled
+    typing = TypingConfig.from_args(Namespace(no_typed=True, keep_fp32=["a,b"], keep_fp32_op_type=["Gemm"]))
+    assert typing == TypingConfig(enabled=False, keep_fp32_nodes=("a", "b"), keep_fp32_op_types=("Gemm",))
+    assert TypingConfig.from_args(Namespace()) == TypingConfig()
+
+
+def test_preprocess_from_args():
+    assert preprocess_from_args(Namespace()) is None
+    assert preprocess_from_args(Namespace(size=64, resize=72)) == Preprocess(size=64, resize=72)
+    grey = preprocess_from_args(Namespace(channels=1))
+    assert grey.channels == 1 and grey.mean == pytest.approx((sum(IMAGENET_MEAN) / 3,))
+    raw = preprocess_from_args(Namespace(preset="raw", no_resize=True, size=8, mean=(0.5,), std=(0.5,)))
+    assert raw == Preprocess(size=8, resize=None, mean=(0.5,) * 3, std=(0.5,) * 3)
+    with pytest.raises(UsageError, match="--resize and --no-resize contradict each other"):
+        preprocess_from_args(Namespace(resize=10, no_resize=True))
+    with pytest.raises(UsageError, match="--resize 32 is smaller than --size 64"):
+        preprocess_from_args(Namespace(size=64, resize=32))
+    with pytest.raises(UsageError, match="--preset 'cifar': choose from imagenet, raw"):
+        preprocess_from_args(Namespace(preset="cifar"))
+
+
+@dataclass(frozen=True)
+class _Section:
+    names: tuple[str, ...] = ()
+    n: int = 1
+
+
+def test_section_dict_round_trip_lists_become_tuples_and_unknown_keys_are_refused():
+    d = section_to_dict(_Section(names=("a", "b"), n=2))
+    assert d == {"names": ["a", "b"], "n": 2}
+    assert section_from_dict(_Section, d, "s") == _Section(names=("a", "b"), n=2)
+    assert section_from_dict(_Section, None, "s") == _Section()
+    with pytest.raises(UsageError, match="config section 's' has unknown keys x, y; expected names, n"):
+        section_from_dict(_Section, {"y": 1, "x": 2}, "s")
+    assert (
+        section_to_dict(DataConfig(calib_data=object()))["calib_data"] == "<object>"
+    )  # not repeatable from JSON

@@ -1,0 +1,94 @@
+"""CalibrateStage: calibration.json (every method, the chosen one, FP16 ranges), the TensorRT cache, plots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.pipeline.stages.conftest import arrays
+from trtq.calibration import Calibration, calibrate
+from trtq.config import BuildConfig, CalibrationConfig, DataConfig
+from trtq.engines.calib_cache import read_trt_cache, read_trt_cache_header, write_trt_cache
+from trtq.errors import UsageError
+from trtq.pipeline import NamedFiles
+from trtq.pipeline.stages import CalibrateStage
+from trtq.pipeline.stages.calibrate import cache_algorithm
+from trtq.placement import plan_qdq
+
+
+def _config(**calibration) -> BuildConfig:
+    return BuildConfig(data=DataConfig(batch_size=4), calibration=CalibrationConfig(**calibration))
+
+
+def test_cache_algorithm_labels():
+    assert cache_algorithm("minmax") == "MinMaxCalibration"
+    assert {cache_algorithm(m) for m in ("entropy", "percentile", "mse", "plugin")} == {"EntropyCalibration2"}
+
+
+def test_run_writes_calibration_json_and_the_cache_of_the_chosen_method(run_context, fp32, tmp_path):
+    plan = plan_qdq(fp32)
+    ctx = run_context(_config(method="minmax", cache_version=(10, 13, 3)), fp32=fp32, plan=plan)
+    CalibrateStage().run(ctx)
+    staging = tmp_path / "staging"
+    doc = json.loads((staging / "calibration.json").read_text())
+    data = arrays()
+    expected = calibrate(fp32, data.feeds("x", 4), plan.activations, ["minmax"])
+    assert (
+        doc["methods"] == ["minmax"]
+        and {t: e["amax"]["minmax"] for t, e in doc["tensors"].items()} == expected.amax_for()
+    )
+    assert set(doc["ranges"]) >= set(plan.activations) and doc["ranges"]["x"] == pytest.approx(
+        float(abs(data.array).max()), rel=1e-6
+    )
+    assert read_trt_cache_header(staging / "calibration.cache") == (101303, "MinMaxCalibration")
+    assert read_trt_cache(staging / "calibration.cache") == pytest.approx(expected.amax_for(), rel=1e-6)
+    summary = ctx.result.calibration
+    assert (summary.method, summary.source, summary.samples, summary.tensors) == (
+        "minmax",
+        "data",
+        8,
+        len(plan.activations),
+    )
+    assert ctx.calibration.amax_for() == expected.amax_for()
+
+
+def test_several_methods_are_chosen_on_held_out_data_with_plots(run_context, fp32, tmp_path):
+    sink = NamedFiles(
+        {"calibration.json": tmp_path / "c.json", "calibration.cache": None}, folder=tmp_path / "plots"
+    )
+    ctx = run_context(_config(method="minmax,mse"), sink=sink, fp32=fp32, plan=plan_qdq(fp32))
+    CalibrateStage().run(ctx)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "plots"]  # the cache was not asked for
+    plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert plots and all(p.startswith("calib_") and p.endswith(".png") for p in plots)
+    cal = Calibration.load(tmp_path / "c.json")
+    assert set(cal.scores) == {"minmax", "mse"} and ctx.result.calibration.choose_metric == "cosine"
+    assert "chosen on the calibration data itself" in ctx.result.calibration.warnings[0]
+
+
+def test_scales_from_a_tensorrt_cache(run_context, fp32, tmp_path):
+    plan = plan_qdq(fp32)
+    cache = write_trt_cache(tmp_path / "given.cache", {t: 2.0 for t in plan.activations})
+    ctx = run_context(_config(cache=str(cache)), fp32=fp32, plan=plan)
+    stage = CalibrateStage()
+    stage.check(ctx)
+    stage.run(ctx)
+    assert ctx.calibration.method == "cache" and ctx.calibration.amax_for() == pytest.approx(
+        {t: 2.0 for t in plan.activations}, rel=1e-6
+    )
+    assert ctx.result.calibration.source == "cache" and ctx.result.calibration.cache == str(cache)
+    assert not (tmp_path / "staging" / "calibration.cache").exists()  # a given cache is not rewritten
+    partial = write_trt_cache(tmp_path / "partial.cache", {plan.activations[0]: 2.0})
+    with pytest.raises(UsageError, match=rf"has no scale for {len(plan.activations) - 1} tensor\(s\)"):
+        CalibrateStage().run(run_context(_config(cache=str(partial)), fp32=fp32, plan=plan))
+
+
+def test_check_refuses_missing_data_and_caches(run_context, tmp_path):
+    with pytest.raises(UsageError, match="--calib-data is required"):
+        CalibrateStage().check(run_context(calib=None))
+    with pytest.raises(UsageError, match="--calib-cache .*none.cache does not exist"):
+        CalibrateStage().check(run_context(_config(cache=str(tmp_path / "none.cache"))))
+    (tmp_path / "c.cache").write_text("TRT-100300-EntropyCalibration2\n")
+    with pytest.raises(UsageError, match="--calib-cache needs --eval-data"):
+        CalibrateStage().check(run_context(_config(cache=str(tmp_path / "c.cache")), calib=None))

@@ -1,0 +1,66 @@
+"""ValidateStage: FP32, INT8 (and the typed graph) on the evaluation data, scored against FP32 by the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.pipeline.stages.conftest import arrays
+from trtq.config import BuildConfig, FallbackConfig, ValidationConfig
+from trtq.errors import UsageError
+from trtq.pipeline.stages import ValidateStage
+from trtq.pipeline.stages.validate import run_metrics
+from trtq.placement import plan_qdq
+from trtq.precision import to_strongly_typed
+from trtq.qdq import insert_qdq
+from trtq.runners import OnnxRuntimeRunner
+
+
+@pytest.fixture
+def models(fp32):
+    plan = plan_qdq(fp32)
+    int8 = insert_qdq(fp32, plan, {t: 3.0 for t in plan.activations})
+    return fp32, int8
+
+
+def test_run_metrics_are_the_configured_ones_and_the_fallback_metric(run_context):
+    config = BuildConfig(
+        validation=ValidationConfig(metrics=("mse",)), fallback=FallbackConfig(metric="snr_db")
+    )
+    assert [m.name for m in run_metrics(run_context(config))] == ["mse", "snr_db"]
+    with pytest.raises(UsageError, match="--metric 'nope' is not a registered metric"):
+        ValidateStage().check(run_context(BuildConfig(validation=ValidationConfig(metrics=("nope",)))))
+    with pytest.raises(UsageError, match="--metric top1_accuracy needs evaluation data with class labels"):
+        ValidateStage().check(run_context(BuildConfig(fallback=FallbackConfig(metric="top1_accuracy"))))
+
+
+def test_every_candidate_is_scored_against_fp32_on_the_eval_data(run_context, models):
+    fp32, int8 = models
+    evaluation = arrays(12, seed=1, labels=True)
+    config = BuildConfig(validation=ValidationConfig(metrics=("mse",)))
+    ctx = run_context(config, eval=evaluation, fp32=fp32, int8=int8, typed=to_strongly_typed(int8))
+    ValidateStage().run(ctx)
+    val = ctx.result.validation
+    assert val.reference == "fp32" and list(val.candidates) == ["int8", "typed"]
+    assert val.samples == 12 and val.data == "eval"
+    names = [m.name for m in val.metrics]
+    assert names[:3] == ["top1_accuracy", "top5_accuracy", "top1_agreement"] and "mse" in names  # task first
+    with OnnxRuntimeRunner(fp32) as r:
+        ref = r.infer({"x": evaluation.array})["y"]
+    with OnnxRuntimeRunner(int8) as r:
+        got = r.infer({"x": evaluation.array})["y"]
+    labels = evaluation.labels
+    assert val.value("fp32", "top1_accuracy") == pytest.approx(np.mean(ref.argmax(1) == labels))
+    assert val.value("int8", "top1_accuracy") == pytest.approx(np.mean(got.argmax(1) == labels))
+    assert val.value("int8", "mse") == pytest.approx(
+        float(np.mean((got.astype(np.float64) - ref) ** 2)), rel=1e-6
+    )
+
+
+def test_without_eval_data_the_calibration_data_is_used_and_said(run_context, models):
+    fp32, int8 = models
+    ctx = run_context(fp32=fp32, int8=int8)
+    ValidateStage().run(ctx)
+    assert ctx.result.validation.data == "calibration (no --eval-data)" and ctx.result.validation.samples == 8
+    assert list(ctx.result.validation.candidates) == ["int8"]
+    assert "top1_accuracy" not in ctx.result.validation.candidates["int8"].metrics  # no labels
