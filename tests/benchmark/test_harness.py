@@ -91,19 +91,6 @@ def test_random_feed_follows_metadata_and_profile():
         assert random_feed(r, 5, rng) == (None, "batch 5 is outside the engine's profile (1..4)")
 
 
-def test_bench_cli_default_folder_is_new_each_run(tmp_path, capsys):
-    """Without --out, each run gets its own bench-<time> folder beside the artifact: the second run needs no --force."""
-    a = conv_onnx(tmp_path / "a.onnx")
-    argv = ["bench", str(a), "--batch", "1", "--warmup", "0", "--iterations", "2", "--json"]
-    assert main(argv) == 0
-    first = json.loads(capsys.readouterr().out)["files"]
-    assert main(argv) == 0
-    second = json.loads(capsys.readouterr().out)["files"]
-    folders = sorted(p.parent for p in tmp_path.glob("bench-*/bench.json"))
-    assert len(folders) == 2 and first != second
-    assert all(f.parent == tmp_path and f.name.startswith("bench-2") for f in folders)
-
-
 def test_default_out_dir_never_reuses_a_folder(tmp_path):
     import datetime
 

@@ -139,6 +139,7 @@ OVERRIDE_CASES = {
     "calib_cache": ("c.cache", lambda c: c.calibration.cache, "c.cache"),
     "trt_cache_version": ((10, 13, 3), lambda c: c.calibration.cache_version, (10, 13, 3)),
     "choose_metric": ("mse", lambda c: c.calibration.choose_metric, "mse"),
+    "exporter": ("dynamo", lambda c: c.export.exporter, "dynamo"),
     "eval_data": ("val/", lambda c: c.data.eval_data, "val/"),
     "preprocess": ("raw", lambda c: c.data.preprocess, "raw"),
     "calib_samples": (7, lambda c: c.data.calib_samples, 7),

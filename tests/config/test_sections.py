@@ -14,11 +14,8 @@ from trtq.config import (
     FallbackConfig,
     TypingConfig,
     ValidationConfig,
-    preprocess_from_args,
 )
 from trtq.config.sections import section_from_dict, section_to_dict
-from trtq.data import IMAGENET_MEAN, Preprocess
-from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
 from trtq.errors import UsageError
 
 
@@ -67,19 +64,6 @@ def test_defaults_validate():
     CalibrationConfig(method="percentile,mse", params={"percentile": "99.9", "num_bins": 1024}).validate()
 
 
-def test_calibration_methods_and_their_parameters():
-    assert CalibrationConfig(method="all").methods == ["entropy", "minmax", "percentile", "mse"]
-    assert CalibrationConfig(method="max, mse,minmax").methods == ["minmax", "mse"]
-    cfg = CalibrationConfig(method="percentile,mse", params={"percentile": "99.9", "num_bins": "1024"})
-    assert cfg.method_kwargs("percentile") == {"percentile": 99.9} and cfg.method_kwargs("mse") == {
-        "num_bins": 1024
-    }
-    assert (
-        CalibrationConfig().cache_version is DEFAULT_CACHE_VERSION
-        and CalibrationConfig().choose_metric == "cosine"
-    )
-
-
 def test_from_args_overrides_only_the_options_present():
     base = ExportConfig(opset=13, weights="DEFAULT")
     assert ExportConfig.from_args(Namespace(), base) is base
@@ -96,19 +80,6 @@ def test_from_args_overrides_only_the_options_present():
     assert val == ValidationConfig(metrics=("mse", "cosine", "snr_db"), rtol=0.5)
 
 
-def test_calibration_from_args_reads_params_and_the_percentile_shortcut():
-    cfg = CalibrationConfig.from_args(Namespace(calib="percentile", calib_param=["num_bins = 4096"], percentile=99.0,
-                                                trt_version=(10, 13, 3), calib_cache="c.cache"))  # fmt: skip
-    assert cfg.method == "percentile" and cfg.params == {"num_bins": "4096", "percentile": 99.0}
-    assert cfg.cache_version == (10, 13, 3) and cfg.cache == "c.cache"
-    kept = CalibrationConfig.from_args(
-        Namespace(calib_param=["start_bin=64"]), CalibrationConfig(params={"num_bins": 8})
-    )
-    assert kept.params == {"num_bins": 8, "start_bin": "64"}
-    with pytest.raises(UsageError, match="--calib-param 'percentile': write NAME=VALUE"):
-        CalibrationConfig.from_args(Namespace(calib_param=["percentile"]))
-
-
 def test_fallback_and_typing_from_args():
     assert FallbackConfig.from_args(Namespace(fallback="3")).layers == 3
     assert FallbackConfig.from_args(Namespace(fallback="/a, /b.*")).layers == ("/a", "/b.*")
@@ -118,21 +89,6 @@ def test_fallback_and_typing_from_args():
     typing = TypingConfig.from_args(Namespace(no_typed=True, keep_fp32=["a,b"], keep_fp32_op_type=["Gemm"]))
     assert typing == TypingConfig(enabled=False, keep_fp32_nodes=("a", "b"), keep_fp32_op_types=("Gemm",))
     assert TypingConfig.from_args(Namespace()) == TypingConfig()
-
-
-def test_preprocess_from_args():
-    assert preprocess_from_args(Namespace()) is None
-    assert preprocess_from_args(Namespace(size=64, resize=72)) == Preprocess(size=64, resize=72)
-    grey = preprocess_from_args(Namespace(channels=1))
-    assert grey.channels == 1 and grey.mean == pytest.approx((sum(IMAGENET_MEAN) / 3,))
-    raw = preprocess_from_args(Namespace(preset="raw", no_resize=True, size=8, mean=(0.5,), std=(0.5,)))
-    assert raw == Preprocess(size=8, resize=None, mean=(0.5,) * 3, std=(0.5,) * 3)
-    with pytest.raises(UsageError, match="--resize and --no-resize contradict each other"):
-        preprocess_from_args(Namespace(resize=10, no_resize=True))
-    with pytest.raises(UsageError, match="--resize 32 is smaller than --size 64"):
-        preprocess_from_args(Namespace(size=64, resize=32))
-    with pytest.raises(UsageError, match="--preset 'cifar': choose from imagenet, raw"):
-        preprocess_from_args(Namespace(preset="cifar"))
 
 
 @dataclass(frozen=True)
