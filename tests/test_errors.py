@@ -14,7 +14,7 @@ def test_exit_codes_and_hierarchy():
 
 
 @pytest.mark.parametrize(("error", "code"), [(UsageError, 2), (TrtqError, 1), (TensorRTUnavailable, 1)])
-def test_the_cli_exits_with_the_errors_code(error, code, monkeypatch, capsys):
+def test_the_cli_exits_with_the_errors_code(error, code, monkeypatch, capsys, tmp_path):
     import trtq.cli.bench as bench_cmd
     from trtq.cli import main
 
@@ -22,5 +22,6 @@ def test_the_cli_exits_with_the_errors_code(error, code, monkeypatch, capsys):
         raise error("one line")
 
     monkeypatch.setattr(bench_cmd, "run", fails)
-    assert main(["bench", "m.onnx"]) == code
+    (tmp_path / "m.onnx").write_bytes(b"")  # exists: the early missing-file check lets the command run
+    assert main(["bench", str(tmp_path / "m.onnx")]) == code
     assert capsys.readouterr().err.strip().endswith(": one line")

@@ -91,10 +91,13 @@ def test_typed_graph_section_engine_status_artifacts_timings_and_extra_sections(
     )
     result = _result(typing=typing, artifacts={"model.onnx": Path("run/model.onnx")}, timings={"export": 1.234},
                      sections=[ReportSection("QAT", "the QAT table\n\n")], warnings=["read me"],
-                     export=SimpleNamespace(source="resnet18", kind="torchvision", opset=17, nodes=52))  # fmt: skip
+                     export=SimpleNamespace(source="resnet18", kind="torchvision", opset=17, nodes=52, notes=[],
+                                            exporter="legacy", exporter_reason="the default"))  # fmt: skip
     result.engine_info.status = "skipped: no GPU"
     md = render_markdown(result)
-    assert md.startswith("# trtq build report\n\nModel: `resnet18` (torchvision, opset 17, 52 nodes).\n")
+    assert md.startswith(
+        "# trtq build report\n\nModel: `resnet18` (torchvision, opset 17, 52 nodes, legacy exporter (the default)).\n"
+    )
     assert "## Warnings\n\n- read me\n" in md
     assert " 1 node(s) stay FP32 (ranges from cal):" in md and "| `add` | Add | FP16 overflow |" in md
     assert "## QAT\n\nthe QAT table\n" in md

@@ -74,7 +74,7 @@ def test_overrides_broadcast_one_value_and_refuse_mismatches():
     with pytest.raises(UsageError, match="--std values must be non-zero"):
         Preprocess().with_overrides(std=[0.0])
     assert Preprocess().to_json() == {"size": 224, "resize": 256, "mean": list(IMAGENET_MEAN),
-                                      "std": list(IMAGENET_STD), "channels": 3}  # fmt: skip
+                                      "std": list(IMAGENET_STD), "channels": 3, "interpolation": "bilinear"}  # fmt: skip
 
 
 def test_resolve_from_none_preset_dict_and_the_models_channels():

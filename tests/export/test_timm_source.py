@@ -55,7 +55,7 @@ def test_unknown_timm_name_and_missing_timm_are_one_line_errors(monkeypatch):
 
 def test_build_timm_model_offline(tmp_path, capsys):
     """The issue's "done when": trtq build --model timm:test_efficientnet --calib-data <images> --out run."""
-    from tests.conftest import make_image_folder
+    from tests.zoo import make_image_folder
 
     images = make_image_folder(tmp_path / "images", classes=2, per_class=6, size=180)
     out = tmp_path / "run"

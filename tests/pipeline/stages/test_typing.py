@@ -52,7 +52,7 @@ def test_ranges_measured_on_the_data_without_calibration_ranges_and_none_without
     )  # beyond FP16 already at the input
     ctx = run_context(fp32=fp32, int8=q, calib=data)
     TypingStage().run(ctx)
-    assert ctx.result.typing.ranges_from == "2 batches of calibration (no --eval-data) data"
+    assert ctx.result.typing.ranges_from == "2 batches of the calibration data (no --eval-data given)"
     assert any("overflow" in d["reason"] for d in ctx.result.typing.fp32_nodes)
     ctx = run_context(calib=None, int8=q)
     TypingStage().run(ctx)
