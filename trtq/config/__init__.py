@@ -1,4 +1,4 @@
-"""Typed configuration: `BuildConfig` and its sections (export, data, placement, calibration, fallback, typing,
+"""Typed configuration: `BuildConfig` and its sections (export, data, placement, calibration, weights, fallback, typing,
 validation, engine, bench). See `trtq.config.build` for how a run is recorded and repeated."""
 
 from trtq.config.build import (
@@ -14,6 +14,7 @@ from trtq.config.build import (
 )
 from trtq.config.calibration import CalibrationConfig
 from trtq.config.data import DataConfig, preprocess_from_args
+from trtq.config.weights import WeightsConfig
 from trtq.config.sections import (
     ExportConfig,
     FallbackConfig,
@@ -27,6 +28,7 @@ __all__ = [
     "DataConfig",
     "CalibrationConfig",
     "FallbackConfig",
+    "WeightsConfig",
     "TypingConfig",
     "ValidationConfig",
     "EngineConfig",
