@@ -33,7 +33,9 @@ def load_images(folder: Path, size: int, resize: int) -> tuple[np.ndarray, np.nd
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
     ids = sorted({p.name.split("_")[0] for p in files})
     labels = np.array([ids.index(p.name.split("_")[0]) for p in files])
-    pre = Preprocess(size=size, resize=resize, mean=(0.498,) * 3, std=(0.502,) * 3)  # EfficientNet-Lite: ~[-1, 1]
+    pre = Preprocess(
+        size=size, resize=resize, mean=(0.498,) * 3, std=(0.502,) * 3
+    )  # EfficientNet-Lite: ~[-1, 1]
     return np.stack([load_image(p, pre) for p in files]), labels
 
 
@@ -55,7 +57,9 @@ def run(model, x: np.ndarray, bs: int = 50) -> np.ndarray:  # type: ignore[no-un
 
     with OnnxRuntimeRunner(model) as r:
         name = next(iter(r.input_metadata()))
-        return np.concatenate([next(iter(r.infer({name: x[s : s + bs]}).values())) for s in range(0, len(x), bs)])
+        return np.concatenate(
+            [next(iter(r.infer({name: x[s : s + bs]}).values())) for s in range(0, len(x), bs)]
+        )
 
 
 def score(out: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -75,8 +79,6 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args()
 
-    import onnx
-
     from trtq.calibration import calibrate
     from trtq.export import export_onnx
     from trtq.placement import plan_qdq
@@ -93,7 +95,6 @@ def main() -> None:
     rows: list[tuple[str, str, dict[str, float], float | None, str]] = []
     rows.append(("FP32", "-", score(ref, ref, held_y), None, "-"))
     plan = plan_qdq(fp32)
-    feeds = lambda bs=25: ({"input": cal_x[s : s + bs]} for s in range(0, len(cal_x), bs))  # noqa: E731
     name = fp32.graph.input[0].name
     feeds = lambda bs=25: ({name: cal_x[s : s + bs]} for s in range(0, len(cal_x), bs))  # noqa: E731
     methods = ["entropy", "minmax", "percentile", "mse"]
@@ -122,7 +123,9 @@ def main() -> None:
     q8 = insert_qdq(fp32, plan, cal.amax["entropy"], weight_storage="int8")
     sizes = {"fp32": len(fp32.SerializeToString()), "qdq": len(insert_qdq(fp32, plan, cal.amax["entropy"]).SerializeToString()),
              "int8": len(q8.SerializeToString())}  # fmt: skip
-    np.testing.assert_allclose(run(q8, held_x[:25]), run(insert_qdq(fp32, plan, cal.amax["entropy"]), held_x[:25]), atol=1e-4)
+    np.testing.assert_allclose(
+        run(q8, held_x[:25]), run(insert_qdq(fp32, plan, cal.amax["entropy"]), held_x[:25]), atol=1e-4
+    )
     if not args.no_peers:
         rows += peers(tmp, fp32, cal_x[: args.peer_calib], held_x, ref, held_y, base_s)
     print(f"\nEfficientNet-{args.model.title()}, {len(cal_x)} calibration / {len(held_x)} held-out images; "
@@ -153,9 +156,23 @@ def peers(tmp: Path, fp32, cal_x, held_x, ref, held_y, base_s):  # type: ignore[
         quantize(path, quantize_mode="int8", calibration_method=meth, calibration_data={name: cal_x},
                  calibration_eps=["cpu"], output_path=out, log_level="ERROR")  # fmt: skip
         secs = time.perf_counter() - t0
-        rows.append((f"ModelOpt ONNX PTQ {meth} ({len(cal_x)} calib)", "-", score(run(onnx.load(out), held_x), ref, held_y), secs / base_s, ""))
+        rows.append(
+            (
+                f"ModelOpt ONNX PTQ {meth} ({len(cal_x)} calib)",
+                "-",
+                score(run(onnx.load(out), held_x), ref, held_y),
+                secs / base_s,
+                "",
+            )
+        )
         print(rows[-1], flush=True)
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -170,7 +187,15 @@ def peers(tmp: Path, fp32, cal_x, held_x, ref, held_y, base_s):  # type: ignore[
                     weight_type=QuantType.QInt8, per_channel=True, calibrate_method=CalibrationMethod.MinMax,
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})  # fmt: skip
     secs = time.perf_counter() - t0
-    rows.append((f"ONNX Runtime quantize_static MinMax ({len(cal_x)} calib)", "-", score(run(onnx.load(out), held_x), ref, held_y), secs / base_s, ""))
+    rows.append(
+        (
+            f"ONNX Runtime quantize_static MinMax ({len(cal_x)} calib)",
+            "-",
+            score(run(onnx.load(out), held_x), ref, held_y),
+            secs / base_s,
+            "",
+        )
+    )
     print(rows[-1], flush=True)
     return rows
 

@@ -31,11 +31,17 @@ def test_build_with_bias_correction_and_int8_weights(tmp_path, digits_npz):
     assert "## Weight-side PTQ" in (tmp_path / "bc" / "report.md").read_text()
     a = onnx.load(str(tmp_path / "plain" / "model.int8.onnx"))
     b = onnx.load(str(tmp_path / "bc" / "model.int8.onnx"))
-    assert any(t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized") for t in b.graph.initializer)
-    assert not any(t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized") for t in a.graph.initializer)
+    assert any(
+        t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized") for t in b.graph.initializer
+    )
+    assert not any(
+        t.data_type == onnx.TensorProto.INT8 and t.name.endswith("_quantized") for t in a.graph.initializer
+    )
     # biases of quantized layers moved, nothing else about the graph did
     assert len(b.graph.node) == len(a.graph.node) - sum(
-        1 for n in a.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in {t.name for t in a.graph.initializer}
+        1
+        for n in a.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] in {t.name for t in a.graph.initializer}
     )
     assert (tmp_path / "bc" / "model.trt.onnx").is_file()
     assert res.validation.value("int8", "top1_agreement") >= 0.95
@@ -44,7 +50,9 @@ def test_build_with_bias_correction_and_int8_weights(tmp_path, digits_npz):
 def test_same_seed_same_bytes_with_weight_ptq(tmp_path, digits_npz):
     a = _build(tmp_path, digits_npz, "a", weight_ptq="adaround,bias-correction", seed=3)
     b = _build(tmp_path, digits_npz, "b", weight_ptq="adaround,bias-correction", seed=3)
-    assert (tmp_path / "a" / "model.int8.onnx").read_bytes() == (tmp_path / "b" / "model.int8.onnx").read_bytes()
+    assert (tmp_path / "a" / "model.int8.onnx").read_bytes() == (
+        tmp_path / "b" / "model.int8.onnx"
+    ).read_bytes()
     assert a.validation.value("int8", "top1_agreement") == b.validation.value("int8", "top1_agreement")
 
 

@@ -12,11 +12,15 @@ from trtq.placement import PlacementConfig, plan_qdq
 SMALL = PlacementConfig(disable_rules=("SmallConv", "SmallOrGemv"))
 
 
-def conv_model(weight: np.ndarray, bias: np.ndarray, *, size: int = 6, pads: int = 0, group: int = 1) -> onnx.ModelProto:
+def conv_model(
+    weight: np.ndarray, bias: np.ndarray, *, size: int = 6, pads: int = 0, group: int = 1
+) -> onnx.ModelProto:
     """x (N, C, size, size) -> Conv(weight, bias) -> y; opset 17."""
     cin = weight.shape[1] * group
     k = weight.shape[2]
-    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], "conv", kernel_shape=[k, k], pads=[pads] * 4, group=group)
+    node = helper.make_node(
+        "Conv", ["x", "w", "b"], ["y"], "conv", kernel_shape=[k, k], pads=[pads] * 4, group=group
+    )
     out = size - k + 1 + 2 * pads
     g = helper.make_graph(
         [node], "case",

@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from trtq.calibrators.base import register_calibrator
-from trtq.calibrators.histogram import BinSearchCalibrator
-
-from trtq.calibrators.base import CalibParam
+from trtq.calibrators.base import CalibParam, register_calibrator
 from trtq.calibrators.collector import TensorHistogram
+from trtq.calibrators.histogram import BinSearchCalibrator
 
 __all__ = [
     "EntropyCalibrator",

@@ -14,13 +14,13 @@ from trtq.config.build import (
 )
 from trtq.config.calibration import CalibrationConfig
 from trtq.config.data import DataConfig, preprocess_from_args
-from trtq.config.weights import WeightsConfig
 from trtq.config.sections import (
     ExportConfig,
     FallbackConfig,
     TypingConfig,
     ValidationConfig,
 )
+from trtq.config.weights import WeightsConfig
 
 __all__ = [
     "BuildConfig",

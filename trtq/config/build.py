@@ -16,7 +16,6 @@ from typing import Any
 
 from trtq.config.calibration import CalibrationConfig
 from trtq.config.data import DataConfig
-from trtq.config.weights import WeightsConfig
 from trtq.config.sections import (
     ExportConfig,
     FallbackConfig,
@@ -25,6 +24,7 @@ from trtq.config.sections import (
     section_from_dict,
     section_to_dict,
 )
+from trtq.config.weights import WeightsConfig
 from trtq.engines.options import EngineOptions, parse_batch, parse_shapes
 from trtq.errors import UsageError
 from trtq.placement import PlacementConfig

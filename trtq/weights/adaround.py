@@ -44,7 +44,14 @@ def _fake_input(p: np.ndarray, amax: float | None, fmt: Any) -> np.ndarray:
 
 
 def round_layer(
-    w: np.ndarray, scale: np.ndarray, patches: np.ndarray, patches_q: np.ndarray, *, iters: int, seed: int, fmt: Any
+    w: np.ndarray,
+    scale: np.ndarray,
+    patches: np.ndarray,
+    patches_q: np.ndarray,
+    *,
+    iters: int,
+    seed: int,
+    fmt: Any,
 ) -> tuple[np.ndarray, float, float]:
     """Learned rounding of one layer (grouped layout); returns (weight on the grid, nearest loss, learned loss)."""
     import torch
@@ -80,7 +87,9 @@ def round_layer(
         if it >= warm:
             beta = 20 + (2 - 20) * (it - warm) / max(1, iters - warm)
             reg = (1 - (2 * _h(v) - 1).abs().pow(beta)).sum() / v.numel()
-            loss = rec + REG * before * reg  # scale-free: the penalty is relative to the nearest-rounding loss
+            loss = (
+                rec + REG * before * reg
+            )  # scale-free: the penalty is relative to the nearest-rounding loss
         else:
             loss = rec
         opt.zero_grad()
@@ -112,7 +121,9 @@ def adaround(state: WeightState) -> dict[str, Any]:
         w = state.weights[ly.node]
         scale = channel_scales(state.amax[ly.node], state.fmt)
         pq = _fake_input(patches, state.act_amax.get(ly.input), state.fmt)
-        new, before, after = round_layer(w, scale, patches, pq, iters=iters, seed=state.seed * 1000 + i, fmt=state.fmt)
+        new, before, after = round_layer(
+            w, scale, patches, pq, iters=iters, seed=state.seed * 1000 + i, fmt=state.fmt
+        )
         near = state.quantized(ly.node)
         flipped += int((np.abs(new - near) > 0).sum())
         total += new.size

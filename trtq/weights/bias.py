@@ -29,8 +29,10 @@ def mean_shift(state: WeightState, node: str) -> np.ndarray | None:
     if ly.op == "Conv":
         o = dw.shape[0] * dw.shape[1]
         kern = torch.from_numpy(dw.reshape(o, -1, *ly.kernel).astype(np.float32))
-        t, l, b, r = ly.pads
-        x = torch.nn.functional.pad(torch.from_numpy(mean[None].astype(np.float32)), (l, r, t, b))
+        top, left, bottom, right = ly.pads
+        x = torch.nn.functional.pad(
+            torch.from_numpy(mean[None].astype(np.float32)), (left, right, top, bottom)
+        )
         y = torch.nn.functional.conv2d(x, kern, stride=ly.strides, dilation=ly.dilations, groups=ly.group)
         return y.mean(dim=(0, 2, 3)).numpy().astype(np.float32)
     m = mean.reshape(-1, mean.shape[-1]).mean(axis=0)

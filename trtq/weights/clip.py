@@ -41,7 +41,10 @@ def channel_errors(w: np.ndarray, amax: np.ndarray, h: np.ndarray | None, fmt: A
 
 
 @register_weight_method(
-    "clip", order=20, needs_patches=True, help="per-channel weight amax searched to minimise the layer's output error"
+    "clip",
+    order=20,
+    needs_patches=True,
+    help="per-channel weight amax searched to minimise the layer's output error",
 )
 def clip_search(state: WeightState) -> dict[str, Any]:
     ratios = np.linspace(MIN_RATIO, 1.0, CANDIDATES, dtype=np.float32)

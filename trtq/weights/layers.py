@@ -113,7 +113,11 @@ def find_layers(model: onnx.ModelProto, weights: Mapping[str, int], nodes: Itera
         elif n.op_type == "Gemm":
             if _ints(n, "transA", (0,))[0]:
                 continue
-            layers.append(Layer(n.name, "Gemm", w, weights[w], bias, n.input[0], trans_b=bool(_ints(n, "transB", (0,))[0])))
+            layers.append(
+                Layer(
+                    n.name, "Gemm", w, weights[w], bias, n.input[0], trans_b=bool(_ints(n, "transB", (0,))[0])
+                )
+            )
         elif len(dims) == 2:
             layers.append(Layer(n.name, "MatMul", w, weights[w], None, n.input[0]))
     return layers
@@ -127,8 +131,8 @@ def _patches(layer: Layer, x: np.ndarray, count: int, rng: np.random.Generator) 
         flat = x.reshape(-1, x.shape[-1])
         rows = rng.integers(0, flat.shape[0], count)
         return flat[rows][None].astype(np.float32)
-    t, l, b, r = layer.pads[0], layer.pads[1], layer.pads[2], layer.pads[3]
-    xt = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(x)), (l, r, t, b))
+    top, left, bottom, right = layer.pads[0], layer.pads[1], layer.pads[2], layer.pads[3]
+    xt = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(x)), (left, right, top, bottom))
     cols = torch.nn.functional.unfold(xt, layer.kernel, dilation=layer.dilations, stride=layer.strides)
     n, ck, positions = cols.shape
     pick_n = rng.integers(0, n, count)

@@ -49,7 +49,9 @@ class WeightsStage:
         from trtq.errors import UsageError
 
         if ctx.inputs.calib is None:
-            raise UsageError("--weight-ptq needs --calib-data (the weight methods measure layer inputs on it)")
+            raise UsageError(
+                "--weight-ptq needs --calib-data (the weight methods measure layer inputs on it)"
+            )
 
     def run(self, ctx: RunContext) -> None:
         from trtq.export import onnx_input_shape
