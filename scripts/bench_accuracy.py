@@ -1,6 +1,6 @@
 """Accuracy benchmark on real data: EfficientNet-Lite1 (published ImageNet weights) on ImageNet sample images.
 
-Not part of CI (it needs the image folder and a few CPU-minutes). Usage:
+Not part of CI (it needs the image folder, `pip install .[bench]` and CPU-minutes). Usage:
 
     python scripts/bench_accuracy.py /work/data/imagenet-sample-images [--calib 500] [--held 500]
 
