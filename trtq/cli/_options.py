@@ -24,6 +24,7 @@ __all__ = [
     "add_placement_args",
     "add_calibration_args",
     "add_fallback_args",
+    "add_weights_args",
     "add_typing_args",
     "add_engine_args",
     "add_output_args",
@@ -228,6 +229,28 @@ def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> 
         )
 
 
+def _weight_methods_help() -> str:
+    from trtq.weights import WEIGHT_METHODS
+
+    methods = "; ".join(f"{n}: {m.help}" for n, m in WEIGHT_METHODS.items())
+    return (
+        f"comma-separated weight methods, applied in this order ({methods}); 'none' = max |w| rounded to nearest "
+        "(default none)"
+    )
+
+
+def add_weights_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("weight-side PTQ")
+    g.add_argument("--weight-ptq", default=S, metavar="LIST", help=LazyHelp(_weight_methods_help))
+    g.add_argument("--weight-batches", type=int, default=S,
+                   help="calibration batches the weight methods measure layer inputs on (default 4)")  # fmt: skip
+    g.add_argument("--adaround-iters", type=int, default=S,
+                   help="learned-rounding steps per layer (default 300)")  # fmt: skip
+    g.add_argument("--weight-storage", choices=("qdq", "int8"), default=S,
+                   help="qdq: FP32 weights -> Q -> DQ; int8: INT8 weights -> DQ, about 4x smaller "
+                   "(default qdq)")  # fmt: skip
+
+
 def _metric_help() -> str:
     from trtq.metrics import METRICS
 
@@ -305,6 +328,7 @@ def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
         FallbackConfig,
         TypingConfig,
         ValidationConfig,
+        WeightsConfig,
         engine_from_args,
         placement_from_args,
     )
@@ -315,6 +339,7 @@ def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
         "data": DataConfig.from_args(args, cfg.data),
         "placement": placement_from_args(args, cfg.placement),
         "calibration": CalibrationConfig.from_args(args, cfg.calibration),
+        "weights": WeightsConfig.from_args(args, cfg.weights),
         "fallback": FallbackConfig.from_args(args, cfg.fallback),
         "typing": TypingConfig.from_args(args, cfg.typing),
         "validation": ValidationConfig.from_args(args, cfg.validation),

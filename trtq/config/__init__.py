@@ -1,4 +1,4 @@
-"""Typed configuration: `BuildConfig` and its sections (export, data, placement, calibration, fallback, typing,
+"""Typed configuration: `BuildConfig` and its sections (export, data, placement, calibration, weights, fallback, typing,
 validation, engine, bench). See `trtq.config.build` for how a run is recorded and repeated."""
 
 from trtq.config.build import (
@@ -20,6 +20,7 @@ from trtq.config.sections import (
     TypingConfig,
     ValidationConfig,
 )
+from trtq.config.weights import WeightsConfig
 
 __all__ = [
     "BuildConfig",
@@ -27,6 +28,7 @@ __all__ = [
     "DataConfig",
     "CalibrationConfig",
     "FallbackConfig",
+    "WeightsConfig",
     "TypingConfig",
     "ValidationConfig",
     "EngineConfig",

@@ -24,6 +24,7 @@ from trtq.config.sections import (
     section_from_dict,
     section_to_dict,
 )
+from trtq.config.weights import WeightsConfig
 from trtq.engines.options import EngineOptions, parse_batch, parse_shapes
 from trtq.errors import UsageError
 from trtq.placement import PlacementConfig
@@ -71,6 +72,7 @@ SECTIONS = (
     "data",
     "placement",
     "calibration",
+    "weights",
     "fallback",
     "typing",
     "validation",
@@ -106,6 +108,7 @@ class BuildConfig:
     data: DataConfig = field(default_factory=DataConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
     typing: TypingConfig = field(default_factory=TypingConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -203,6 +206,8 @@ class BuildConfig:
             elif key == "calibration":
                 cal = section_from_dict(CalibrationConfig, value, key)
                 kw[key] = replace(cal, params=dict(value.get("params") or {}))
+            elif key == "weights":
+                kw[key] = section_from_dict(WeightsConfig, value, key)
             elif key == "fallback":
                 kw[key] = section_from_dict(FallbackConfig, value, key)
             elif key == "typing":
@@ -265,6 +270,10 @@ class BuildConfig:
                 continue
             if key == "fallback" and value is not None and not isinstance(value, int):
                 value = tuple(value)
+            if key == "weight_ptq":
+                from trtq.weights import resolve_weight_methods
+
+                value = tuple(resolve_weight_methods(value or ()))
             cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{fld: value})})
         return cfg
 
@@ -287,6 +296,8 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "trust_pickle": ("export", "trust_pickle"),
     "exporter": ("export", "exporter"),
     "typed_graph": ("typing", "enabled"),
+    "weight_ptq": ("weights", "methods"),
+    "weight_storage": ("weights", "storage"),
     "max_drop": ("fallback", "max_drop"),
     "fallback": ("fallback", "layers"),
     "metric": ("fallback", "metric"),

@@ -29,6 +29,7 @@ from trtq.pipeline.stages import (
     ReportStage,
     TypingStage,
     ValidateStage,
+    WeightsStage,
 )
 
 __all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages"]
@@ -37,7 +38,7 @@ __all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages"]
 def ptq_stages() -> list[Stage]:
     """The stages of `trtq build`, in order."""
     return [
-        ExportStage(), PlacementStage(), CalibrateStage(), FallbackStage(), QuantizeStage(), TypingStage(),
+        ExportStage(), PlacementStage(), CalibrateStage(), WeightsStage(), FallbackStage(), QuantizeStage(), TypingStage(),
         ValidateStage(), EngineStage(), ReportStage(),
     ]  # fmt: skip
 

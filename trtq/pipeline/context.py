@@ -128,6 +128,7 @@ class RunContext:
         plan: the Q/DQ plan (after placement; the fallback stage replaces it with the mixed plan).
         calibration: the thresholds (after calibration).
         int8: the Q/DQ model, FP32 typed (after quantization).
+        weights: the weight-side PTQ result (`trtq.weights.WeightPTQ`, after the weights stage; None = none).
         typed: the strongly typed model (after typing).
         reference: cached FP32 outputs on the evaluation data, shared between stages.
     """
@@ -140,6 +141,7 @@ class RunContext:
     plan: QDQPlan | None = None
     calibration: Calibration | None = None
     int8: onnx.ModelProto | None = None
+    weights: Any = None
     typed: onnx.ModelProto | None = None
     reference: Any = None
     clock: Clock = field(init=False)

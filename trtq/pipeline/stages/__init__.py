@@ -10,11 +10,13 @@ from trtq.pipeline.stages.quantize import QuantizeStage
 from trtq.pipeline.stages.report import ReportStage
 from trtq.pipeline.stages.typing import TypingStage
 from trtq.pipeline.stages.validate import ValidateStage
+from trtq.pipeline.stages.weights import WeightsStage
 
 __all__ = [
     "ExportStage",
     "PlacementStage",
     "CalibrateStage",
+    "WeightsStage",
     "FallbackStage",
     "QuantizeStage",
     "TypingStage",

@@ -34,6 +34,7 @@ class QuantizeStage:
                 f"{cal.origin} has no amax for {len(missing)} tensor(s) the placement quantizes (first: "
                 f"{missing[0]!r}); recalibrate this model with the same placement options"
             )
-        ctx.int8 = insert_qdq(fp32, plan, amax, format=ctx.config.format)
+        ctx.int8 = insert_qdq(fp32, plan, amax, format=ctx.config.format, weights=ctx.weights,
+                              weight_storage=ctx.config.weights.storage)  # fmt: skip
         check_onnx(ctx.int8, full_check=True)
         ctx.write_onnx(self.artifact, ctx.int8)
