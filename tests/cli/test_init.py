@@ -60,7 +60,12 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(
 
 @pytest.mark.parametrize(("error", "code", "kind"), [(UsageError, 2, "error"), (TrtqError, 1, "failed")])
 def test_errors_are_one_line_with_the_command_and_their_exit_code(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: type, code: int, kind: str
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: type,
+    code: int,
+    kind: str,
+    tmp_path: Path,
 ) -> None:
     import trtq.cli.bench as bench_cmd
 
@@ -68,6 +73,8 @@ def test_errors_are_one_line_with_the_command_and_their_exit_code(
         raise error("the reason, naming --option")
 
     monkeypatch.setattr(bench_cmd, "run", fails)
+    monkeypatch.chdir(tmp_path)
+    Path("m.onnx").write_bytes(b"")  # exists, so the early missing-file check lets the command run
     assert main(["bench", "m.onnx"]) == code
     assert capsys.readouterr().err == f"trtq bench: {kind}: the reason, naming --option\n"
 
@@ -95,7 +102,11 @@ def test_help_and_version_do_not_load_plugins(monkeypatch: pytest.MonkeyPatch, c
         main(["--version", "--plugin", "x"])
 
 
-def test_dependency_warnings_are_silenced_unless_debugging(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dependency_warnings_are_silenced_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("m.onnx").write_bytes(b"")
     calls = []
     monkeypatch.setattr(cli, "_quiet_dependencies", lambda: calls.append("quiet"))
     import trtq.cli.bench as bench_cmd

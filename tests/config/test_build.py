@@ -140,6 +140,8 @@ OVERRIDE_CASES = {
     "trt_cache_version": ((10, 13, 3), lambda c: c.calibration.cache_version, (10, 13, 3)),
     "choose_metric": ("mse", lambda c: c.calibration.choose_metric, "mse"),
     "exporter": ("dynamo", lambda c: c.export.exporter, "dynamo"),
+    "weight_ptq": ("bias-correction", lambda c: c.weights.methods, ("bias-correction",)),
+    "weight_storage": ("int8", lambda c: c.weights.storage, "int8"),
     "eval_data": ("val/", lambda c: c.data.eval_data, "val/"),
     "preprocess": ("raw", lambda c: c.data.preprocess, "raw"),
     "calib_samples": (7, lambda c: c.data.calib_samples, 7),

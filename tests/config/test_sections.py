@@ -29,7 +29,7 @@ from trtq.errors import UsageError
         (CalibrationConfig(method="kl"), "--calib 'kl' is not a registered calibration method; choose from .*, or all"),
         (CalibrationConfig(method=" , "), "--calib names no calibration method"),
         (CalibrationConfig(params={"percentile": 99.9}), r"--calib-param percentile: not a parameter of entropy; it applies to percentile"),
-        (CalibrationConfig(params={"gamma": 1}), r"--calib-param gamma: not a parameter of entropy \(parameters: num_bins, start_bin\)"),
+        (CalibrationConfig(params={"gamma": 1}), r"--calib-param gamma: not a parameter of entropy \(parameters: num_bins, saturation, start_bin\)"),
         (CalibrationConfig(method="percentile", params={"percentile": 0}), "--calib-param percentile=0: must be > 0"),
         (CalibrationConfig(choose_metric="kl"), "--choose-metric 'kl' is not a registered metric"),
         (CalibrationConfig(method="all", cache="c.cache"), "--calib-cache takes the scales from a file"),

@@ -38,8 +38,8 @@ __all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages"]
 def ptq_stages() -> list[Stage]:
     """The stages of `trtq build`, in order."""
     return [
-        ExportStage(), PlacementStage(), CalibrateStage(), WeightsStage(), FallbackStage(), QuantizeStage(), TypingStage(),
-        ValidateStage(), EngineStage(), ReportStage(),
+        ExportStage(), PlacementStage(), CalibrateStage(), WeightsStage(), FallbackStage(), QuantizeStage(),
+        TypingStage(), ValidateStage(), EngineStage(), ReportStage(),
     ]  # fmt: skip
 
 

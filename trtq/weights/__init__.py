@@ -9,10 +9,29 @@ Registered methods (`WEIGHT_METHODS`, chosen with `--weight-ptq a,b`), applied i
 `weight_ptq()` (run.py) applies them; `trtq.qdq.insert_qdq(..., weights=result)` writes the result.
 """
 
+import importlib
+from typing import Any
+
 from trtq.weights import adaround, bias, clip  # noqa: F401  (register the built-in methods)
 from trtq.weights.base import WEIGHT_METHODS, WeightMethod, WeightPTQ, WeightState, register_weight_method
-from trtq.weights.layers import Layer, LayerInputs, collect_inputs, find_layers
-from trtq.weights.run import apply_initializers, resolve_weight_methods, weight_ptq
+
+# the graph side (onnx) loads on first use, so the CLI's help lists the methods without it
+_LAZY = {
+    "Layer": "trtq.weights.layers",
+    "LayerInputs": "trtq.weights.layers",
+    "collect_inputs": "trtq.weights.layers",
+    "find_layers": "trtq.weights.layers",
+    "weight_ptq": "trtq.weights.run",
+    "resolve_weight_methods": "trtq.weights.run",
+    "apply_initializers": "trtq.weights.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trtq.weights' has no attribute {name!r}")
+
 
 __all__ = [
     "WEIGHT_METHODS",

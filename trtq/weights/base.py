@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trtq.formats import INT8, MIN_SCALE, QuantFormat
 from trtq.registry import Registry
-from trtq.weights.layers import Layer, LayerInputs
+
+if TYPE_CHECKING:
+    from trtq.weights.layers import Layer, LayerInputs
 
 __all__ = [
     "WEIGHT_METHODS",
