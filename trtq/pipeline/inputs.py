@@ -43,14 +43,20 @@ class Inputs:
 
 
 def load_dataset(
-    config: BuildConfig, which: str, preprocess: Preprocess, model_inputs: list[Any] | None = None
+    config: BuildConfig,
+    which: str,
+    preprocess: Preprocess,
+    model_inputs: list[Any] | None = None,
+    source: Any = None,
 ) -> DataSource | None:
     """The calibration ("calib") or evaluation ("eval") data of `config`, subset and seeded.
 
     With the model's inputs known (an ONNX model), the data is checked against them and named integer inputs are
-    given the model's integer type.
+    given the model's integer type; for a PyTorch model, inputs that will share the sequence axis must agree in
+    shape; with the model's limits known (`source.limits`), sequences and token ids must fit its tables.
     """
-    from trtq.data import check_fits, conform
+    from trtq.data import check_fits, check_limits, check_sequences, conform
+    from trtq.export import sequence_inputs
 
     d = config.data
     src = d.calib_data if which == "calib" else d.eval_data
@@ -62,10 +68,19 @@ def load_dataset(
         ds = src.subset(limit, config.seed)
     else:
         names = None if model_inputs is None else [i.name for i in model_inputs]
+        if names is None and source is not None and source.kind == "huggingface":
+            names = source.module.input_names  # the inputs its forward takes
         ds = load_data(src, preprocess, limit=limit, seed=config.seed, what=what, input_names=names)
     if model_inputs is not None:
         check_fits(ds, model_inputs, what)
         ds = conform(ds, model_inputs)
+    elif source is not None and ds.is_named:
+        if source.kind == "huggingface":
+            source.module.check_dtypes(ds.inputs, what)
+            source.module.bind(ds.input_names)
+        check_sequences(ds, sequence_inputs(ds.sample(1)), what)
+    if source is not None:
+        check_limits(ds, source.limits, what)
     return ds
 
 
@@ -89,8 +104,8 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
     channels = input_channels(source) if source is not None else None
     pre = resolve_preprocess(config.data.preprocess, channels)
     model_inputs = onnx_inputs(source.onnx_model) if source is not None and source.is_onnx else None
-    calib = load_dataset(config, "calib", pre, model_inputs)
-    evaluation = load_dataset(config, "eval", pre, model_inputs)
+    calib = load_dataset(config, "calib", pre, model_inputs, source)
+    evaluation = load_dataset(config, "eval", pre, model_inputs, source)
     first = calib if calib is not None else evaluation
     sample = None
     if first is not None:
