@@ -230,7 +230,9 @@ def _infer_shapes(model: onnx.ModelProto, batch_hint: int) -> dict[str, tuple[in
     return shapes
 
 
-def _fill_symbolic(model: onnx.ModelProto, batch_hint: int, shapes: dict[str, tuple[int | None, ...]]) -> None:
+def _fill_symbolic(
+    model: onnx.ModelProto, batch_hint: int, shapes: dict[str, tuple[int | None, ...]]
+) -> None:
     """Fill dims ONNX's inference lost (transformers lose the batch at the embedding's Where/Expand) from ONNX
     Runtime's symbolic shape inference, which follows the named dims: the batch symbol becomes `batch_hint`."""
     try:
@@ -247,7 +249,8 @@ def _fill_symbolic(model: onnx.ModelProto, batch_hint: int, shapes: dict[str, tu
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = vi.type.tensor_type.shape.dim
         sym = tuple(
-            d.dim_value if d.HasField("dim_value") else batch_hint if d.dim_param in batch else None for d in dims
+            d.dim_value if d.HasField("dim_value") else batch_hint if d.dim_param in batch else None
+            for d in dims
         )
         old = shapes.get(vi.name)
         if old is None or len(old) != len(sym):

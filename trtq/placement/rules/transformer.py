@@ -31,7 +31,9 @@ from trtq.placement.rules.base import (
 __all__ = ["AttentionMatMul", "KeepAttentionFP16", "TransformerHighPrecision", "attention_role"]
 
 #: Ops between Q·Kᵀ and the Softmax (scale, mask, the NaN guard of fully masked rows) and after it.
-_SCORE_OPS = frozenset({"Div", "Mul", "Add", "Sub", "Where", "Cast", "Dropout", "Clip", "Max", "Min"}) | COPY_OPS
+_SCORE_OPS = (
+    frozenset({"Div", "Mul", "Add", "Sub", "Where", "Cast", "Dropout", "Clip", "Max", "Min"}) | COPY_OPS
+)
 
 
 def _is_activation_matmul(node: onnx.NodeProto, index: GraphIndex) -> bool:
@@ -73,7 +75,9 @@ def attention_role(node: onnx.NodeProto, index: GraphIndex) -> tuple[str, onnx.N
     return None
 
 
-def _partner(node: onnx.NodeProto, role: str, softmax: onnx.NodeProto, index: GraphIndex) -> onnx.NodeProto | None:
+def _partner(
+    node: onnx.NodeProto, role: str, softmax: onnx.NodeProto, index: GraphIndex
+) -> onnx.NodeProto | None:
     """The other MatMul of the same attention."""
     for other in index.nodes:
         if other is node or not _is_activation_matmul(other, index):
@@ -85,7 +89,9 @@ def _partner(node: onnx.NodeProto, role: str, softmax: onnx.NodeProto, index: Gr
 
 
 def _excluded(name: str, ctx: PlacementContext) -> bool:
-    return any(name == p or re.fullmatch(p, name) for p in ctx.exclude_nodes) or "MatMul" in ctx.exclude_op_types
+    return (
+        any(name == p or re.fullmatch(p, name) for p in ctx.exclude_nodes) or "MatMul" in ctx.exclude_op_types
+    )
 
 
 @register_rule(order=450)
@@ -103,7 +109,9 @@ class AttentionMatMul(WeightedRule):
             return None
         found = attention_role(node, ctx.index)
         if found is None:
-            return "activation x activation MatMul outside a softmax attention: no fused INT8 kernel, stays FP16"
+            return (
+                "activation x activation MatMul outside a softmax attention: no fused INT8 kernel, stays FP16"
+            )
         partner = _partner(node, found[0], found[1], ctx.index)
         if partner is not None and _excluded(partner.name, ctx):
             return f"its attention partner {partner.name} is kept in high precision: the pair stays FP16"
