@@ -67,8 +67,9 @@ def hf_bert_folder(folder: Path, *, outliers: float = 0.0, layers: int = 2, seed
     """A randomly initialised Hugging Face BERT (2 layers, hidden 64) saved to `folder` with save_pretrained.
 
     Args:
-        outliers: when > 0, channels 3 and 17 of every LayerNorm get this gain (and a matching bias), the
-            outlier channels real encoders have (10-100x the rest) that per-tensor INT8 loses accuracy on.
+        outliers: when > 0, channels 3 and 17 of every LayerNorm but the last get this gain (and a matching
+            bias), the outlier channels real encoders have (10-100x the rest) that per-tensor INT8 loses accuracy
+            on; the last LayerNorm (the embedding the metrics read) keeps even channels.
     """
     from transformers import BertConfig, BertModel
 
@@ -80,12 +81,14 @@ def hf_bert_folder(folder: Path, *, outliers: float = 0.0, layers: int = 2, seed
         num_attention_heads=4,
         intermediate_size=128,
         max_position_embeddings=64,
+        initializer_range=0.125,  # 1/sqrt(hidden): sublayers weigh like a trained model's against the residual
     )
     model = BertModel(config).eval()
     if outliers:
+        last = model.encoder.layer[-1].output.LayerNorm  # the embedding itself keeps even channels
         with torch.no_grad():
             for module in model.modules():
-                if isinstance(module, torch.nn.LayerNorm):
+                if isinstance(module, torch.nn.LayerNorm) and module is not last:
                     module.weight[[3, 17]] = outliers
                     module.bias[[3, 17]] = outliers / 4
     model.save_pretrained(str(folder))

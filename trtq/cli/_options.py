@@ -123,7 +123,9 @@ def add_placement_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> None:
+def add_calibration_args(
+    p: argparse.ArgumentParser, *, cache: bool = False, smoothquant: bool = False
+) -> None:
     from trtq.calibrators import CALIBRATORS
 
     g = p.add_argument_group("calibration")
@@ -141,6 +143,10 @@ def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> 
     )
     g.add_argument("--choose-metric", default=S, metavar="METRIC",
                    help="metric --calib all picks the method by, on held-out data (default cosine)")  # fmt: skip
+    if smoothquant:
+        g.add_argument("--smoothquant", type=float, default=S, metavar="ALPHA",
+                       help="SmoothQuant: move LayerNorm outputs' outlier channels into the following weights "
+                       "with strength ALPHA in [0, 1] (0.5 typical) before calibrating (default off)")  # fmt: skip
     if cache:
         g.add_argument(
             "--calib-cache", default=S, help="take scales from a TensorRT calibration cache instead"
@@ -158,7 +164,8 @@ def add_fallback_args(p: argparse.ArgumentParser) -> None:
         "--fallback", default=S, help="N (keep the N most sensitive layers FP16) or node names/regexes"
     )
     g.add_argument("--metric", default=S,
-                   help=f"metric of the budget: {', '.join(METRICS.names())}, or package.module:function("
+                   help=f"metric of the budget (and reported by validation): {', '.join(METRICS.names())}; "
+                   "NAME@OUTPUT for one output (cosine@pooler_output), or package.module:function("
                    "fp32_outputs, outputs[, targets]) -> float (default top1_accuracy with labels, else "
                    "top1_agreement)")  # fmt: skip
     g.add_argument(
