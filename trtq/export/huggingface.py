@@ -109,7 +109,7 @@ class HuggingFaceModule(_module_base()):  # type: ignore[misc]
         params = inspect.signature(self.model.forward).parameters.values()
         return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
-    def bind(self, names: Sequence[str]) -> HuggingFaceModule:
+    def bind(self, names: Sequence[str], what: str = "the data") -> HuggingFaceModule:
         """Fix the input order of `forward`; a name the model does not take is a UsageError."""
         takes = self.input_names
         unknown = [n for n in names if n not in takes]
@@ -121,7 +121,7 @@ class HuggingFaceModule(_module_base()):  # type: ignore[misc]
         main = getattr(self.model, "main_input_name", None)
         if isinstance(main, str) and main in takes and main not in names:
             raise UsageError(
-                f"the data has no array for {main!r}, the main input of {type(self.model).__name__} "
+                f"{what} has no array for {main!r}, the main input of {type(self.model).__name__} "
                 f"(it has: {', '.join(names)})"
             )
         self.names = list(names)

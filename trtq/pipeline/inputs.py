@@ -77,7 +77,7 @@ def load_dataset(
     elif source is not None and ds.is_named:
         if source.kind == "huggingface":
             source.module.check_dtypes(ds.inputs, what)
-            source.module.bind(ds.input_names)
+            source.module.bind(ds.input_names, what)
         check_sequences(ds, sequence_inputs(ds.sample(1)), what)
     if source is not None:
         check_limits(ds, source.limits, what)

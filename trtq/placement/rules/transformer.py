@@ -156,4 +156,21 @@ class TransformerHighPrecision(PatternRule):
     def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
         if node.op_type == "Gather" and not ctx.index.is_const(node.input[0]):
             return None  # shape and index arithmetic, not an embedding table
+        if node.op_type in ("ReduceMean", "Pow", "Sqrt") and not _layernorm_statistic(node, ctx.index):
+            return None  # a mean-pool, the attention scale's sqrt: not a LayerNorm's statistics
         return Verdict([], _HIGH_PRECISION[node.op_type])
+
+
+def _layernorm_statistic(node: onnx.NodeProto, index: GraphIndex) -> bool:
+    """Whether a ReduceMean/Pow/Sqrt is part of a LayerNorm written out: mean, (x - mean)^2, its mean, sqrt."""
+    if not index.tensor_inputs(node):
+        return False
+    ops = {c.op_type for c in index.consumers_of(node.output[0])}
+    producer = index.producer_of(node.input[0])
+    if node.op_type == "ReduceMean":
+        return "Sub" in ops or (producer is not None and producer.op_type == "Pow")
+    if node.op_type == "Pow":
+        return "ReduceMean" in ops
+    while producer is not None and producer.op_type == "Add":  # Sqrt(var + eps)
+        producer = index.producer_of(producer.input[0])
+    return producer is not None and producer.op_type == "ReduceMean"
