@@ -219,13 +219,20 @@ def smooth_graph(
             and prod.op_type == "LayerNormalization"
             and not others
             and group.tensor not in graph_outputs
-            and all(i in inits and weight_readers.get(i, 0) == 1 for i in prod.input[1:3] if i)
+            and all(i in inits for i in prod.input[1:3] if i)
         )
         if foldable:
-            for i in prod.input[1:3]:
-                if i:
-                    p = numpy_helper.to_array(inits[i]).astype(np.float64) / s
-                    inits[i].CopyFrom(numpy_helper.from_array(p.astype(np.float32), i))
+            for pos in (1, 2):
+                i = prod.input[pos] if len(prod.input) > pos else ""
+                if not i:
+                    continue
+                p = (numpy_helper.to_array(inits[i]).astype(np.float64) / s).astype(np.float32)
+                if weight_readers.get(i, 0) == 1:
+                    inits[i].CopyFrom(numpy_helper.from_array(p, i))
+                else:  # the exporter shares equal parameters between LayerNorms: this one gets its own
+                    own = f"{prod.name or group.tensor}_smooth_{'scale' if pos == 1 else 'bias'}"
+                    g.initializer.append(numpy_helper.from_array(p, own))
+                    prod.input[pos] = own
             group.mode = "folded"
         else:
             base = f"{group.tensor}_smooth"

@@ -31,7 +31,8 @@ def bert(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def bert_run(bert: dict[str, Path]) -> Path:
     out = bert["root"] / "run"
     args = ["build", "--model", str(bert["folder"]), "--calib-data", str(bert["calib"]), "--eval-data",
-            str(bert["eval"]), "--out", str(out), "--metric", "neighbour_overlap", "--quiet"]  # fmt: skip
+            str(bert["eval"]), "--out", str(out), "--metric", "neighbour_overlap", "--smoothquant", "0.5",
+            "--quiet"]  # fmt: skip
     assert main(args) == 0
     return out
 
