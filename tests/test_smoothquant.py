@@ -116,18 +116,23 @@ def test_smoothquant_and_a_calibration_cache_conflict():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_smoothquant_recovers_what_outlier_channels_cost_per_tensor_int8(tmp_path: Path, seed: int) -> None:
     """The measured table of docs/transformers.md, in small: a BERT with outlier channels (40x) loses cosine and
-    retrieval neighbours in INT8; SmoothQuant (alpha 0.5) wins most of it back. Measured over seeds 0-3:
-    neighbour overlap 0.62-0.72 without, 0.86-0.91 with; cosine 0.979-0.985 without, 0.995-0.997 with."""
+    retrieval neighbours in INT8; SmoothQuant (alpha 0.5) wins much of it back. Measured per seed (0-4) with
+    scripts/bench_transformers.py: neighbour overlap +0.127, +0.149, +0.064, +0.047, +0.067; cosine of
+    last_hidden_state +0.0099, +0.0070, +0.0014, +0.0003, +0.0025 (0.9981-0.9999 with SmoothQuant). The thresholds
+    sit below the smallest gain of the seeds run here (0 and 1); the runs are deterministic."""
     import trtq
+    from trtq.config.sections import ValidationConfig
 
     folder = hf_bert_folder(tmp_path / "bert", outliers=40.0, seed=seed)
     calib, evald = token_data(64, padded=True, seed=10 + seed), token_data(64, padded=True, seed=20 + seed)
     scores = {}
     for alpha in (None, 0.5):
         res = trtq.build(str(folder), calib, tmp_path / f"run{alpha}", eval_data=evald, calib="minmax",
-                         metric="neighbour_overlap@last_hidden_state", smoothquant=alpha, build_engine=False)  # fmt: skip
+                         metric="neighbour_overlap@last_hidden_state", smoothquant=alpha, build_engine=False,
+                         validation=ValidationConfig(metrics=("cosine@last_hidden_state",)))  # fmt: skip
         scores[alpha] = res.validation.to_json()["models"]["int8"]
     plain, smooth = scores[None], scores[0.5]
     name = "neighbour_overlap@last_hidden_state"
     assert smooth[name] > plain[name] + 0.08, (plain, smooth)
-    assert smooth["cosine"] > plain["cosine"] + 0.005 and smooth["cosine"] > 0.99
+    assert smooth["cosine@last_hidden_state"] > plain["cosine@last_hidden_state"] + 0.003
+    assert smooth["cosine@last_hidden_state"] > 0.997

@@ -160,3 +160,48 @@ def test_token_ids_beyond_the_vocabulary_are_refused(bert, tmp_path, capsys):
     code = main(["build", "--model", str(bert["folder"]), "--calib-data", str(tmp_path / "v.npz"), "--out",
                  str(tmp_path / "o")])  # fmt: skip
     assert code == 2 and f"token id {VOCAB + 5}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["factory", "onnx"])
+def test_sentence_encoder_with_two_int64_inputs_builds_from_an_npz(source, tmp_path: Path) -> None:
+    """The issue's first try: an encoder with `input_ids` and `attention_mask` (int64, [batch, sequence]) and one
+    embedding per sentence, calibrated from an .npz holding one array per input."""
+    from tests.transformer_models import MaskedEncoder
+    from trtq.export import export_onnx
+
+    np.savez(tmp_path / "calib.npz", **token_data(32, padded=True, seed=1))
+    model = "tests.transformer_models:MaskedEncoder"
+    if source == "onnx":
+        model = str(tmp_path / "enc.onnx")
+        export_onnx(MaskedEncoder(), token_data(2, padded=True), model)
+    out = tmp_path / "run"
+    args = ["build", "--model", model, "--calib-data", str(tmp_path / "calib.npz"), "--out", str(out), "--quiet",
+            "--metric", "neighbour_overlap"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [i["name"] for i in report["export"]["inputs"]] == ["input_ids", "attention_mask"]
+    assert {i["dtype"] for i in report["export"]["inputs"]} == {"int64"}
+    int8 = report["validation"]["models"]["int8"]
+    assert int8["neighbour_overlap"] > 0.8 and int8["cosine"] > 0.99
+    typed = onnx.load(str(out / "model.trt.onnx"))
+    got = _weighted_reads(typed)
+    assert got and all(a and w for a, w in got.values())
+
+
+def test_max_drop_on_neighbour_overlap_ranks_the_matmuls_and_meets_the_budget(tmp_path: Path) -> None:
+    """`--metric neighbour_overlap --max-drop` on the BERT with outlier channels: the sensitivity analysis ranks
+    the MatMul layers by the embedding metric and the mixed graph meets the budget."""
+    folder = hf_bert_folder(tmp_path / "bert", outliers=40.0)
+    np.savez(tmp_path / "calib.npz", **token_data(64, padded=True, seed=10))
+    np.savez(tmp_path / "eval.npz", **token_data(64, padded=True, seed=20))
+    out = tmp_path / "run"
+    args = ["build", "--model", str(folder), "--calib-data", str(tmp_path / "calib.npz"), "--eval-data",
+            str(tmp_path / "eval.npz"), "--calib", "minmax", "--metric", "neighbour_overlap@last_hidden_state",
+            "--max-drop", "10", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    sens = json.loads((out / "sensitivity.json").read_text())
+    text = json.dumps(sens)
+    assert "neighbour_overlap@last_hidden_state" in text and "MatMul" in text
+    report = json.loads((out / "report.json").read_text())
+    value = report["validation"]["models"]["int8"]["neighbour_overlap@last_hidden_state"]
+    assert value >= 0.90 - 1e-9  # FP32 is 1.0; the budget is 10 points
