@@ -365,3 +365,25 @@ def test_decomposed_layernorm_statistics_that_overflow_fp16_stay_fp32():
     got = _all_float_values(typed, {"x": x})
     assert all(np.isfinite(v).all() for v in got.values())
     np.testing.assert_allclose(got["y"], _all_float_values(model, {"x": x})["y"], atol=2e-2)
+
+
+def test_a_huge_clip_bound_is_not_a_mask():
+    """`clamp(min=0, max=finfo.max)`: the bound is beyond FP16 but the values are not; the Clip (which reads the
+    constant) stays FP32, the ops after it do not."""
+    big = np.float32(np.finfo(np.float32).max)
+    g = helper.make_graph(
+        [
+            helper.make_node("Clip", ["x", "lo", "hi"], ["c"], "clip"),
+            helper.make_node("Mul", ["c", "two"], ["y"], "mul"),
+        ],
+        "clip",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        [
+            numpy_helper.from_array(np.float32(0), "lo"),
+            numpy_helper.from_array(big, "hi"),
+            numpy_helper.from_array(np.float32(2), "two"),
+        ],  # fmt: skip
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    assert [d.node for d in fp32_nodes(model)] == ["clip"]

@@ -230,6 +230,10 @@ def _huge_tensors(g: _Graph) -> dict[str, float]:
                 huge[name] = peak
     for node in g.model.graph.node:
         seeds = [huge[i] for i in node.input if i in huge]
+        if node.op_type == "Clip":  # a huge bound (clamp(min=...) with finfo.max) does not make values huge
+            seeds = [huge[node.input[0]]] if node.input[0] in huge else []
+        elif node.op_type in ("Max", "Min") and len(seeds) < len([i for i in node.input if i]):
+            seeds = []  # max(x, -huge), min(x, +huge): x's values, unless every input is huge
         if node.op_type in ("Constant", "ConstantOfShape"):
             for a in node.attribute:
                 if a.name == "value" and a.t.data_type == TensorProto.FLOAT:

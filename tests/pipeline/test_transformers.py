@@ -205,3 +205,11 @@ def test_max_drop_on_neighbour_overlap_ranks_the_matmuls_and_meets_the_budget(tm
     report = json.loads((out / "report.json").read_text())
     value = report["validation"]["models"]["int8"]["neighbour_overlap@last_hidden_state"]
     assert value >= 0.90 - 1e-9  # FP32 is 1.0; the budget is 10 points
+
+
+def test_eval_data_with_other_inputs_than_the_calibration_data_is_refused(tmp_path: Path, capsys) -> None:
+    np.savez(tmp_path / "calib.npz", **token_data(8, padded=True))
+    np.savez(tmp_path / "eval.npz", input_ids=token_data(8, padded=True)["input_ids"])
+    code = main(["build", "--model", "tests.transformer_models:MaskedEncoder", "--calib-data",
+                 str(tmp_path / "calib.npz"), "--eval-data", str(tmp_path / "eval.npz"), "--out", str(tmp_path / "o")])  # fmt: skip
+    assert code == 2 and "--eval-data has arrays ['input_ids']" in capsys.readouterr().err

@@ -217,7 +217,7 @@ def check_fits(ds: DataSource, model_inputs: Sequence[Any], what: str) -> None:
 
 def check_limits(ds: DataSource, limits: Mapping[str, int], what: str) -> None:
     """Refuse integer inputs the model's tables cannot hold: sequences longer than the position table
-    (`limits["max_sequence"]`) and token ids at or beyond the vocabulary (`limits["vocab_size"]`, ids only).
+    (`limits["max_sequence"]`) and token ids at or beyond the vocabulary (`limits["vocab_size"]`, `input_ids`).
 
     Args:
         ds: the data.
@@ -236,7 +236,7 @@ def check_limits(ds: DataSource, limits: Mapping[str, int], what: str) -> None:
                 f"holds {longest} (max_position_embeddings); truncate the data to {longest} tokens"
             )
         vocab = limits.get("vocab_size")
-        if vocab is not None and "ids" in name and array.size and int(array.max()) >= vocab:
+        if vocab is not None and name == "input_ids" and array.size and int(array.max()) >= vocab:
             raise UsageError(
                 f"{what}: input {name!r} holds token id {int(array.max())} but the vocabulary has {vocab} "
                 "entries; tokenize with the model's own tokenizer"

@@ -118,6 +118,11 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
             raise UsageError(
                 "--calib-data and --eval-data must both hold named inputs (.npz) or both one input"
             )
+        if calib.is_named and calib.input_names != evaluation.input_names:
+            raise UsageError(
+                f"--eval-data has arrays {evaluation.input_names} but --calib-data has {calib.input_names}; "
+                "give both the same model inputs"
+            )
         if not calib.is_named and calib.sample_shape != evaluation.sample_shape:
             raise UsageError(
                 f"--eval-data samples have shape {evaluation.sample_shape} but --calib-data samples "
