@@ -213,3 +213,29 @@ def test_eval_data_with_other_inputs_than_the_calibration_data_is_refused(tmp_pa
     code = main(["build", "--model", "tests.transformer_models:MaskedEncoder", "--calib-data",
                  str(tmp_path / "calib.npz"), "--eval-data", str(tmp_path / "eval.npz"), "--out", str(tmp_path / "o")])  # fmt: skip
     assert code == 2 and "--eval-data has arrays ['input_ids']" in capsys.readouterr().err
+
+
+def test_hugging_face_vit_classifier_with_labels_in_the_npz(tmp_path: Path) -> None:
+    """`labels` in the .npz are trtq's targets, never fed to a Hugging Face model's `labels` (which would make it
+    return a loss); the classifier's `logits` get top-1 and the attention pair stays together in the fallback."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=128, num_labels=10)  # fmt: skip
+    ViTForImageClassification(cfg).eval().save_pretrained(str(tmp_path / "vit"))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "pix.npz", pixel_values=rng.standard_normal((16, 3, 32, 32)).astype(np.float32),
+             labels=rng.integers(0, 10, 16))  # fmt: skip
+    out = tmp_path / "run"
+    args = ["build", "--model", str(tmp_path / "vit"), "--calib-data", str(tmp_path / "pix.npz"), "--out", str(out),
+            "--fallback", "/model/vit/layers.0/attention/MatMul_1", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["export"]["outputs"] == ["logits"]
+    assert "top1_accuracy" in report["validation"]["models"]["int8"]
+    int8 = onnx.load(str(out / "model.int8.onnx"))
+    producer = {o: n.op_type for n in int8.graph.node for o in n.output}
+    pair = [n for n in int8.graph.node if n.name.startswith("/model/vit/layers.0/attention/MatMul")]
+    assert len(pair) == 2 and all(producer.get(i) != "DequantizeLinear" for n in pair for i in n.input)

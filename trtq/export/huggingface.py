@@ -25,6 +25,8 @@ from trtq.errors import UsageError
 
 __all__ = ["is_hf_folder", "load_hf_model", "HuggingFaceModule", "hf_limits"]
 
+#: forward parameters that are not model inputs: the training labels (the data's `labels` are the targets).
+_NOT_INPUTS = frozenset({"labels", "label", "kwargs"})
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
@@ -105,9 +107,15 @@ class HuggingFaceModule(_module_base()):  # type: ignore[misc]
 
     @property
     def input_names(self) -> list[str]:
-        """The inputs the model's forward takes, in its signature's order."""
+        """The tensor inputs the model's forward takes, in its signature's order: not the training `labels`
+        (the data's `labels` are trtq's targets) nor switches such as `return_dict` and `output_attentions`."""
         params = inspect.signature(self.model.forward).parameters.values()
-        return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        return [
+            p.name
+            for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _NOT_INPUTS
+            and not p.name.startswith(("output_", "return_", "use_"))
+        ]  # fmt: skip
 
     def bind(self, names: Sequence[str], what: str = "the data") -> HuggingFaceModule:
         """Fix the input order of `forward`; a name the model does not take is a UsageError."""
