@@ -239,3 +239,15 @@ def test_hugging_face_vit_classifier_with_labels_in_the_npz(tmp_path: Path) -> N
     producer = {o: n.op_type for n in int8.graph.node for o in n.output}
     pair = [n for n in int8.graph.node if n.name.startswith("/model/vit/layers.0/attention/MatMul")]
     assert len(pair) == 2 and all(producer.get(i) != "DequantizeLinear" for n in pair for i in n.input)
+
+
+def test_with_quantize_small_every_weighted_matmul_of_bert_reads_dq(bert: dict[str, Path], tmp_path: Path) -> None:
+    """The pooler's matrix-vector Gemm is the one default exception; `--quantize-small` takes it in too."""
+    out = tmp_path / "run"
+    args = ["build", "--model", str(bert["folder"]), "--calib-data", str(bert["calib"]), "--out", str(out),
+            "--quantize-small", "--no-typed", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    int8 = onnx.load(str(out / "model.int8.onnx"))
+    onnx.checker.check_model(int8, full_check=True)
+    reads = _weighted_reads(int8)
+    assert len(reads) == 13 and all(a and w for a, w in reads.values()), reads
