@@ -180,6 +180,17 @@ def test_save_load_round_trip_is_exact_and_deterministic(convnet, tmp_path):
     assert back.stats == json.loads(json.dumps(cal.stats))
 
 
+def test_an_infinite_fp16_range_survives_the_file(convnet, tmp_path):
+    """A transformer's -inf attention mask has an infinite range; strict JSON writes it as null, and reading the
+    file back gives inf (the typed graph then keeps that node FP32), not a 'malformed file' error."""
+    cal = calibrate(convnet, _batches(2), _acts(convnet), ["minmax"])
+    cal.ranges = {"mask": float("inf"), "x": 3.0}
+    cal.save(tmp_path / "c.json")
+    assert json.loads((tmp_path / "c.json").read_text())["ranges"]["mask"] is None
+    back = Calibration.load(tmp_path / "c.json")
+    assert back.ranges == {"mask": float("inf"), "x": 3.0}
+
+
 def test_load_refuses_corrupt_and_mismatched_files(convnet, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -99,6 +99,16 @@ def test_hugging_face_bert_folder_builds_a_valid_int8_graph(bert_run: Path, bert
     assert metrics["neighbour_overlap"] > 0.8 and metrics["cosine"] > 0.99
 
 
+def test_a_smoothquant_run_repeats_stage_by_stage_from_its_files(bert_run: Path, tmp_path: Path) -> None:
+    """calibration.json of a --smoothquant run refers to model.smoothquant.onnx; `trtq quantize` from the two
+    files writes the run's model.int8.onnx byte for byte."""
+    out = tmp_path / "again.int8.onnx"
+    args = ["quantize", "--model", str(bert_run / "model.smoothquant.onnx"), "--calibration",
+            str(bert_run / "calibration.json"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert out.read_bytes() == (bert_run / "model.int8.onnx").read_bytes()
+
+
 def test_small_vit_builds_with_every_weighted_op_quantized(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "calib.npz", x=rng.standard_normal((16, 3, 32, 32)).astype(np.float32),
@@ -241,7 +251,9 @@ def test_hugging_face_vit_classifier_with_labels_in_the_npz(tmp_path: Path) -> N
     assert len(pair) == 2 and all(producer.get(i) != "DequantizeLinear" for n in pair for i in n.input)
 
 
-def test_with_quantize_small_every_weighted_matmul_of_bert_reads_dq(bert: dict[str, Path], tmp_path: Path) -> None:
+def test_with_quantize_small_every_weighted_matmul_of_bert_reads_dq(
+    bert: dict[str, Path], tmp_path: Path
+) -> None:
     """The pooler's matrix-vector Gemm is the one default exception; `--quantize-small` takes it in too."""
     out = tmp_path / "run"
     args = ["build", "--model", str(bert["folder"]), "--calib-data", str(bert["calib"]), "--out", str(out),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from trtq import artifacts as A
 from trtq.errors import UsageError
 from trtq.pipeline.context import RunContext
 from trtq.pipeline.results import ReportSection
@@ -35,7 +36,8 @@ def smoothquant_markdown(result: object) -> str:
 
 @dataclass
 class SmoothQuantStage:
-    """Replaces `ctx.fp32` with the smoothed graph (the exported model.onnx stays as written)."""
+    """Replaces `ctx.fp32` with the smoothed graph and writes it as model.smoothquant.onnx (the exported
+    model.onnx stays as written; calibration.json's tensors are the smoothed graph's)."""
 
     name: str = "smoothquant"
 
@@ -60,6 +62,7 @@ class SmoothQuantStage:
             absmax = channel_absmax(fp32, tensors, feeds) if tensors else {}
         result = smooth_graph(fp32, absmax, alpha)
         ctx.fp32 = result.model
+        ctx.write_onnx(A.SMOOTHQUANT_ONNX, result.model)
         if not result.groups:
             ctx.result.warnings.append(
                 "--smoothquant found no LayerNorm output read by MatMul/Gemm: nothing smoothed"
