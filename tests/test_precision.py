@@ -217,3 +217,103 @@ def test_trained_like_cnn_typed_graph_runs_right_in_onnxruntime(make_model):
     a, b = _run(q, {"input": x}), _run(to_strongly_typed(q), {"input": x})
     assert np.abs(a - b).max() < 2e-2 * np.abs(a).max()
     assert (a.argmax(1) == b.argmax(1)).all()
+
+
+def _all_float_values(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    floats = {
+        vi.name
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
+        if vi.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.FLOAT16)
+    }
+    names = [o for n in model.graph.node for o in n.output if o in floats]
+    with OnnxRuntimeRunner(model, extra_outputs=names) as runner:
+        return runner.infer(feed)
+
+
+def _masked_encoder_int8() -> tuple[onnx.ModelProto, onnx.ModelProto, dict[str, float]]:
+    """The masked encoder exported and quantized, calibrated on sentences without padding (so no range shows
+    the mask's -3.4e38: only the graph's constant does)."""
+    from tests.transformer_models import MaskedEncoder, token_data
+    from trtq.calibration import calibrate
+    from trtq.export import export_onnx
+
+    fp32 = export_onnx(MaskedEncoder(), token_data(2, padded=False)).model
+    calib = [token_data(16, padded=False, seed=1)]
+    plan = plan_qdq(fp32)
+    cal = calibrate(fp32, calib, plan.activations, ["minmax"])
+    int8 = insert_qdq(fp32, plan, cal.amax_for())
+    return fp32, int8, measure_ranges(fp32, calib)
+
+
+def test_an_attention_mask_of_finfo_min_never_becomes_inf_or_nan_in_the_typed_graph():
+    """`(1 - mask) * finfo(float32).min` is finite in FP32; cast to FP16 it is -inf. The typed graph keeps the
+    mask's path (from the constant to the Softmax) FP32 without data showing it: on padded sentences no tensor
+    of the typed graph is inf or NaN where FP32 is finite, and the embeddings agree with FP32."""
+    from tests.transformer_models import token_data
+
+    fp32, int8, ranges = _masked_encoder_int8()
+    typed = to_strongly_typed(int8, ranges=ranges)
+    padded = token_data(8, padded=True, seed=2)
+    assert (padded["attention_mask"] == 0).any()
+    ref = _all_float_values(fp32, padded)
+    assert all(np.isfinite(v).all() for v in ref.values())  # FP32 itself: finite everywhere
+    got = _all_float_values(typed, padded)
+    bad = [k for k, v in got.items() if not np.isfinite(v).all()]
+    assert bad == [], f"the typed graph turns the mask into inf/NaN at {bad[:3]}"
+    kept = {d.op_type for d in fp32_nodes(int8, ranges=ranges) if "mask" in d.reason}
+    assert {"Mul", "Add", "Softmax"} <= kept, kept  # the additive mask, the masked scores, the Softmax
+    assert _cos(ref["output"], got["output"]) > 0.999
+
+
+def test_decomposed_layernorm_statistics_that_overflow_fp16_stay_fp32():
+    """LayerNorm written out (ReduceMean, Sub, Pow, ReduceMean, Sqrt, Div), as opset < 17 exports it: inputs of
+    a few hundred square beyond FP16's range; the measured ranges keep the statistics FP32, and the typed
+    graph's output stays finite and equal to FP32's."""
+    g = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["x"], ["mu"], "n0", axes=[-1], keepdims=1),
+            helper.make_node("Sub", ["x", "mu"], ["xc"], "n1"),
+            helper.make_node("Pow", ["xc", "two"], ["sq"], "n2"),
+            helper.make_node("ReduceMean", ["sq"], ["var"], "n3", axes=[-1], keepdims=1),
+            helper.make_node("Add", ["var", "eps"], ["ve"], "n4"),
+            helper.make_node("Sqrt", ["ve"], ["sd"], "n5"),
+            helper.make_node("Div", ["xc", "sd"], ["y"], "n6"),
+        ],
+        "ln",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 64])],
+        [numpy_helper.from_array(np.float32(2.0), "two"), numpy_helper.from_array(np.float32(1e-5), "eps")],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = (np.random.default_rng(0).standard_normal((2, 8, 64)) * 300).astype(np.float32)
+    ranges = measure_ranges(model, [{"x": x}])
+    assert ranges["sq"] > 65504  # squares beyond FP16
+    kept = {d.op_type for d in fp32_nodes(model, ranges=ranges)}
+    assert {"Pow", "ReduceMean"} <= kept, kept
+    typed = to_strongly_typed(model, ranges=ranges)
+    got = _all_float_values(typed, {"x": x})
+    assert all(np.isfinite(v).all() for v in got.values())
+    np.testing.assert_allclose(got["y"], _all_float_values(model, {"x": x})["y"], atol=2e-2)
+
+
+def test_a_huge_clip_bound_is_not_a_mask():
+    """`clamp(min=0, max=finfo.max)`: the bound is beyond FP16 but the values are not; the Clip (which reads the
+    constant) stays FP32, the ops after it do not."""
+    big = np.float32(np.finfo(np.float32).max)
+    g = helper.make_graph(
+        [
+            helper.make_node("Clip", ["x", "lo", "hi"], ["c"], "clip"),
+            helper.make_node("Mul", ["c", "two"], ["y"], "mul"),
+        ],
+        "clip",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        [
+            numpy_helper.from_array(np.float32(0), "lo"),
+            numpy_helper.from_array(big, "hi"),
+            numpy_helper.from_array(np.float32(2), "two"),
+        ],  # fmt: skip
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    assert [d.node for d in fp32_nodes(model)] == ["clip"]

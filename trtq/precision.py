@@ -7,7 +7,9 @@ graph itself must say which tensors are FP16. `to_strongly_typed` retypes a Q/DQ
   INT8 layer it feeds computes and writes FP16; scales are clipped to FP16's normal range) and weights;
 - graph inputs and outputs keep float32: a Cast follows each input and precedes each output;
 - nodes chosen by name/regex or op type stay float32, with Casts around them, as do nodes TensorRT would
-  overflow in FP16 (`ranges` above `data_max`, weights beyond the FP16 range), scalar shape arithmetic
+  overflow in FP16 (`ranges` above `data_max`, weights beyond the FP16 range), nodes that carry a constant
+  beyond FP16's range without any data to show it (an attention mask built from `finfo(float32).min` or `-1e9`,
+  from the constant to the Softmax that ends it: FP16 would turn the mask into -inf), scalar shape arithmetic
   (exporters compute sizes in float: FP16 would round them) and type-setting ops (Cast, ConstantOfShape);
 - the opset is raised to 19 when lower (QuantizeLinear/DequantizeLinear take FP16 scales from opset 19).
 
@@ -154,6 +156,7 @@ def _decide(
         shape_like[name] = result
         return result
 
+    huge = _huge_tensors(g)
     for node in g.model.graph.node:
         floats = [t for t in list(node.input) + list(node.output) if t and g.is_float(t)]
         float_outs = [o for o in node.output if o and g.is_float(o)]
@@ -180,6 +183,13 @@ def _decide(
             if small and data_ins and all(is_shape_like(i) for i in data_ins):
                 reason = "shape arithmetic (FP16 would round sizes)"
         if reason is None:
+            carried = next((t for t in floats if t in huge), None)
+            if carried is not None:
+                reason = (
+                    f"carries {huge[carried]:.3g} (an attention mask's huge negative), which FP16 would turn "
+                    "into inf"
+                )
+        if reason is None:
             peak = max((ranges.get(t, 0.0) for t in floats), default=0.0)
             if peak > data_max:
                 reason = f"|x| reaches {peak:.4g} > {data_max:.4g} (FP16 overflow risk)"
@@ -193,6 +203,50 @@ def _decide(
         if reason:
             decisions.append(TypingDecision(node.name, node.op_type, reason))
     return decisions
+
+
+#: Ops whose float output stays bounded whatever their input: a mask's huge values end there.
+_BOUNDING_OPS = frozenset(
+    {"Softmax", "Sigmoid", "Tanh", "Erf", "Sin", "Cos", "HardSigmoid", "QuantizeLinear"}
+)
+
+
+def _finite_beyond_fp16(values: np.ndarray) -> float | None:
+    """The finite value of largest magnitude beyond FP16's range, or None (inf itself stays inf in FP16)."""
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size == 0:
+        return None
+    peak = finite.flat[int(np.argmax(np.abs(finite)))]
+    return float(peak) if abs(float(peak)) > FP16_MAX else None
+
+
+def _huge_tensors(g: _Graph) -> dict[str, float]:
+    """Float tensors that may hold finite values beyond FP16's range, found without data: constants such as
+    an attention mask's `finfo(float32).min` or `-1e9`, and every tensor computed from them (the additive mask,
+    the masked scores) up to an op whose output is bounded (Softmax). Tensor -> the constant it carries."""
+    huge: dict[str, float] = {}
+    for name, init in g.inits.items():
+        if g.is_float(name):
+            peak = _finite_beyond_fp16(numpy_helper.to_array(init))
+            if peak is not None:
+                huge[name] = peak
+    for node in g.model.graph.node:
+        seeds = [huge[i] for i in node.input if i in huge]
+        if node.op_type == "Clip":  # a huge bound (clamp(min=...) with finfo.max) does not make values huge
+            seeds = [huge[node.input[0]]] if node.input[0] in huge else []
+        elif node.op_type in ("Max", "Min") and len(seeds) < len([i for i in node.input if i]):
+            seeds = []  # max(x, -huge), min(x, +huge): x's values, unless every input is huge
+        if node.op_type in ("Constant", "ConstantOfShape"):
+            for a in node.attribute:
+                if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+                    peak = _finite_beyond_fp16(numpy_helper.to_array(a.t))
+                    seeds += [] if peak is None else [peak]
+        if not seeds or node.op_type in _BOUNDING_OPS:
+            continue
+        for out in node.output:
+            if out and g.is_float(out):
+                huge[out] = seeds[0]
+    return huge
 
 
 def _outer_names_read_by_subgraphs(graph: onnx.GraphProto) -> set[str]:

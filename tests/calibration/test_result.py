@@ -70,3 +70,14 @@ def test_the_file_records_format_method_ranges_and_scores(tmp_path):
     assert Calibration(methods=["minmax"], amax={"minmax": {}}).method == "minmax"  # first method by default
     with pytest.raises(UsageError, match="does not exist"):
         Calibration.load(tmp_path / "none.json")
+
+
+def test_an_infinite_fp16_range_survives_the_file(convnet, tmp_path):
+    """A transformer's -inf attention mask has an infinite range; strict JSON writes it as null, and reading the
+    file back gives inf (the typed graph then keeps that node FP32), not a 'malformed file' error."""
+    cal = calibrate(convnet, _batches(2), _acts(convnet), ["minmax"])
+    cal.ranges = {"mask": float("inf"), "x": 3.0}
+    cal.save(tmp_path / "c.json")
+    assert json.loads((tmp_path / "c.json").read_text())["ranges"]["mask"] is None
+    back = Calibration.load(tmp_path / "c.json")
+    assert back.ranges == {"mask": float("inf"), "x": 3.0}

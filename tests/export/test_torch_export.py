@@ -80,7 +80,10 @@ def test_two_inputs_one_int64_export_named_with_dynamic_batch_and_parity(make_mo
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
     assert np.abs(other - got).max() > 1e-2
     json.dumps(res.summary())
-    assert res.summary()["inputs"][1] == {"name": "token_ids", "dtype": "int64", "dims": [None, 6]}
+    # integer [batch, sequence] inputs get a dynamic sequence axis; the float input keeps its static dims
+    assert res.summary()["inputs"][1] == {"name": "token_ids", "dtype": "int64", "dims": [None, None]}
+    assert res.summary()["inputs"][0]["dims"] == [None, 4]
+    assert graph.input[1].type.tensor_type.shape.dim[1].dim_param == "sequence"
 
 
 def test_mapping_order_is_forward_argument_order(make_model) -> None:

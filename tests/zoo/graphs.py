@@ -278,6 +278,25 @@ def transformer_block(seq: int = 16, d: int = 32) -> onnx.ModelProto:
     return g.model({"x": ["N", seq, d]}, [logit])
 
 
+@graph("lone_activation_matmul")
+def lone_activation_matmul(d: int = 32) -> onnx.ModelProto:
+    """A MatMul of two activations that is no attention (no Softmax): a Gram matrix `h·hᵀ` of a projection."""
+    g = G()
+    h = g.matmul("x", d, d, "proj")
+    ht = g.op("Transpose", [h], "hT", perm=[0, 2, 1])
+    gram = g.op("MatMul", [h, ht], "gram")
+    return g.model({"x": ["N", 16, d]}, [gram])
+
+
+@graph("residual_from_graph_input")
+def residual_from_graph_input() -> onnx.ModelProto:
+    """`y = relu(conv(x)) + x` followed by a conv: the residual is the graph input itself."""
+    g = G()
+    h = g.op("Relu", [g.conv("x", 32, 32, "c1")], "r1")
+    s = g.op("Add", [h, "x"], "add")
+    return g.model(IMG, [g.conv(s, 32, 32, "c2")])
+
+
 @graph("concat")
 def concat_graph() -> onnx.ModelProto:
     """Two conv branches concatenated; branch `ra_out` is also read by a conv of its own."""

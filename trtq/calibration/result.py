@@ -159,7 +159,11 @@ class Calibration:
                 settings=dict(doc.get("settings") or {}),
                 scores=doc.get("scores"),
                 origin=f"calibration file {p}",
-                ranges={str(k): float(v) for k, v in (doc.get("ranges") or {}).items()},
+                # strict JSON writes an infinite range (a -inf attention mask) as null: read it back as inf
+                ranges={
+                    str(k): float("inf") if v is None else float(v)
+                    for k, v in (doc.get("ranges") or {}).items()
+                },
                 format=str(doc.get("quant_format") or "int8"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:

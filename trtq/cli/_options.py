@@ -213,7 +213,9 @@ def _calib_help() -> str:
     )
 
 
-def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> None:
+def add_calibration_args(
+    p: argparse.ArgumentParser, *, cache: bool = False, smoothquant: bool = False
+) -> None:
     g = p.add_argument_group("calibration")
     g.add_argument("--calib", default=S, metavar="METHOD", help=LazyHelp(_calib_help))
     g.add_argument("--calib-param", action="append", metavar="NAME=VALUE", default=S,
@@ -223,6 +225,10 @@ def add_calibration_args(p: argparse.ArgumentParser, *, cache: bool = False) -> 
     )
     g.add_argument("--choose-metric", default=S, metavar="METRIC",
                    help="metric --calib all picks the method by, on held-out data (default cosine)")  # fmt: skip
+    if smoothquant:
+        g.add_argument("--smoothquant", type=float, default=S, metavar="ALPHA",
+                       help="SmoothQuant: move LayerNorm outputs' outlier channels into the following weights "
+                       "with strength ALPHA in [0, 1] (0.5 typical) before calibrating (default off)")  # fmt: skip
     if cache:
         g.add_argument(
             "--calib-cache", default=S, help="take scales from a TensorRT calibration cache instead"
@@ -255,8 +261,9 @@ def _metric_help() -> str:
     from trtq.metrics import METRICS
 
     return (
-        f"metric of the budget: {', '.join(METRICS.names())}, or package.module:function(fp32_outputs, "
-        "outputs[, targets]) -> float (default top1_accuracy with labels, else top1_agreement)"
+        f"metric of the budget (and reported by validation): {', '.join(METRICS.names())}; NAME@OUTPUT for one "
+        "output (cosine@pooler_output), or package.module:function(fp32_outputs, outputs[, targets]) -> float "
+        "(default top1_accuracy with labels, else top1_agreement)"
     )
 
 

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fp32-onnx", default=S, help="with --from-qat: the FP32 reference (default: model.onnx beside it)"
     )
     add_output_args(p)
-    add_calibration_args(p, cache=True)
+    add_calibration_args(p, cache=True, smoothquant=True)
     add_data_args(p)
     add_preprocess_args(p)
     add_placement_args(p)

@@ -25,6 +25,8 @@ class CalibrationConfig:
         choose_metric: the metric `--calib all` picks the method by (on held-out data; see docs/calibration.md).
         cache: take the scales from this TensorRT calibration cache instead of calibrating.
         cache_version: TensorRT version written into the exported calibration cache's header.
+        smoothquant: SmoothQuant's migration strength alpha in [0, 1] (`--smoothquant ALPHA`), or None (off):
+            LayerNorm outputs' outlier channels are moved into the following weights before calibration.
     """
 
     method: str = "entropy"
@@ -32,6 +34,7 @@ class CalibrationConfig:
     choose_metric: str = "cosine"
     cache: str | None = None
     cache_version: tuple[int, int, int] = DEFAULT_CACHE_VERSION
+    smoothquant: float | None = None
 
     @property
     def methods(self) -> list[str]:
@@ -84,6 +87,14 @@ class CalibrationConfig:
             raise UsageError(
                 METRICS.unknown_message(self.choose_metric).replace("--metric", "--choose-metric")
             )
+        if self.smoothquant is not None:
+            from trtq.smoothquant import check_alpha
+
+            check_alpha(self.smoothquant)
+            if self.cache is not None:
+                raise UsageError(
+                    "--smoothquant changes the activations a --calib-cache was measured on; drop one of them"
+                )
         if self.cache is not None and len(methods) > 1:
             raise UsageError(
                 "--calib-cache takes the scales from a file: it cannot be combined with --calib all"
@@ -96,7 +107,7 @@ class CalibrationConfig:
     @classmethod
     def from_args(cls, args: Any, base: CalibrationConfig | None = None) -> CalibrationConfig:
         mapping = {"calib": "method", "choose_metric": "choose_metric", "calib_cache": "cache",
-                   "trt_version": "cache_version"}  # fmt: skip
+                   "trt_version": "cache_version", "smoothquant": "smoothquant"}  # fmt: skip
         cfg = from_args(base or cls(), args, mapping)
         params = dict(cfg.params)
         if (

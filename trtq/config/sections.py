@@ -147,9 +147,9 @@ class FallbackConfig:
         if self.workers is not None and self.workers < 1:
             raise UsageError(f"--workers {self.workers}: give at least 1")
         if self.metric is not None and not callable(self.metric):
-            from trtq.metrics import METRICS
+            from trtq.metrics import METRICS, is_known_metric
 
-            if self.metric not in METRICS and ":" not in str(self.metric):
+            if not is_known_metric(str(self.metric)) and ":" not in str(self.metric):
                 raise UsageError(METRICS.unknown_message(self.metric) + ", or give package.module:function")
 
     @classmethod
@@ -216,10 +216,10 @@ class ValidationConfig:
     check_error_stat: str = "median"
 
     def validate(self) -> None:
-        from trtq.metrics import METRICS
+        from trtq.metrics import METRICS, is_known_metric
 
         for m in self.metrics:
-            if m not in METRICS:
+            if not is_known_metric(m):
                 raise UsageError(METRICS.unknown_message(m))
         if self.rtol < 0 or self.atol < 0:
             raise UsageError("--rtol and --atol must be >= 0")

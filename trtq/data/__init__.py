@@ -5,7 +5,7 @@ and typed targets (`ClassLabels` for class sub-folders or `.npz` labels). See `l
 """
 
 from trtq.data.load import IMAGE_EXTENSIONS, load_data, read_npz
-from trtq.data.named import LABEL_KEYS, check_fits, conform
+from trtq.data.named import LABEL_KEYS, check_fits, check_limits, check_sequences, conform
 from trtq.data.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -21,6 +21,8 @@ __all__ = [
     "load_data",
     "read_npz",
     "check_fits",
+    "check_limits",
+    "check_sequences",
     "conform",
     "LABEL_KEYS",
     "Feed",

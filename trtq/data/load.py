@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from trtq.data.named import is_named_layout, named_from_arrays, named_from_dicts, named_from_shards
+from trtq.data.named import (
+    LABEL_KEYS,
+    SINGLE_INPUT_KEYS,
+    is_named_layout,
+    named_from_arrays,
+    named_from_dicts,
+    named_from_shards,
+)
 from trtq.data.preprocess import PRESETS, Preprocess
 from trtq.data.source import DataSource
 from trtq.data.targets import ClassLabels
@@ -80,13 +87,22 @@ def _open_arrays(path: Path) -> Any:
         raise UsageError(f"{path} is not a readable .npy/.npz file ({type(e).__name__})") from None
 
 
+def _one_token_array(loaded: Any, keys: list[str]) -> bool:
+    """One named integer [N, sequence] array (token ids): a named input, not an image batch."""
+    inputs = [k for k in keys if k not in LABEL_KEYS]
+    if len(inputs) != 1 or inputs[0] in SINGLE_INPUT_KEYS or inputs[0].startswith("arr_"):
+        return False
+    a = loaded[inputs[0]]
+    return a.ndim == 2 and np.issubdtype(a.dtype, np.integer)
+
+
 def _from_arrays(path: Path, input_names: Sequence[str] | None = None) -> DataSource:
     loaded = _open_arrays(path)
     labels = None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())
-            if is_named_layout(keys, input_names):
+            if is_named_layout(keys, input_names) or _one_token_array(loaded, keys):
                 return named_from_arrays({k: loaded[k] for k in keys}, input_names, str(path))
             xkey = next(
                 (k for k in ("x", "images", "data", "input") if k in keys),

@@ -27,6 +27,8 @@ __all__ = [
     "named_from_dicts",
     "is_named_layout",
     "check_fits",
+    "check_limits",
+    "check_sequences",
     "conform",
 ]
 
@@ -211,6 +213,50 @@ def check_fits(ds: DataSource, model_inputs: Sequence[Any], what: str) -> None:
                     f"{what}: input {inp.name!r} has {array.shape[axis]} in axis {axis} but {seen[0]!r} has {seen[2]} "
                     f"in axis {seen[1]}; the model makes them the same ({sym!r}), e.g. a mask as long as its ids"
                 )
+
+
+def check_limits(ds: DataSource, limits: Mapping[str, int], what: str) -> None:
+    """Refuse integer inputs the model's tables cannot hold: sequences longer than the position table
+    (`limits["max_sequence"]`) and token ids at or beyond the vocabulary (`limits["vocab_size"]`, `input_ids`).
+
+    Args:
+        ds: the data.
+        limits: the model's limits (`ModelSource.limits`, `trtq.export.model_limits`).
+        what: the option the data came from.
+    """
+    if not ds.is_named or not limits:
+        return
+    longest = limits.get("max_sequence")
+    for name, array in ds.inputs.items():  # type: ignore[union-attr]
+        if array.dtype.kind not in "iub" or array.ndim < 2:
+            continue
+        if longest is not None and array.shape[1] > longest:
+            raise UsageError(
+                f"{what}: input {name!r} holds sequences of {array.shape[1]} but the model's position table "
+                f"holds {longest} (max_position_embeddings); truncate the data to {longest} tokens"
+            )
+        vocab = limits.get("vocab_size")
+        if vocab is not None and name == "input_ids" and array.size and int(array.max()) >= vocab:
+            raise UsageError(
+                f"{what}: input {name!r} holds token id {int(array.max())} but the vocabulary has {vocab} "
+                "entries; tokenize with the model's own tokenizer"
+            )
+
+
+def check_sequences(ds: DataSource, names: Sequence[str], what: str) -> None:
+    """Refuse inputs that will share the export's "sequence" axis but differ in shape (a mask not as long as
+    its ids); `names` are the inputs the export makes `[batch, sequence]` (`trtq.export.sequence_inputs`)."""
+    if not ds.is_named or len(names) < 2:
+        return
+    first = names[0]
+    want = ds.inputs[first].shape  # type: ignore[index]
+    for name in names[1:]:
+        got = ds.inputs[name].shape  # type: ignore[index]
+        if got[:2] != want[:2] or len(got) != len(want):
+            raise UsageError(
+                f"{what}: input {name!r} has shape {tuple(got)} but {first!r} has {tuple(want)}; token ids, masks "
+                "and token types are [batch, sequence] alike (e.g. a mask as long as its ids)"
+            )
 
 
 def _symbols(inp: Any) -> dict[int, str]:

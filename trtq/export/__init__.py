@@ -2,6 +2,7 @@
 
 Modules:
     sources: what the user typed resolved to a model (`ModelSource`, `resolve_model`, the safe loaders).
+    huggingface: Hugging Face folders loaded offline (`transformers`, the `trtq[hf]` extra).
     onnx_model: ONNX helpers the stages share (`load_onnx`, `onnx_inputs`, `check_input_shape`, ...).
     samples: the example input a model is exported with (`as_feed`) and its outputs (`flatten_outputs`).
     torch_export: the export and its PyTorch vs ONNX Runtime parity check (`export_onnx`, `export_sample`).
@@ -15,14 +16,23 @@ from trtq.export.onnx_model import (
     check_input_shape,
     input_names,
     load_onnx,
+    model_limits,
     onnx_input_shape,
     onnx_inputs,
     onnx_opset,
+    set_model_limits,
     strip_identities,
 )
 from trtq.export.samples import DEFAULT_INPUT_NAME, Sample, as_feed, flatten_outputs, output_names
 from trtq.export.sources import SAVED_MODEL_SUFFIXES, ModelSource, SourceKind, input_channels, resolve_model
-from trtq.export.torch_export import DEFAULT_OPSET, ExportResult, check_parity, export_onnx, export_sample
+from trtq.export.torch_export import (
+    DEFAULT_OPSET,
+    ExportResult,
+    check_parity,
+    export_onnx,
+    export_sample,
+    sequence_inputs,
+)
 
 __all__ = [
     "DEFAULT_INPUT_NAME",
@@ -43,10 +53,13 @@ __all__ = [
     "input_channels",
     "input_names",
     "load_onnx",
+    "model_limits",
     "onnx_input_shape",
     "onnx_inputs",
     "onnx_opset",
     "output_names",
     "resolve_model",
+    "sequence_inputs",
+    "set_model_limits",
     "strip_identities",
 ]

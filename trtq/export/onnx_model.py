@@ -29,7 +29,14 @@ __all__ = [
     "check_input_shape",
     "check_feed",
     "strip_identities",
+    "LIMIT_KEYS",
+    "model_limits",
+    "set_model_limits",
 ]
+
+#: The limits data must respect, as recorded in an ONNX model's metadata (`trtq.<name>`): the length of the
+#: position table (longest sequence) and the vocabulary size (token ids must be smaller).
+LIMIT_KEYS = ("max_sequence", "vocab_size")
 
 
 @dataclass(frozen=True)
@@ -260,3 +267,24 @@ def strip_identities(model: onnx.ModelProto) -> onnx.ModelProto:
     del model.graph.initializer[:]
     model.graph.initializer.extend(inits)
     return model
+
+
+def model_limits(model: onnx.ModelProto) -> dict[str, int]:
+    """The limits recorded in the model's metadata (`trtq.max_sequence`, `trtq.vocab_size`), by short name."""
+    out: dict[str, int] = {}
+    for prop in model.metadata_props:
+        key = prop.key.removeprefix("trtq.")
+        if prop.key.startswith("trtq.") and key in LIMIT_KEYS and prop.value.isdigit():
+            out[key] = int(prop.value)
+    return out
+
+
+def set_model_limits(model: onnx.ModelProto, limits: Mapping[str, int]) -> None:
+    """Record `limits` in the model's metadata (replacing earlier values of the same keys)."""
+    keys = {f"trtq.{k}" for k in limits}
+    kept = [p for p in model.metadata_props if p.key not in keys]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for name in LIMIT_KEYS:
+        if name in limits:
+            model.metadata_props.add(key=f"trtq.{name}", value=str(int(limits[name])))

@@ -8,6 +8,8 @@ Sources, resolved by `resolve_model`:
 - a saved model file: TorchScript (`torch.jit.save`), an ExportedProgram (`.pt2`), or, only with
   `trust_pickle=True`, a pickled full `nn.Module` (trtq never unpickles a file unless told to);
 - an `.onnx` file, passed through (checked, not re-exported);
+- a Hugging Face folder (`config.json` and weights), loaded offline through `transformers`
+  (`trtq.export.huggingface`);
 - an `nn.Module` or `onnx.ModelProto` object (the Python API).
 
 `checkpoint=` loads a state dict into the model with `torch.load(weights_only=True)`.
@@ -19,20 +21,28 @@ import importlib
 import os
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import onnx
 
 from trtq.errors import TrtqError, UsageError
-from trtq.export.onnx_model import load_onnx
+from trtq.export.onnx_model import load_onnx, model_limits
 
 __all__ = ["ModelSource", "SourceKind", "SAVED_MODEL_SUFFIXES", "resolve_model", "input_channels"]
 
 #: How a source was resolved.
 SourceKind = Literal[
-    "torchvision", "timm", "entrypoint", "torchscript", "exported_program", "pickle", "module", "onnx"
+    "torchvision",
+    "timm",
+    "entrypoint",
+    "torchscript",
+    "exported_program",
+    "pickle",
+    "module",
+    "onnx",
+    "huggingface",
 ]
 
 #: File suffixes read as saved PyTorch models (any other existing file is tried as one too).
@@ -53,6 +63,8 @@ class ModelSource:
         preprocess: the preprocessing the source itself recommends (timm's data config), used when the run sets
             none; None: trtq's default.
         preprocess_note: where `preprocess` came from, for the report.
+        limits: what the data must respect, from the model's own description (`max_sequence`: the position
+            table's length, `vocab_size`); recorded in the exported ONNX's metadata.
     """
 
     spec: str
@@ -61,6 +73,7 @@ class ModelSource:
     onnx_model: onnx.ModelProto | None = None
     preprocess: Any = None
     preprocess_note: str | None = None
+    limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def is_onnx(self) -> bool:
@@ -103,14 +116,24 @@ def resolve_model(
             _load_checkpoint(spec, checkpoint)
         return ModelSource(spec=type(spec).__name__, kind="module", module=spec)
     if isinstance(spec, onnx.ModelProto):
-        return ModelSource(spec="<onnx.ModelProto>", kind="onnx", onnx_model=spec)
+        return ModelSource(spec="<onnx.ModelProto>", kind="onnx", onnx_model=spec, limits=model_limits(spec))
 
     text = str(spec)
     path = Path(text)
     if path.suffix.lower() == ".onnx":
         if not path.is_file():
             raise UsageError(f"model file {path} does not exist")
-        return ModelSource(spec=text, kind="onnx", onnx_model=load_onnx(path))
+        model = load_onnx(path)
+        return ModelSource(spec=text, kind="onnx", onnx_model=model, limits=model_limits(model))
+    if path.is_dir() and (path / "config.json").is_file():
+        from trtq.export.huggingface import load_hf_model
+
+        if checkpoint:
+            raise UsageError(
+                f"--checkpoint does not apply to the Hugging Face folder {path}: its weights load"
+            )
+        hf = load_hf_model(path)
+        return ModelSource(spec=text, kind="huggingface", module=hf, limits=dict(hf.limits))
     if path.suffix.lower() in SAVED_MODEL_SUFFIXES or path.is_file():
         if not path.is_file():
             raise UsageError(f"model file {path} does not exist")

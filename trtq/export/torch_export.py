@@ -8,7 +8,9 @@ default; node names follow the module path, e.g. `/layer1/layer1.0/conv1/Conv`),
 `torch.export`-based one that PyTorch now prefers (opset 18 or more whatever is asked). "auto" (the default)
 uses the legacy exporter while the installed torch has it, since --exclude patterns and QAT graphs name its
 nodes, and the dynamo exporter when it is missing or fails; `ExportResult.exporter` and `.exporter_reason` say
-which ran and why. Both give the same kind of graph: one dynamic batch axis (dim 0 of every input and output),
+which ran and why. Both give the same kind of graph: a dynamic batch axis (dim 0 of every input and output), a
+dynamic "sequence" axis (dim 1 of every integer input of rank >= 2: token ids, masks, positions; checked by a
+second parity run on a shorter sequence),
 eval mode with BatchNorm folded into the preceding convolution, weights inline, or in one external data file
 (`model.onnx.data`) above protobuf's 2 GB limit (`trtq.onnx_io`). Afterwards PyTorch and ONNX Runtime run the
 same sample and the export fails with the max error if any output disagrees. An `.onnx` source is passed
@@ -34,6 +36,7 @@ from trtq.export.onnx_model import (
     onnx_input_shape,
     onnx_inputs,
     onnx_opset,
+    set_model_limits,
     strip_identities,
 )
 from trtq.export.samples import DEFAULT_INPUT_NAME, Sample, as_feed, flatten_outputs, output_names
@@ -46,6 +49,7 @@ __all__ = [
     "check_parity",
     "export_onnx",
     "export_sample",
+    "sequence_inputs",
 ]
 
 DEFAULT_OPSET = 17
@@ -258,6 +262,8 @@ def _export_torch(
 
     module = source.module.eval()
     names = list(feed)
+    if source.kind == "huggingface":
+        module.bind(names)
     args = tuple(torch.from_numpy(a) for a in feed.values())
     try:
         with torch.no_grad():
@@ -267,12 +273,18 @@ def _export_torch(
         raise UsageError(f"model {source.spec} cannot run on {_describe(feed)}: {first}") from None
     ref_list = flatten_outputs(ref)
     out_names = output_names(len(ref_list))
+    if source.kind == "huggingface" and isinstance(ref, Mapping):
+        out_names = list(ref)  # the model's output fields: last_hidden_state, pooler_output, logits, ...
     clash = [n for n in names if n in out_names]
     if clash:
         raise UsageError(f"export sample input {clash[0]!r} has an output's name; rename the input")
+    sequence = sequence_inputs(feed)
     dynamic_axes = None
     if dynamic_batch:
-        dynamic_axes = {**{n: {0: "batch"} for n in names}, **{n: {0: "batch"} for n in out_names}}
+        dynamic_axes = {
+            **{n: {0: "batch", **({1: "sequence"} if n in sequence else {})} for n in names},
+            **{n: {0: "batch"} for n in out_names},
+        }
     onnx_model, used, reason = _run_exporter(
         module, args, names, out_names, opset, dynamic_axes, exporter, source.spec
     )
@@ -283,9 +295,51 @@ def _export_torch(
             f"model {source.spec} does not use export sample input {dropped[0]!r} (the ONNX graph has no such "
             "input); leave it out of the sample"
         )
+    set_model_limits(onnx_model, source.limits)
     got = _ort_run(onnx_model, feed)
     reference = [r.detach().cpu().numpy() for r in ref_list]
-    return onnx_model, check_parity(source.spec, reference, got, rtol, atol), used, reason
+    worst = check_parity(source.spec, reference, got, rtol, atol)
+    if dynamic_batch and sequence:
+        worst = max(worst, _check_other_length(source, module, onnx_model, feed, sequence, rtol, atol))
+    return onnx_model, worst, used, reason
+
+
+def sequence_inputs(feed: Mapping[str, np.ndarray]) -> list[str]:
+    """The inputs whose axis 1 the export makes the dynamic "sequence": integer inputs of rank >= 2.
+
+    Token ids, attention masks, token types and positions are `[batch, sequence]` integers; image and other
+    floating-point inputs keep their static non-batch dims.
+    """
+    return [n for n, a in feed.items() if a.dtype.kind in "iub" and a.ndim >= 2]
+
+
+def _check_other_length(
+    source: ModelSource,
+    module: Any,
+    onnx_model: onnx.ModelProto,
+    feed: Mapping[str, np.ndarray],
+    sequence: Sequence[str],
+    rtol: float,
+    atol: float,
+) -> float:
+    """Parity again on the sample cut to a shorter sequence: proves the exported sequence axis is dynamic."""
+    import torch
+
+    length = int(feed[sequence[0]].shape[1])
+    if length < 2:
+        return 0.0
+    short = {n: (a[:, : length // 2] if n in sequence else a) for n, a in feed.items()}
+    with torch.no_grad():
+        ref = flatten_outputs(module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in short.values())))
+    try:
+        got = _ort_run(onnx_model, short)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrtqError(
+            f"export of {source.spec}: the ONNX graph does not run on a shorter sequence ({first}); the model "
+            "fixes its sequence length while tracing"
+        ) from None
+    return check_parity(f"{source.spec} (sequence {length // 2})", [r.numpy() for r in ref], got, rtol, atol)
 
 
 def legacy_exporter_available() -> bool:

@@ -6,11 +6,13 @@ method (`--calib all`), QAT and the report all look metrics up here by name. A m
 samples on axis 0) and the data's targets (`trtq.data.ClassLabels`, ..., or None), and returns one float.
 
 Built in: task metrics `top1_accuracy`, `top5_accuracy` (need class labels), `top1_agreement`; fidelity
-metrics `cosine`, `snr_db`, `mse`, `max_abs_error`, `mean_abs_error`, `output_noise`. A plugin adds one with
+metrics `cosine`, `snr_db`, `mse`, `max_abs_error`, `mean_abs_error`, `output_noise`, and for embeddings
+`neighbour_overlap` (k-nearest-neighbour agreement with FP32). Any registered metric on a single output is
+`NAME@OUTPUT` (`cosine@pooler_output`, `max_abs_error@logits`). A plugin adds one with
 `@register_metric("name", ...)`; `--metric package.module:function` uses a function without registering it.
 """
 
-from trtq.metrics import classification, fidelity  # noqa: F401  (registers the built-in metrics)
+from trtq.metrics import classification, embedding, fidelity  # noqa: F401  (registers the built-in metrics)
 from trtq.metrics.base import (
     METRICS,
     Metric,
@@ -18,7 +20,9 @@ from trtq.metrics.base import (
     Outputs,
     applicable_metrics,
     default_metric,
+    for_output,
     get_metric,
+    is_known_metric,
     register_metric,
     resolve_metric,
 )
@@ -33,4 +37,6 @@ __all__ = [
     "resolve_metric",
     "default_metric",
     "applicable_metrics",
+    "for_output",
+    "is_known_metric",
 ]

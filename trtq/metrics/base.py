@@ -25,6 +25,8 @@ __all__ = [
     "resolve_metric",
     "default_metric",
     "applicable_metrics",
+    "for_output",
+    "is_known_metric",
 ]
 
 Outputs = Mapping[str, np.ndarray]
@@ -164,8 +166,48 @@ def register_metric(
 
 
 def get_metric(name: str) -> Metric:
-    """A registered metric by name (UsageError listing the names otherwise)."""
+    """A registered metric by name, or `NAME@OUTPUT` for one on a single output (UsageError listing the names
+    otherwise)."""
+    if name not in METRICS and "@" in name:
+        base, output = name.split("@", 1)
+        return for_output(METRICS.get(base), output)
     return METRICS.get(name)
+
+
+def is_known_metric(name: str) -> bool:
+    """Whether `name` is a registered metric or `REGISTERED@OUTPUT`."""
+    return name in METRICS or (
+        "@" in name and name.split("@", 1)[0] in METRICS and bool(name.split("@", 1)[1])
+    )
+
+
+def for_output(metric: Metric, output: str) -> Metric:
+    """`metric` computed on one named output only (`cosine@pooler_output`, `snr_db@logits`).
+
+    Raises:
+        UsageError: (when called) the model has no output of that name.
+    """
+    if not output:
+        raise UsageError(f"metric {metric.name}@: name the output after '@' (e.g. {metric.name}@logits)")
+
+    def pick(outputs: Outputs) -> Outputs:
+        if output not in outputs:
+            raise UsageError(
+                f"metric {metric.name}@{output}: the model has no output {output!r} (outputs: {', '.join(outputs)})"
+            )
+        return {output: outputs[output]}
+
+    def fn(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
+        return metric(pick(reference), pick(outputs), targets)
+
+    def applies(reference: Outputs) -> bool:
+        return output in reference and metric.usable(pick(reference), metric.needs)
+
+    return Metric(
+        name=f"{metric.name}@{output}", fn=fn, higher_is_better=metric.higher_is_better, needs=metric.needs,
+        unit=metric.unit, kind=metric.kind, applies=applies, description=f"{metric.description} ({output} only)",
+        title=f"{metric.heading} ({output})",
+    )  # fmt: skip
 
 
 _ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -205,8 +247,8 @@ def resolve_metric(metric: str | MetricFn | Metric | None, targets_kind: str | b
     if metric is None:
         metric = default_metric(targets_kind)
     if isinstance(metric, str):
-        if metric in METRICS:
-            found = METRICS.get(metric)
+        if is_known_metric(metric):
+            found = get_metric(metric)
             if found.needs is not None and found.needs != targets_kind:
                 what = (
                     "class labels (class sub-folders or .npz with y)"

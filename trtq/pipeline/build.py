@@ -27,6 +27,7 @@ from trtq.pipeline.stages import (
     QATGraphStage,
     QuantizeStage,
     ReportStage,
+    SmoothQuantStage,
     TypingStage,
     ValidateStage,
     WeightsStage,
@@ -38,8 +39,8 @@ __all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages"]
 def ptq_stages() -> list[Stage]:
     """The stages of `trtq build`, in order."""
     return [
-        ExportStage(), PlacementStage(), CalibrateStage(), WeightsStage(), FallbackStage(), QuantizeStage(),
-        TypingStage(), ValidateStage(), EngineStage(), ReportStage(),
+        ExportStage(), SmoothQuantStage(), PlacementStage(), CalibrateStage(), WeightsStage(), FallbackStage(),
+        QuantizeStage(), TypingStage(), ValidateStage(), EngineStage(), ReportStage(),
     ]  # fmt: skip
 
 

@@ -51,14 +51,20 @@ class Inputs:
 
 
 def load_dataset(
-    config: BuildConfig, which: str, preprocess: Preprocess, model_inputs: list[Any] | None = None
+    config: BuildConfig,
+    which: str,
+    preprocess: Preprocess,
+    model_inputs: list[Any] | None = None,
+    source: Any = None,
 ) -> DataSource | None:
     """The calibration ("calib") or evaluation ("eval") data of `config`, subset and seeded.
 
     With the model's inputs known (an ONNX model), the data is checked against them and named integer inputs are
-    given the model's integer type.
+    given the model's integer type; for a PyTorch model, inputs that will share the sequence axis must agree in
+    shape; with the model's limits known (`source.limits`), sequences and token ids must fit its tables.
     """
-    from trtq.data import check_fits, conform
+    from trtq.data import check_fits, check_limits, check_sequences, conform
+    from trtq.export import sequence_inputs
 
     d = config.data
     src = d.calib_data if which == "calib" else d.eval_data
@@ -70,10 +76,19 @@ def load_dataset(
         ds = src.subset(limit, config.seed)
     else:
         names = None if model_inputs is None else [i.name for i in model_inputs]
+        if names is None and source is not None and source.kind == "huggingface":
+            names = source.module.input_names  # the inputs its forward takes
         ds = load_data(src, preprocess, limit=limit, seed=config.seed, what=what, input_names=names)
     if model_inputs is not None:
         check_fits(ds, model_inputs, what)
         ds = conform(ds, model_inputs)
+    elif source is not None and ds.is_named:
+        if source.kind == "huggingface":
+            source.module.check_dtypes(ds.inputs, what)
+            source.module.bind(ds.input_names, what)
+        check_sequences(ds, sequence_inputs(ds.sample(1)), what)
+    if source is not None:
+        check_limits(ds, source.limits, what)
     return ds
 
 
@@ -98,8 +113,8 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
     own = getattr(source, "preprocess", None)  # the source's own default (timm's data config)
     pre = resolve_preprocess(config.data.preprocess if config.data.preprocess is not None else own, channels)
     model_inputs = onnx_inputs(source.onnx_model) if source is not None and source.is_onnx else None
-    calib = load_dataset(config, "calib", pre, model_inputs)
-    evaluation = load_dataset(config, "eval", pre, model_inputs)
+    calib = load_dataset(config, "calib", pre, model_inputs, source)
+    evaluation = load_dataset(config, "eval", pre, model_inputs, source)
     first = calib if calib is not None else evaluation
     sample = None
     if first is not None:
@@ -111,6 +126,11 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
         if calib.is_named != evaluation.is_named:
             raise UsageError(
                 "--calib-data and --eval-data must both hold named inputs (.npz) or both one input"
+            )
+        if calib.is_named and calib.input_names != evaluation.input_names:
+            raise UsageError(
+                f"--eval-data has arrays {evaluation.input_names} but --calib-data has {calib.input_names}; "
+                "give both the same model inputs"
             )
         if not calib.is_named and calib.sample_shape != evaluation.sample_shape:
             raise UsageError(

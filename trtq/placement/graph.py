@@ -236,7 +236,39 @@ def _infer_shapes(model: onnx.ModelProto, batch_hint: int) -> dict[str, tuple[in
         if not tt.HasField("shape"):
             continue
         shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+    weighted = [n.output[0] for n in model.graph.node if n.op_type in WEIGHTED_OPS and n.output]
+    if any(None in (shapes.get(t) or (None,)) for t in weighted):
+        _fill_symbolic(model, batch_hint, shapes)
     return shapes
+
+
+def _fill_symbolic(
+    model: onnx.ModelProto, batch_hint: int, shapes: dict[str, tuple[int | None, ...]]
+) -> None:
+    """Fill dims ONNX's inference lost (transformers lose the batch at the embedding's Where/Expand) from ONNX
+    Runtime's symbolic shape inference, which follows the named dims: the batch symbol becomes `batch_hint`."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # shapes only refine rules; a graph the tool cannot follow keeps ONNX's shapes
+        return
+    batch = {
+        vi.type.tensor_type.shape.dim[0].dim_param
+        for vi in model.graph.input
+        if len(vi.type.tensor_type.shape.dim) and vi.type.tensor_type.shape.dim[0].dim_param
+    }
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        sym = tuple(
+            d.dim_value if d.HasField("dim_value") else batch_hint if d.dim_param in batch else None
+            for d in dims
+        )
+        old = shapes.get(vi.name)
+        if old is None or len(old) != len(sym):
+            shapes[vi.name] = sym
+        else:
+            shapes[vi.name] = tuple(a if a is not None else b for a, b in zip(old, sym))
 
 
 #: Ops that only move or reshape data: Q/DQ commute with them, TensorRT propagates Q/DQ across them.

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trtq.metrics import METRICS, Metric
+from trtq.metrics import Metric, get_metric, is_known_metric
 from trtq.sensitivity.analysis import SensitivityResult
 from trtq.sensitivity.fallback import FallbackResult
 
@@ -43,7 +43,7 @@ def sensitivity_document(
 
 def metric_info(metric: str) -> Metric | None:
     """The registered metric of this name (None for a user function given as package.module:function)."""
-    return METRICS.get(metric) if metric in METRICS else None
+    return get_metric(metric) if is_known_metric(metric) else None
 
 
 def format_metric(metric: str, value: float | None) -> str:

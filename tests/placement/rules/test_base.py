@@ -35,23 +35,29 @@ BUILT_IN = [
     "ExcludedByOpType",
     "KeepFirstLast",
     "NonConstantWeight",
+    "KeepAttentionFP16",
+    "AttentionMatMul",
     "SmallConv",
     "SmallOrGemv",
+    "TransformerHighPrecision",
     "ResidualAdd",
     "Int8Elementwise",
     "PoolingChain",
     "Commuting",
     "ConcatSharedScale",
 ]
+#: Built-in rules that run only when enabled by name.
+OPT_IN = ["KeepAttentionFP16"]
+DEFAULTS = [n for n in BUILT_IN if n not in OPT_IN]
 
 
-def test_built_in_rules_run_in_todays_order_and_all_by_default():
+def test_built_in_rules_run_in_todays_order_and_all_but_the_opt_in_ones_by_default():
     assert rule_names() == BUILT_IN
-    assert default_rule_names() == tuple(BUILT_IN)
-    assert [r.name for r in default_weighted_rules()] == BUILT_IN[:6]
-    assert [r.name for r in default_pattern_rules()] == BUILT_IN[6:10]
+    assert default_rule_names() == tuple(DEFAULTS)
+    assert [r.name for r in default_weighted_rules()] == DEFAULTS[:7]
+    assert [r.name for r in default_pattern_rules()] == DEFAULTS[7:12]
     assert [r.name for r in make_rules(PostPassRule, BUILT_IN)] == ["ConcatSharedScale"]
-    assert rule_names(PatternRule) == BUILT_IN[6:10]
+    assert rule_names(PatternRule) == BUILT_IN[8:13]
 
 
 def test_every_rule_has_a_docstring_a_kind_and_a_unique_name():
@@ -193,7 +199,9 @@ def test_a_plugin_rule_registers_like_a_built_in(plugin):
         "ExcludedByOpType",
         "KeepFirstLast",
         "NonConstantWeight",
-        "EarlyOdd",  # order 450
+        "KeepAttentionFP16",
+        "AttentionMatMul",
+        "EarlyOdd",  # order 450, registered after AttentionMatMul
         "SmallConv",
         "SmallOrGemv",
         "KeepConv2",  # no order: after the built-ins, in registration order

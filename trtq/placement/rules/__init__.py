@@ -1,7 +1,7 @@
 """Placement rules: small named classes, each deciding one thing and saying why, registered by name.
 
 `base` defines the three kinds (`WeightedRule`, `PatternRule`, `PostPassRule`), the registry `RULES` and
-`@register_rule`; `weighted` and `patterns` hold the built-in rules. Importing this package registers them.
+`@register_rule`; `weighted`, `patterns` and `transformer` hold the built-in rules. Importing this package registers them.
 `PlacementConfig(enable_rules=..., disable_rules=...)` chooses which rules `plan_qdq` runs.
 """
 
@@ -32,6 +32,12 @@ from trtq.placement.rules.patterns import (
     PoolingChain,
     ResidualAdd,
     concat_scale_groups,
+)
+from trtq.placement.rules.transformer import (
+    AttentionMatMul,
+    KeepAttentionFP16,
+    TransformerHighPrecision,
+    attention_role,
 )
 from trtq.placement.rules.weighted import (
     ExcludedByName,
@@ -65,6 +71,10 @@ __all__ = [
     "Commuting",
     "default_pattern_rules",
     "concat_scale_groups",
+    "AttentionMatMul",
+    "KeepAttentionFP16",
+    "TransformerHighPrecision",
+    "attention_role",
     "Rule",
     "PostPassRule",
     "ConcatSharedScale",

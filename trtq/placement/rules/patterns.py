@@ -68,7 +68,8 @@ class ResidualAdd(PatternRule):
     precision, so a quantized residual gives an INT8-in/INT8-out convolution (TENSORRT.md (a) #4). When
     both inputs come from convolutions, the one on the longer path from their lowest common ancestor is
     fused (ModelOpt's `build_non_residual_input_map`); when the fused conv's own output is the other input
-    (ConvNeXt-style), the Add is not a residual Add.
+    (ConvNeXt-style), the Add is not a residual Add. A residual that is a graph input (`y = conv(x) + x`) is
+    quantized like any other, so the fused convolution still writes INT8.
     """
 
     op_types = ("Add",)
@@ -76,8 +77,10 @@ class ResidualAdd(PatternRule):
     def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
         idx = ctx.index
         inputs = idx.tensor_inputs(node)
-        if len(node.input) != 2 or len(inputs) != 2 or any(idx.producer_of(t) is None for t in inputs):
+        if len(node.input) != 2 or len(inputs) != 2:
             return None
+        if any(idx.producer_of(t) is None and t not in idx.graph_inputs for t in inputs):
+            return None  # a residual must come from a node or be a graph input (`y = conv(x) + x`)
         bbs = [fused_backbone(idx, t, ("Conv", "ConvTranspose")) for t in inputs]
         if not any(bbs):
             return None
