@@ -50,6 +50,7 @@ NOT_A_MODULE = {
     "tests/plugins/toy_trtq_plugin.py": "a plugin module outside trtq, used by tests/test_plugins.py",
     "tests/weights/test_methods.py": "the weight methods on cases built for each (until split per module)",
     "tests/pipeline/test_weights_stage.py": "the weights stage end to end (until split per module)",
+    "tests/pipeline/test_transformers.py": "transformer models (HF BERT, ViTs, sentence encoders) through trtq build",
 }
 
 

@@ -52,7 +52,8 @@ def test_aliases_canonical_names_and_declared_parameters():
     assert dict(ALIASES) == {"max": "minmax"} and canonical_method("max") == "minmax"
     assert canonical_method("unknown") == "unknown"
     assert list(method_params("percentile")) == ["percentile"]
-    assert list(method_params("entropy")) == list(method_params("mse")) == ["num_bins", "start_bin"]
+    assert list(method_params("entropy")) == ["num_bins", "start_bin", "saturation"]
+    assert list(method_params("mse")) == ["num_bins", "start_bin"]
     assert list(method_params("minmax")) == []
     with pytest.raises(UsageError, match="'kl' is not a registered calibration method"):
         method_params("kl")

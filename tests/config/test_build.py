@@ -156,6 +156,7 @@ OVERRIDE_CASES = {
     "fallback": (["/a", "/b"], lambda c: c.fallback.layers, ("/a", "/b")),
     "metric": ("cosine", lambda c: c.fallback.metric, "cosine"),
     "build_engine": (False, lambda c: c.engine.enabled, False),
+    "smoothquant": (0.5, lambda c: c.calibration.smoothquant, 0.5),
 }
 
 

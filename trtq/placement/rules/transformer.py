@@ -15,8 +15,7 @@ minmax in published results), and TensorRT has no INT8 kernels for them to fuse 
 from __future__ import annotations
 
 import re
-
-import onnx
+from typing import TYPE_CHECKING
 
 from trtq.placement.graph import COPY_OPS, GraphIndex
 from trtq.placement.rules.base import (
@@ -27,6 +26,9 @@ from trtq.placement.rules.base import (
     WeightedRule,
     register_rule,
 )
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["AttentionMatMul", "KeepAttentionFP16", "TransformerHighPrecision", "attention_role"]
 
