@@ -161,6 +161,11 @@ class BuildConfig:
                     )
         return self
 
+    def input_paths(self) -> list[Any]:
+        """Every file or folder the run reads (none may lie inside a run folder being replaced)."""
+        return [self.model, self.data.calib_data, self.data.eval_data, self.export.checkpoint, self.calibration.cache,
+                self.from_qat, self.fp32_onnx, self.engine.timing_cache, self.engine.calib_cache]  # fmt: skip
+
     # serialisation ----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The configuration as JSON values (report.json's "config")."""

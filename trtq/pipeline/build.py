@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from trtq.config import BuildConfig
-from trtq.files import staged_dir
 from trtq.pipeline.context import RunContext, RunFolder
 from trtq.pipeline.inputs import load_inputs
 from trtq.pipeline.results import BuildResult
@@ -30,6 +29,7 @@ from trtq.pipeline.stages import (
     TypingStage,
     ValidateStage,
 )
+from trtq.rundir import check_out_folder, staged_dir
 
 __all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages"]
 
@@ -59,6 +59,7 @@ def run_build(
 
     load_plugins(config.plugins)
     config.validate()
+    check_out_folder(config.out, config.force, inputs=config.input_paths())
     if stages is None and config.from_qat is not None:
         config = _with_recorded_preprocess(config, config.from_qat, config.fp32_onnx)
         stages = qat_stages(QATGraphStage(qat=config.from_qat, fp32=config.fp32_onnx))
@@ -67,7 +68,7 @@ def run_build(
     with _timed(result, "load"):
         inputs = load_inputs(config, source=source)
     stages = list(stages or ptq_stages())
-    with staged_dir(out, config.force) as staging:
+    with staged_dir(out, config.force, command="build", inputs=config.input_paths()) as staging:
         ctx = RunContext(config=config, sink=RunFolder(staging, out), result=result, inputs=inputs)
         run_stages(stages, ctx)
     return result

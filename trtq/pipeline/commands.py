@@ -17,7 +17,7 @@ import numpy as np
 from trtq import artifacts as A
 from trtq.config import BuildConfig
 from trtq.errors import UsageError
-from trtq.files import check_writable, staged_dir
+from trtq.files import check_writable
 from trtq.pipeline.context import NamedFiles, RunContext, RunFolder
 from trtq.pipeline.inputs import Inputs, load_inputs
 from trtq.pipeline.results import BuildResult
@@ -30,6 +30,7 @@ from trtq.pipeline.stages import (
     QuantizeStage,
     TypingStage,
 )
+from trtq.rundir import check_out_folder, staged_dir
 
 __all__ = ["export_file", "calibrate_files", "quantize_files", "sensitivity_folder", "load_fp32"]
 
@@ -164,6 +165,8 @@ def sensitivity_folder(
     from trtq.quantization import load_calibration
 
     config.validate_sections()
+    inputs_paths = [*config.input_paths(), calibration]
+    check_out_folder(config.out, config.force, inputs=inputs_paths)
     fp32 = load_fp32(config.model)
     cal = load_calibration(calibration, method)
     if config.data.eval_data is None:
@@ -173,7 +176,7 @@ def sensitivity_folder(
     stages: list[Any] = [PlacementStage(), FallbackStage(always_rank=True, mixed_artifact=mixed)]
     if config.fallback.enabled:
         stages += [QuantizeStage(artifact=A.MIXED_ONNX), TypingStage()]
-    with staged_dir(Path(config.out), config.force) as staging:
+    with staged_dir(Path(config.out), config.force, command="sensitivity", inputs=inputs_paths) as staging:
         ctx = _context(config, RunFolder(staging, Path(config.out)), inputs, fp32=fp32, calibration=cal)
         run_stages(stages, ctx)
     return ctx
