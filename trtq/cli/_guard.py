@@ -123,11 +123,10 @@ def json_stdout(enabled: bool) -> Iterator[None]:
     sys.stdout.flush()
     saved_py = sys.stdout
     saved_fd = None
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        fd = saved_py.fileno()
-        saved_fd = (fd, os.dup(fd))
+    with contextlib.suppress(OSError):  # the process's stdout (fd 1), whatever sys.stdout is
+        saved_fd = (1, os.dup(1))
         sys.stderr.flush()
-        os.dup2(sys.stderr.fileno(), fd)
+        os.dup2(2, 1)
     sys.stdout = sys.stderr
     _ACTIVE.on = True
     try:
