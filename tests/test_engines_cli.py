@@ -66,6 +66,9 @@ def test_engine_cli_with_fake_tensorrt(tmp_path, monkeypatch, capsys):
     fake = make_fake("11.4.0")
     fake.state.inspector_json = json.loads((SAMPLES / "trt11_mixed_int8_fp16.json").read_text())
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    from trtq.engines import cuda
+
+    monkeypatch.setattr(cuda, "probe_driver", lambda: cuda.CudaDriver(True, 0, 1, (13, 0)))  # a stand-in GPU
     onnx_path = _classifier(tmp_path / "m.onnx", qdq=True)
     out = tmp_path / "m.plan"
     argv = ["engine", "--onnx", str(onnx_path), "--out", str(out), "--batch", "1,4,16", "--json"]

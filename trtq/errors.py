@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import contextvars
 
-__all__ = ["TrtqError", "UsageError", "TensorRTUnavailable", "in_cli", "set_cli", "option_name", "option_hint"]
+__all__ = [
+    "TrtqError",
+    "UsageError",
+    "TensorRTUnavailable",
+    "in_cli",
+    "set_cli",
+    "option_name",
+    "option_hint",
+]
 
 _CLI: contextvars.ContextVar[bool] = contextvars.ContextVar("trtq_cli", default=False)
 

@@ -16,11 +16,14 @@ from trt_stub.fake_tensorrt import make_fake  # noqa: E402
 
 @pytest.fixture
 def fake(monkeypatch):
-    """Install a fake TensorRT of the requested version as `tensorrt`."""
+    """Install a fake TensorRT of the requested version as `tensorrt`, on a stand-in GPU (the CUDA driver probe
+    answers one device; `trtq.engines.cuda` is tested on its own)."""
+    from trtq.engines import cuda
 
     def install(version: str = "11.4.0"):
         mod = make_fake(version)
         monkeypatch.setitem(sys.modules, "tensorrt", mod)
+        monkeypatch.setattr(cuda, "probe_driver", lambda: cuda.CudaDriver(True, 0, 1, (13, 0)))
         return mod
 
     return install

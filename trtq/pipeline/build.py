@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trtq.config import BuildConfig
+from trtq.errors import TrtqError
 from trtq.pipeline.context import RunContext, RunFolder
 from trtq.pipeline.inputs import load_inputs
 from trtq.pipeline.results import BuildResult
@@ -31,7 +32,7 @@ from trtq.pipeline.stages import (
 )
 from trtq.rundir import check_out_folder, staged_dir
 
-__all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages"]
+__all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages", "EngineFailed"]
 
 
 def ptq_stages() -> list[Stage]:
@@ -71,7 +72,21 @@ def run_build(
     with staged_dir(out, config.force, command="build", inputs=config.input_paths()) as staging:
         ctx = RunContext(config=config, sink=RunFolder(staging, out), result=result, inputs=inputs)
         run_stages(stages, ctx)
+    if result.engine_info.failed:
+        raise EngineFailed(result)
     return result
+
+
+class EngineFailed(TrtqError):
+    """The engine step failed after every CPU stage succeeded; the run folder holds their artifacts, engine.json,
+    engine.log and report.md, and `result` is the run's `BuildResult`."""
+
+    def __init__(self, result: BuildResult) -> None:
+        self.result = result
+        super().__init__(
+            f"the engine step failed: {result.engine_info.error}; the ONNX artifacts, engine.json, engine.log and "
+            f"report.md are in {result.out_dir}"
+        )
 
 
 class _timed:

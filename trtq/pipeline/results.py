@@ -120,6 +120,11 @@ class EngineSummary:
     skipped_reason: str | None = None
     validation: Any = None  # trtq.validate.ValidationResult
     bench: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None  # the engine step failed (the CPU artifacts are kept)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +132,7 @@ class EngineSummary:
             "built": self.built,
             "info": self.info,
             "skipped_reason": self.skipped_reason,
+            "error": self.error,
             "validation": None if self.validation is None else self.validation.to_json(),
             "bench": self.bench,
         }
