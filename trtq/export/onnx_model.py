@@ -28,7 +28,13 @@ __all__ = [
     "check_input_shape",
     "check_feed",
     "strip_identities",
+    "STANDARD_DOMAINS",
+    "custom_nodes",
+    "check_onnxruntime_ops",
 ]
+
+#: ONNX operator domains of the standard (everything else is a custom op: a plugin in TensorRT).
+STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
         UsageError: the file is not readable as ONNX or fails the ONNX checker.
     """
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise UsageError(f"{path} is empty (0 bytes); re-export the model")
     try:
         model = onnx.load(str(path))
     except Exception as e:
@@ -73,6 +81,44 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"{path} fails the ONNX checker: {first}") from None
     return model
+
+
+def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Nodes whose op is not a standard ONNX op (a custom domain such as com.microsoft or com.example)."""
+    return [n for n in model.graph.node if n.domain not in STANDARD_DOMAINS]
+
+
+def check_onnxruntime_ops(model: onnx.ModelProto, what: str = "the model") -> None:
+    """Refuse, before any stage runs, a graph with a custom op ONNX Runtime has no CPU kernel for.
+
+    trtq calibrates, validates and ranks layers by running the graph in ONNX Runtime, so such a graph cannot get
+    through a build. Custom ops ONNX Runtime does run (its com.microsoft contrib ops, ai.onnx.ml) pass, and the
+    placement lists them as not quantizable.
+
+    Raises:
+        TrtqError: naming the first such node, its domain and op.
+    """
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    from trtq.errors import TrtqError
+
+    nodes = custom_nodes(model)
+    if not nodes:
+        return
+    kernels = {
+        (k.domain, k.op_name)
+        for k in ort_state.get_all_opkernel_def()
+        if k.provider == "CPUExecutionProvider"
+    }
+    missing = [n for n in nodes if (n.domain, n.op_type) not in kernels]
+    if missing:
+        n = missing[0]
+        more = f" (and {len(missing) - 1} more such nodes)" if len(missing) > 1 else ""
+        raise TrtqError(
+            f"node {n.name or n.output[0]!r} of {what} is the custom op {n.domain}:{n.op_type}, which ONNX Runtime "
+            f"has no kernel for{more}; trtq calibrates and validates in ONNX Runtime, so it cannot run this graph: "
+            "export the model without it, or replace it with standard ONNX ops"
+        )
 
 
 def onnx_opset(model: onnx.ModelProto) -> int:

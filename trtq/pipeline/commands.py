@@ -38,10 +38,12 @@ __all__ = ["export_file", "calibrate_files", "quantize_files", "sensitivity_fold
 def load_fp32(path: str | os.PathLike) -> Any:
     """The FP32 model a stage command starts from; refuses graphs that already have Q/DQ."""
     from trtq.calibration import load_model
+    from trtq.export.onnx_model import check_onnxruntime_ops
 
     model = load_model(path)
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
         raise UsageError(f"{path} already has QuantizeLinear/DequantizeLinear nodes; pass the FP32 model")
+    check_onnxruntime_ops(model, str(path))
     return model
 
 

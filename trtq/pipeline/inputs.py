@@ -71,6 +71,10 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
             trust_pickle=e.trust_pickle,
             seed=config.seed,
         )
+    if source is not None and source.is_onnx:
+        from trtq.export.onnx_model import check_onnxruntime_ops
+
+        check_onnxruntime_ops(source.onnx_model, str(source.spec))
     channels = input_channels(source) if source is not None else None
     pre = resolve_preprocess(config.data.preprocess, channels)
     calib = load_dataset(config, "calib", pre)
