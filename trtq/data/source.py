@@ -31,6 +31,7 @@ class DataSource:
     array: np.ndarray | None = None
     targets: Targets | None = None
     preprocess: Preprocess | None = None
+    raw_dtype: np.dtype | None = None  # the dtype of an array source as given (batches are float32)
 
     def __len__(self) -> int:
         return len(self.files) if self.array is None else int(self.array.shape[0])
@@ -74,9 +75,19 @@ class DataSource:
                 x = np.ascontiguousarray(self.array[start:stop], dtype=np.float32)
             else:
                 x = np.stack([load_image(p, self.preprocess) for p in self.files[start:stop]])
-            if not np.all(np.isfinite(x)):
-                raise UsageError(f"{self.name}: samples {start}..{stop - 1} contain NaN or Inf values")
+            finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+            if not finite.all():
+                bad = [start + int(i) for i in np.flatnonzero(~finite)]
+                which = self._describe(bad[0])
+                more = f" (and {len(bad) - 1} more in samples {start}..{stop - 1})" if len(bad) > 1 else ""
+                raise UsageError(f"{self.name}: {which} contains NaN or Inf values{more}")
             yield x, None if self.targets is None else self.targets.slice(start, stop)
+
+    def _describe(self, index: int) -> str:
+        """How to find sample `index`: its file for image folders, its row for arrays."""
+        if self.array is None and index < len(self.files):
+            return f"sample {index} ({self.files[index]})"
+        return f"sample {index} (row {index} of the array)"
 
     def num_batches(self, batch_size: int) -> int:
         return (len(self) + batch_size - 1) // batch_size
@@ -99,4 +110,5 @@ class DataSource:
             array=None if self.array is None else self.array[idx],
             targets=None if self.targets is None else self.targets.take(idx),
             preprocess=self.preprocess,
+            raw_dtype=self.raw_dtype,
         )

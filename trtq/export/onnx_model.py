@@ -31,6 +31,7 @@ __all__ = [
     "STANDARD_DOMAINS",
     "custom_nodes",
     "check_onnxruntime_ops",
+    "channels_last_hint",
 ]
 
 #: ONNX operator domains of the standard (everything else is a custom op: a plugin in TensorRT).
@@ -177,8 +178,34 @@ def onnx_input_shape(model: onnx.ModelProto) -> tuple[str, list[int | None]]:
     return first.name, _dims(first)
 
 
+def channels_last_hint(sample_shape: Sequence[int], expected: Sequence[int | None]) -> str:
+    """ " (it looks channels-last ...; transpose ...)" when a batch (N, H, W, C) would fit an (N, C, H, W) input or,
+    without `expected` dims, when its last dim looks like channels and its second does not; else ""."""
+    shape = tuple(int(d) for d in sample_shape)
+    if len(shape) != 4:
+        return ""
+    want = tuple(expected)
+    fits = (
+        len(want) == 4
+        and want[1] == shape[3]
+        and all(w in (None, 0, g) for w, g in zip(want[2:], shape[1:3]))
+    )
+    looks = not want and shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4)
+    if fits or looks:
+        return (
+            f" (it looks channels-last, (N, H, W, C) = {shape}: transpose the array to (N, C, H, W) first, "
+            "x.transpose(0, 3, 1, 2), and save it again)"
+        )
+    return ""
+
+
 def check_input_shape(
-    model: onnx.ModelProto, sample_shape: Sequence[int], what: str = "data", *, name: str | None = None
+    model: onnx.ModelProto,
+    sample_shape: Sequence[int],
+    what: str = "data",
+    *,
+    name: str | None = None,
+    images: bool = True,
 ) -> None:
     """Raise a UsageError when the data's batch shape cannot feed a model input.
 
@@ -189,6 +216,8 @@ def check_input_shape(
         sample_shape: the shape of a batch, (N, ...).
         what: how the error names the data ("--calib-data").
         name: the input to check; None checks the first real input.
+        images: the data comes from images (the hint names --size / --channels); False for arrays (the hint says
+            which shape to save, and recognises a channels-last array).
 
     Raises:
         UsageError: the rank differs, or a fixed dimension differs (with the option to fix it).
@@ -208,9 +237,18 @@ def check_input_shape(
         if axis == 0 or want is None or want <= 0:
             continue
         if want != got:
-            hint = (
-                " (set --size to match)" if axis >= 2 else " (set --channels to match)" if axis == 1 else ""
-            )
+            if images:
+                hint = (
+                    " (set --size to match)"
+                    if axis >= 2
+                    else " (set --channels to match)"
+                    if axis == 1
+                    else ""
+                )
+            else:
+                hint = channels_last_hint(sample_shape, dims) or (
+                    f" (arrays are fed as they are: save them with shape (N, {', '.join(str(d or '?') for d in dims[1:])}))"
+                )
             raise UsageError(
                 f"{what} gives samples of shape {tuple(sample_shape[1:])} but model input {name!r} expects "
                 f"{tuple(d if d else '?' for d in dims[1:])}{hint}"

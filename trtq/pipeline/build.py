@@ -68,6 +68,7 @@ def run_build(
     result = BuildResult(out_dir=out, config=config)
     with _timed(result, "load"):
         inputs = load_inputs(config, source=source)
+    result.warnings.extend(inputs.warnings)
     stages = list(stages or ptq_stages())
     with staged_dir(out, config.force, command="build", inputs=config.input_paths()) as staging:
         ctx = RunContext(config=config, sink=RunFolder(staging, out), result=result, inputs=inputs)
