@@ -67,6 +67,16 @@ class CalibrationConfig:
         from trtq.calibrators import method_params
         from trtq.metrics import METRICS
 
+        if self.cache is not None and self.method is not None:
+            raise UsageError(
+                f"--calib-cache takes the scales from {self.cache}, so --calib {self.method} would not be used; "
+                "give one of them"
+            )
+        if self.cache is not None and self.params:
+            raise UsageError(
+                f"--calib-cache takes the scales from {self.cache}, so --calib-param/--percentile would not be "
+                "used; remove them"
+            )
         methods = self.methods
         declared: dict[str, list[str]] = {}
         for m in methods:
@@ -88,16 +98,6 @@ class CalibrationConfig:
         if self.choose_metric not in METRICS:
             raise UsageError(
                 METRICS.unknown_message(self.choose_metric).replace("--metric", "--choose-metric")
-            )
-        if self.cache is not None and self.method is not None:
-            raise UsageError(
-                f"--calib-cache takes the scales from {self.cache}, so --calib {self.method} would not be used; "
-                "give one of them"
-            )
-        if self.cache is not None and self.params:
-            raise UsageError(
-                f"--calib-cache takes the scales from {self.cache}, so --calib-param/--percentile would not be "
-                "used; remove them"
             )
         if self.cache_version is not None:
             v = tuple(self.cache_version)
