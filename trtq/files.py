@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trtq.errors import TrtqError, UsageError
+from trtq.errors import UsageError
 
 __all__ = [
     "staged_dir",
@@ -36,9 +36,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it over `path`, on any error remove it.
 
     Raises:
-        TrtqError: the folder is full, read-only or not writable (one line naming it and the free space).
+        trtq.rundir.checks.FileSystemError (a TrtqError): the folder is full, read-only or not writable (one line
+            naming it and the free space).
     """
     from trtq.rundir import FS_ERRNOS, file_mode, note_written, os_error_message
+    from trtq.rundir.checks import FileSystemError
 
     path = Path(path)
     tmp_path: Path | None = None
@@ -54,7 +56,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp_path is not None:
             tmp_path.unlink(missing_ok=True)
         if isinstance(e, OSError) and e.errno in FS_ERRNOS:
-            raise TrtqError(os_error_message(e, path.parent)) from None
+            raise FileSystemError(os_error_message(e, path.parent), e.errno, path.parent) from None
         raise
     note_written(path)
 

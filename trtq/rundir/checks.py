@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from trtq.errors import UsageError, option_hint, option_name
+from trtq.errors import TrtqError, UsageError, option_hint, option_name
 from trtq.rundir.marker import MARKER, read_marker
 
 __all__ = [
@@ -122,16 +122,42 @@ def foreign_entries(folder: Path) -> set[str]:
 
 
 # errors of the file system ---------------------------------------------------------------------------------
-def os_error_message(e: OSError, where: str | os.PathLike | None = None) -> str:
-    """One line for a file-system failure: what failed, where, and what to do (free space, permissions)."""
+class FileSystemError(TrtqError):
+    """A write failed because the folder is full, read-only or not writable (one line; `errno` says which)."""
+
+    def __init__(self, message: str, errno_: int | None, folder: Path | None) -> None:
+        super().__init__(message)
+        self.errno, self.folder = errno_, folder
+
+
+def _user_folder(p: Path) -> Path:
+    """The folder to name: a staging folder's parent (the staging folder is gone by the time the user reads it)."""
+    import re
+
+    return p.parent if re.match(r"^\..+\.partial-\d+\.\d+-[0-9a-f]+$", p.name) else p
+
+
+def os_error_message(
+    e: OSError, where: str | os.PathLike | None = None, *, written: int | None = None
+) -> str:
+    """One line for a file-system failure: what failed, where, and what to do (free space, permissions).
+
+    Args:
+        e: the error.
+        where: the file or folder being written (default: the error's file name).
+        written: bytes the run had written when the disk filled (said in the message).
+    """
     place = Path(where) if where is not None else Path(e.filename) if e.filename else None
     folder = place if place is not None and place.is_dir() else place.parent if place is not None else None
+    folder = _user_folder(folder) if folder is not None else None
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         free = ""
         if folder is not None:
             with contextlib.suppress(OSError):
-                free = f" ({shutil.disk_usage(existing_parent(folder)).free / 2**20:.0f} MiB free)"
-        return f"no space left on the device of {folder}{free}; free some space or choose another --out"
+                free = f"{shutil.disk_usage(existing_parent(folder)).free / 2**20:.1f} MiB free"
+        done = f"the run had written {written / 2**20:.1f} MiB when it ran out, " if written else ""
+        detail = f" ({done}{free})" if done or free else ""
+        return f"no space left on the device of {folder}{detail}; free some space or choose another --out"
     if e.errno == errno.EROFS:
         return f"{folder} is on a read-only file system; choose a writable --out"
     if e.errno in (errno.EACCES, errno.EPERM):

@@ -17,6 +17,7 @@ from typing import Any
 from trtq.errors import TrtqError
 from trtq.rundir.checks import (
     FS_ERRNOS,
+    FileSystemError,
     check_out_folder,
     existing_parent,
     foreign_entries,
@@ -33,6 +34,16 @@ STAGING_NAME = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)\.(?P<start>\d+
 #: Folders of this process written in place (`prepare_out_dir`): root -> marker (their files are recorded
 #: as they are written).
 _OPEN: dict[Path, RunMarker] = {}
+
+
+def _size(folder: Path) -> int:
+    """Bytes of the files under `folder` (0 where it cannot be read)."""
+    total = 0
+    for p in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            if p.is_file():
+                total += p.stat().st_size
+    return total
 
 
 def _make_folder(path: Path) -> None:
@@ -211,9 +222,12 @@ def staged_dir(
         marker.files = sorted(p.name for p in staging.iterdir() if p.name != MARKER)
         marker.write(staging)
     except BaseException as e:
+        full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        written = _size(staging) if full else None
         remove_run_folder(staging, staging=True)
-        if isinstance(e, OSError) and e.errno in FS_ERRNOS:
-            raise TrtqError(os_error_message(e, staging)) from None
+        if isinstance(e, (OSError, FileSystemError)) and getattr(e, "errno", None) in FS_ERRNOS:
+            fake = OSError(e.errno, getattr(e, "strerror", None) or str(e))
+            raise TrtqError(os_error_message(fake, staging, written=written)) from None
         raise
     try:
         _install(staging, absolute)
