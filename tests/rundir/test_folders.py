@@ -162,8 +162,9 @@ def test_in_place_folders_record_every_artifact_written_into_them(tmp_path: Path
     prepare_out_dir(out, False, command="qat")
     write_json(out / "metrics.json", {"a": 1})
     write_text(out / "checkpoints" / "last.pt", "w")
+    _run(out / "run")  # a staged run inside it (QAT's run/): recorded once in place, its staging folder never
     marker = read_marker(out)
-    assert marker.state == "in-place" and marker.files == ["checkpoints", "metrics.json"]
+    assert marker.state == "in-place" and marker.files == ["checkpoints", "metrics.json", "run"]
     prepare_out_dir(out, True)  # an earlier in-place run is trtq's: replaced
     assert os.listdir(out) == [MARKER]
     (out / "mine.txt").write_text("x")

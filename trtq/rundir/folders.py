@@ -277,7 +277,7 @@ def note_written(path: str | os.PathLike) -> None:
     for root, marker in list(_OPEN.items()):
         if root in absolute.parents:
             top = absolute.relative_to(root).parts[0]
-            if top != MARKER and top not in marker.files:
+            if top != MARKER and top not in marker.files and not STAGING_NAME.match(top):
                 marker.files.append(top)
                 marker.files.sort()
                 if root.is_dir():
