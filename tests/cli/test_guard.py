@@ -230,7 +230,9 @@ def test_a_full_disk_during_a_stage_is_one_line_and_exit_1(
     err = capsys.readouterr().err
     assert code == 1
     (line,) = _lines(err)
-    assert line.startswith(f"trtq build: failed: no space left on the device of {tmp_path} (the run had written ")
+    assert line.startswith(
+        f"trtq build: failed: no space left on the device of {tmp_path} (the run had written "
+    )
     assert "MiB free); free some space or choose another --out" in line
     assert list(tmp_path.iterdir()) == []
 
