@@ -167,6 +167,8 @@ def sensitivity_folder(
     from trtq.quantization import load_calibration
 
     config.validate_sections()
+    if config.out is None:
+        raise UsageError("--out is required: the run folder to create")
     inputs_paths = [*config.input_paths(), calibration]
     check_out_folder(config.out, config.force, inputs=inputs_paths)
     fp32 = load_fp32(config.model)
