@@ -100,10 +100,13 @@ def fake_tensorrt(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     pin what trtq asks TensorRT to do, never what TensorRT does with it.
     """
     from tests.trt_stub.fake_tensorrt import make_fake
+    from trtq.engines import cuda
 
     def install(version: str = "11.4.0") -> Any:
         mod = make_fake(version)
         monkeypatch.setitem(sys.modules, "tensorrt", mod)
+        # a stand-in GPU: the CUDA driver probe answers one device (trtq.engines.cuda is tested on its own)
+        monkeypatch.setattr(cuda, "probe_driver", lambda: cuda.CudaDriver(True, 0, 1, (13, 0)))
         return mod
 
     return install

@@ -21,6 +21,7 @@ __all__ = [
     "PLAN",
     "ENGINE_JSON",
     "ENGINE_LAYERS_JSON",
+    "ENGINE_LOG",
     "BENCH_JSON",
     "BENCH_PNG",
     "REPORT_JSON",
@@ -52,6 +53,7 @@ SENSITIVITY_MD = "sensitivity.md"
 PLAN = "model.plan"  #: the serialized TensorRT engine
 ENGINE_JSON = "engine.json"
 ENGINE_LAYERS_JSON = "engine.layers.json"
+ENGINE_LOG = "engine.log"  #: TensorRT's log of the engine build (kept when the build fails)
 BENCH_JSON = "bench.json"
 BENCH_PNG = "bench.png"
 REPORT_JSON = "report.json"
@@ -71,7 +73,7 @@ DESCRIPTIONS = {
     MODEL_ONNX: "FP32 export: the reference every later stage starts from",
     SMOOTHQUANT_ONNX: "FP32 graph after SmoothQuant (same function): what calibration.json's tensors refer to",
     CALIBRATION_JSON: "amax per tensor for each method computed, the chosen method, FP16 ranges",
-    CALIBRATION_CACHE: "the chosen scales as a TensorRT calibration cache (TensorRT 10 implicit INT8)",
+    CALIBRATION_CACHE: "the chosen scales of every float tensor as a TensorRT calibration cache (TensorRT 10 implicit INT8)",
     INT8_ONNX: "Q/DQ graph, FP32 typed: TensorRT 10 with INT8+FP16 builder flags, CPU checks",
     TYPED_ONNX: "Q/DQ graph, strongly typed INT8+FP16: TensorRT 10.12+ and 11",
     MIXED_ONNX: "Q/DQ graph with the FP16 fallback applied, FP32 typed",
@@ -82,6 +84,7 @@ DESCRIPTIONS = {
     PLAN: "the TensorRT engine (for this GPU model and TensorRT version)",
     ENGINE_JSON: "how the engine was built, its precision proof",
     ENGINE_LAYERS_JSON: "the engine inspector's per-layer JSON",
+    ENGINE_LOG: "TensorRT's log of the engine build",
     BENCH_JSON: "engine latency percentiles and throughput",
     BENCH_PNG: "engine latency (chart)",
     REPORT_JSON: "everything in this report, machine-readable, with the configuration to repeat the run",

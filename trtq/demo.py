@@ -194,10 +194,11 @@ def run_demo(
 ) -> DemoResult:
     """Prepare the demo under `out/` and build it into `out/run`."""
     from trtq.data import Preprocess
-    from trtq.files import prepare_out_dir
     from trtq.pipeline import build
+    from trtq.rundir import prepare_out_dir, record
 
-    root = prepare_out_dir(out, force)
+    root = prepare_out_dir(out, force, command="demo")
+    record(root / "demo")  # the demo's own files, before the first one is written
     files = prepare_demo(root / "demo", seed=seed)
     pre = Preprocess(**DEMO_PREPROCESS)
     result = build(

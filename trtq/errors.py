@@ -8,7 +8,39 @@ and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["TrtqError", "UsageError", "TensorRTUnavailable"]
+import contextvars
+
+__all__ = [
+    "TrtqError",
+    "UsageError",
+    "TensorRTUnavailable",
+    "in_cli",
+    "set_cli",
+    "option_name",
+    "option_hint",
+]
+
+_CLI: contextvars.ContextVar[bool] = contextvars.ContextVar("trtq_cli", default=False)
+
+
+def set_cli(on: bool) -> None:
+    """Mark this context as the command line (messages then name options as `--force`, not `force=True`)."""
+    _CLI.set(on)
+
+
+def in_cli() -> bool:
+    """Whether trtq runs as the command line (`trtq ...`) rather than as a library."""
+    return _CLI.get()
+
+
+def option_name(name: str) -> str:
+    """A boolean setting as the user writes it: "--force" on the command line, "force=True" in Python."""
+    return f"--{name.replace('_', '-')}" if in_cli() else f"{name}=True"
+
+
+def option_hint(name: str) -> str:
+    """How to ask for a boolean setting: "pass --force" on the command line, "pass force=True" in Python."""
+    return f"pass {option_name(name)}"
 
 
 class TrtqError(Exception):

@@ -1,11 +1,15 @@
-"""Writing artifacts safely: temporary file then rename, never a half-written file, never a silent overwrite."""
+"""Writing artifacts safely: temporary file then rename, never a half-written file, never a silent overwrite.
+
+Files get the mode the umask asks for (0644 with the usual 022), a full disk, a read-only file system or a
+missing permission become one line naming the folder (`TrtqError`), and run folders are made, replaced and
+removed by `trtq.rundir` (re-exported here as `staged_dir` and `prepare_out_dir`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,38 +33,39 @@ __all__ = [
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it over `path`, on any error remove it."""
+    """Yield a temporary path beside `path`; on success rename it over `path`, on any error remove it.
+
+    Raises:
+        trtq.rundir.checks.FileSystemError (a TrtqError): the folder is full, read-only or not writable (one line
+            naming it and the free space).
+    """
+    from trtq.rundir import FS_ERRNOS, file_mode, note_written, os_error_message
+    from trtq.rundir.checks import FileSystemError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in FS_ERRNOS:
+            raise FileSystemError(os_error_message(e, path.parent), e.errno, path.parent) from None
         raise
+    note_written(path)
 
 
-@contextlib.contextmanager
-def staged_dir(out: str | os.PathLike, force: bool) -> Iterator[Path]:
-    """A hidden staging folder that becomes `out` on success and disappears on any failure."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UsageError(f"output folder {out} already exists and is not empty; pass --force to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(staging, out)
+def staged_dir(out: str | os.PathLike, force: bool, **kwargs: Any) -> Any:
+    """`trtq.rundir.staged_dir`: a hidden staging folder that becomes `out` only when the run succeeds."""
+    from trtq.rundir import staged_dir as _staged
+
+    return _staged(out, force, **kwargs)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -120,26 +125,18 @@ def save_onnx(model: Any, path: str | os.PathLike) -> Path:
 
 
 def check_writable(path: str | os.PathLike, force: bool) -> None:
-    """Refuse to overwrite an existing user file unless force is set."""
+    """Refuse to overwrite an existing file unless force is set; never replace a folder with a file."""
+    from trtq.errors import option_hint
+
     p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{p} is a folder; give a file path")
     if p.exists() and not force:
-        raise UsageError(f"{p} already exists; pass --force to overwrite it or choose another path")
+        raise UsageError(f"{p} already exists; {option_hint('force')} to overwrite it or choose another path")
 
 
-def prepare_out_dir(out: str | os.PathLike, force: bool) -> Path:
-    """Create a run folder; refuse a non-empty existing one unless force (then clear trtq's own files)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder; choose a folder path")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise UsageError(
-                f"output folder {out} already exists and is not empty; pass --force to overwrite it"
-            )
-        for child in out.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def prepare_out_dir(out: str | os.PathLike, force: bool, **kwargs: Any) -> Path:
+    """`trtq.rundir.prepare_out_dir`: a run folder written in place, with trtq's marker."""
+    from trtq.rundir import prepare_out_dir as _prepare
+
+    return _prepare(out, force, **kwargs)

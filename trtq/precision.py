@@ -33,6 +33,7 @@ __all__ = [
     "to_strongly_typed",
     "fp32_nodes",
     "measure_ranges",
+    "float_tensors",
     "FP16_MAX",
     "DEFAULT_DATA_MAX",
     "TypingDecision",
@@ -89,6 +90,16 @@ class _Graph:
 
     def is_float(self, name: str) -> bool:
         return self.types.get(name) == TensorProto.FLOAT
+
+
+def float_tensors(model: onnx.ModelProto) -> list[str]:
+    """The float activations of a model in graph order: its float inputs and every float tensor a node other than
+    Constant writes (what an implicit-INT8 TensorRT calibration cache needs a scale for)."""
+    g = _Graph.of(model)
+    inits = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in inits and g.is_float(i.name)]
+    names += [o for n in model.graph.node if n.op_type != "Constant" for o in n.output if o and g.is_float(o)]
+    return list(dict.fromkeys(names))
 
 
 def measure_ranges(model: onnx.ModelProto, feeds: Iterable[Mapping[str, np.ndarray]]) -> dict[str, float]:

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["track", "set_quiet", "is_quiet", "status"]
+__all__ = ["track", "set_quiet", "is_quiet", "status", "note"]
 
 _QUIET = False
 
@@ -20,6 +20,14 @@ def set_quiet(quiet: bool) -> None:
 
 def is_quiet() -> bool:
     return _QUIET
+
+
+def note(line: str) -> None:
+    """An informational line on stderr (nothing when quiet)."""
+    if not _QUIET:
+        import sys
+
+        print(f"trtq: {line}", file=sys.stderr)
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

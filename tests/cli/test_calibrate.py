@@ -42,7 +42,15 @@ def test_cli_calibrate_writes_json_cache_and_plots(tiny_model, tmp_path, capsys)
     assert payload["method"] == cal.method and set(payload["scores"]) == set(cal.methods)
     assert cal.methods == ["entropy", "minmax", "percentile", "mse"] and cal.tensors
     back = read_trt_cache(cache)
-    assert set(back) == set(cal.tensors)
+    # implicit INT8 needs a scale for every tensor of every INT8 layer: the cache has every float activation,
+    # calibration.json the ones the Q/DQ plan quantizes
+    import onnx
+
+    from trtq.precision import float_tensors
+
+    every = float_tensors(onnx.load(str(tiny_model / "net.onnx")))
+    assert list(back) == cal.tensors + [t for t in every if t not in cal.tensors]
+    assert set(back) == set(every) and "y" in back and len(back) > len(cal.tensors)
     assert read_trt_cache_header(cache).version == trt_version_code(DEFAULT_CACHE_VERSION)  # no --trt-version
     for t, v in cal.amax_for().items():
         assert back[t] == pytest.approx(v, rel=1e-7)

@@ -219,6 +219,11 @@ def test_compat_on_tensorrt_11(answers):
     assert "crash" not in c, c.get("crash")
     assert c["version"] == [11, 4, 0]
     assert c["status"][0] is True and "strongly typed" in c["status"][1]
+    # without a GPU (this machine): the status says so, and the real Builder's nullptr is one line
+    assert c["status_here"][0] is False and "no NVIDIA driver was found" in c["status_here"][1]
+    assert c["builder_nullptr"]["error"] == "TensorRTUnavailable"
+    assert "could not create a builder (TypeError" in c["builder_nullptr"]["message"]
+    assert "nullptr" in c["builder_nullptr"]["message"]
     assert c["has_weak_typing"] is False
     assert c["has_calibrators"] is False
     assert c["prefers_strong_typing"] is True

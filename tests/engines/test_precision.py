@@ -172,3 +172,26 @@ def test_graph_expectations_match_onnxruntime_qdq_quantizer(tmp_path, make_model
     assert weighted == 3
     assert graph_expectations(q)["int8_layers"] == weighted
     assert graph_expectations(fp32) == {"int8_layers": 0, "fp16": False, "qdq_nodes": 0}
+
+
+def test_a_real_inspector_json_from_nvidia_trex_proves_an_int8_mobilenet():
+    """Real data: the engine inspector JSON of a QAT MobileNetV2 engine in NVIDIA's TensorRT Engine Explorer test
+    inputs (combined "Format/Datatype" schema; see tests/trt_stub/README.md for its source)."""
+    summary = precision_summary(sample("real_trt8_mobilenet_qat.json"))
+    assert summary["schema"] == "10.x" and summary["layers"] == 73
+    assert summary["weighted_layers"] == 53 and summary["int8_weighted_layers"] == 53  # 52 convs and the FC
+    assert summary["by_precision"] == {"fp16": 1, "int8": 53}
+    assert summary["tensor_keys"] == {"Format/Datatype": 156}  # what the proof read
+    assert check_precision(summary, expected_int8_layers=53, expect_fp16=True) == []
+
+
+@pytest.mark.parametrize("spelling", ["DataType", "Datatype", "Data Type", "datatype"])
+def test_the_split_datatype_key_is_read_however_it_is_spelled(spelling):
+    """NVIDIA's tools spell the 11.x per-tensor key "DataType" and "Datatype"; the proof reads either, and says so."""
+    doc = json.loads(
+        json.dumps(sample("trt11_mixed_int8_fp16.json")).replace('"DataType"', json.dumps(spelling))
+    )
+    reference = precision_summary(sample("trt11_mixed_int8_fp16.json"))
+    summary = precision_summary(doc)
+    assert summary["by_precision"] == reference["by_precision"] and reference["by_precision"].get("int8")
+    assert spelling in summary["tensor_keys"] and "Format" not in summary["tensor_keys"]

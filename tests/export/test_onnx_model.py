@@ -129,3 +129,35 @@ def test_strip_identities_bypasses_weight_identities_and_keeps_output_ones() -> 
     onnx.checker.check_model(model)
     with OnnxRuntimeRunner(model) as r:
         np.testing.assert_allclose(r.infer({"input": np.ones((1, 2), np.float32)})["output"], [[4.0, 4.0]])
+
+
+def test_a_custom_op_onnx_runtime_cannot_run_is_refused_naming_the_node_and_op():
+    from onnx import TensorProto, helper
+
+    from trtq.errors import TrtqError
+    from trtq.export.onnx_model import check_onnxruntime_ops
+
+    def model(domain: str, op: str):
+        node = helper.make_node(op, ["x"], ["y"], domain=domain, name="special")
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])  # fmt: skip
+        return helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(domain, 1)]
+        )
+
+    with pytest.raises(
+        TrtqError,
+        match=r"node 'special' of m.onnx is the custom op com.example:MySpecialOp, which ONNX Runtime has no kernel for",
+    ):
+        check_onnxruntime_ops(model("com.example", "MySpecialOp"), "m.onnx")
+    check_onnxruntime_ops(model("com.microsoft", "Gelu"), "m.onnx")  # ONNX Runtime runs it: the build goes on
+
+
+def test_an_empty_onnx_file_is_named_as_empty(tmp_path):
+    from trtq.calibration import load_model
+    from trtq.export import load_onnx
+
+    (tmp_path / "e.onnx").write_bytes(b"")
+    for load in (load_onnx, load_model):
+        with pytest.raises(UsageError, match=r"e\.onnx is empty \(0 bytes\)"):
+            load(tmp_path / "e.onnx")

@@ -121,3 +121,31 @@ def test_input_channels_from_module_and_onnx(tmp_path: Path) -> None:
     assert input_channels(ModelSource("linear", "module", module=torch.nn.Linear(4, 2))) is None
     export_onnx(digits, DIGIT, tmp_path / "m.onnx")
     assert input_channels(resolve_model(str(tmp_path / "m.onnx"))) == 1
+
+
+def test_an_unknown_weights_name_lists_the_valid_ones():
+    from trtq.errors import UsageError
+    from trtq.export.sources import resolve_model
+
+    with pytest.raises(
+        UsageError, match=r"--weights 'FOO' is not a weight of resnet18; choose from DEFAULT, IMAGENET1K_V1"
+    ):
+        resolve_model("resnet18", weights="FOO")
+
+
+def test_weights_that_cannot_be_downloaded_say_how_to_pass_a_checkpoint(monkeypatch):
+    import urllib.error
+
+    import torchvision
+
+    from trtq.errors import TrtqError
+    from trtq.export.sources import resolve_model
+
+    def offline(*a, **k):
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+    with pytest.raises(
+        TrtqError, match=r"could not be downloaded \(URLError: .*--model resnet18 --checkpoint FILE\.pth"
+    ):
+        resolve_model("resnet18", weights="DEFAULT")

@@ -174,3 +174,35 @@ def test_from_json_accepts_a_plan_written_without_enabled_rules(onnx_graph):
     assert old.enabled_rules is None
     assert old.activations == ["x", "stem_relu_out", "relu1_out", "out_relu_out"]
     assert QDQPlan.from_json(old.to_json()) == old
+
+
+def test_compute_without_an_int8_path_and_custom_ops_are_listed_as_not_quantized():
+    """LSTM, Einsum and custom ops are not candidates of any rule; the plan still says they stay out of INT8."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from trtq.placement.plan import NOT_QUANTIZABLE
+
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((1, 32, 4)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal((1, 32, 8)).astype(np.float32), "r"),
+        numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "e"),
+    ]
+    nodes = [
+        helper.make_node("LSTM", ["x", "w", "r"], ["h"], hidden_size=8, name="lstm"),
+        helper.make_node("Squeeze", ["h"], ["hs"], name="sq"),
+        helper.make_node("Einsum", ["hs", "e"], ["ein"], equation="tbh,hd->tbd", name="ein"),
+        helper.make_node("Gelu", ["ein"], ["y"], domain="com.microsoft", name="gelu"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    plan = plan_qdq(model)
+    got = {d.node: (d.quantized, d.rule, d.reason) for d in plan.decisions}
+    assert got["lstm"][:2] == (False, NOT_QUANTIZABLE) and "no INT8 LSTM" in got["lstm"][2]
+    assert got["ein"][:2] == (False, NOT_QUANTIZABLE) and "not Einsum" in got["ein"][2]
+    assert got["gelu"][:2] == (False, NOT_QUANTIZABLE) and "custom op com.microsoft:Gelu" in got["gelu"][2]
+    assert "sq" not in got and plan.activations == []

@@ -38,7 +38,8 @@ DEFINED_NAMES = [
     "ICudaEngine.create_execution_context", "ICudaEngine.create_engine_inspector",
     "IExecutionContext.set_input_shape", "EngineInspector.execution_context",
     "EngineInspector.get_engine_information", "LayerInformationFormat.JSON", "TensorIOMode.INPUT",
-    "TensorIOMode.OUTPUT", "DataType.FLOAT",
+    "TensorIOMode.OUTPUT", "DataType.FLOAT", "ILogger", "ILogger.INFO", "ILogger.WARNING", "ILogger.VERBOSE",
+    "ILogger.log",
 ]  # fmt: skip
 
 
@@ -67,6 +68,8 @@ class FakeState:
         self.inspector_json: dict[str, Any] = {"Layers": [], "Bindings": []}
         self.outputs: list[tuple[str, list[int]]] = [("logits", [-1, 10])]
         self.mismatch_prefix = b"OTHER"
+        self.builder_nullptr = False  # trt.Builder raises as it does without a usable GPU
+        self.log_messages: list[tuple[int, str]] = [(2, "a builder warning"), (3, "a builder note")]
 
 
 def make_fake(version: str = "11.4.0") -> types.ModuleType:
@@ -104,6 +107,21 @@ def make_fake(version: str = "11.4.0") -> types.ModuleType:
     mod.TensorIOMode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
     mod.DataType = _enum("DataType", ["FLOAT", "HALF", "INT8"])
     mod.Logger = Logger
+
+    class ILogger:
+        INTERNAL_ERROR = _Member("INTERNAL_ERROR", 0)
+        ERROR = _Member("ERROR", 1)
+        WARNING = _Member("WARNING", 2)
+        INFO = _Member("INFO", 3)
+        VERBOSE = _Member("VERBOSE", 4)
+
+        def __init__(self) -> None:
+            pass
+
+        def log(self, severity: Any, msg: str) -> None:  # overridden by subclasses
+            pass
+
+    mod.ILogger = ILogger
     mod.init_libnvinfer_plugins = lambda logger, namespace: st.log.append(("init_plugins", namespace)) or True
 
     class ITensor:
@@ -225,6 +243,8 @@ def make_fake(version: str = "11.4.0") -> types.ModuleType:
 
     class Builder:
         def __init__(self, logger: Logger) -> None:
+            if st.builder_nullptr:
+                raise TypeError("pybind11::init(): factory function returned nullptr")
             self.logger = logger
 
         def create_network(self, flags: int = 0) -> INetworkDefinition:
@@ -243,6 +263,11 @@ def make_fake(version: str = "11.4.0") -> types.ModuleType:
             self, network: INetworkDefinition, config: IBuilderConfig
         ) -> bytes | None:
             st.log.append(("build", network.flags, list(config.flags)))
+            if isinstance(self.logger, ILogger):
+                for level, msg in st.log_messages:
+                    self.logger.log(
+                        _Member(["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"][level], level), msg
+                    )
             if st.build_fails:
                 return None
             return b"PLAN:" + json.dumps({"inputs": [[t.name, t.shape] for t in network.inputs]}).encode()

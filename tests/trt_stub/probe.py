@@ -119,11 +119,19 @@ def outcome(fn, *args, **kwargs) -> dict:
 
 
 def compat_probe() -> dict:
-    from trtq.engines import compat
+    import tensorrt as trt
+
+    from trtq.engines import build, compat, cuda
     from trtq.engines.build import choose_graph
 
+    here = compat.tensorrt_status()  # this machine: no NVIDIA driver
+    # the stub libraries' factories return NULL, as TensorRT's do without a usable GPU
+    nullptr = outcome(build._builder, trt, trt.Logger(trt.Logger.WARNING))
+    cuda.probe_driver = lambda: cuda.CudaDriver(True, 0, 1, (13, 0))  # a stand-in GPU for the rest
     out: dict = {
         "version": compat.trt_version(),
+        "status_here": here,
+        "builder_nullptr": nullptr,
         "status": compat.tensorrt_status(),
         "has_weak_typing": compat.has_weak_typing(),
         "has_calibrators": compat.has_calibrators(),

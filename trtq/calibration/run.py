@@ -43,12 +43,17 @@ def load_model(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
     p = Path(model)
     if not p.is_file():
         raise UsageError(f"model {p} does not exist; pass the FP32 .onnx file to calibrate")
+    if p.stat().st_size == 0:
+        raise UsageError(f"model {p} is empty (0 bytes); re-export it")
     try:
-        return onnx.load(str(p))
+        loaded = onnx.load(str(p))
     except Exception as e:  # onnx raises several protobuf/decode errors
         raise UsageError(
             f"model {p} is not a readable ONNX file ({type(e).__name__}); re-export it"
         ) from None
+    if not loaded.HasField("graph") or not loaded.graph.node:
+        raise UsageError(f"model {p} holds no ONNX graph; re-export it")
+    return loaded
 
 
 def _check_tensors(model: onnx.ModelProto, tensors: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -8,7 +8,10 @@ Each command lives in its own module in this package and defines:
     def run(args) -> int            # builds a config from the options, calls one library function, prints
 
 Commands are discovered automatically, so adding one is adding a module. Errors: `UsageError` exits 2,
-`TrtqError` exits 1, both as one line on stderr; `--debug` shows the traceback (same exit codes).
+`TrtqError` exits 1, both as one line on stderr; `--debug` shows the traceback (same exit codes). Ctrl-C
+(exit 130), SIGTERM (143) and SIGHUP (129) clean up like a failure and say so in one line; a full disk, a
+read-only or unwritable folder is one line too (exit 1). With `--json` stdout holds the JSON result and
+nothing else: everything else printed while the command runs goes to stderr.
 `--plugin MODULE` (before or after the command; repeatable) imports a module that registers calibrators,
 placement rules or metrics before the options are read.
 """
@@ -24,7 +27,8 @@ import warnings
 from collections.abc import Sequence
 
 from trtq import __version__
-from trtq.errors import TrtqError, UsageError
+from trtq.cli._guard import Terminated, fs_error_line, interrupted_line, json_stdout, termination_signals
+from trtq.errors import TrtqError, UsageError, set_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -95,6 +99,14 @@ def _quiet_dependencies() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    set_cli(True)
+    try:
+        return _main(argv)
+    finally:
+        set_cli(False)
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     try:
         if not any(a in ("-h", "--help", "--version") for a in argv[:1]):
@@ -103,9 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_plugins(_plugins_in(argv))
         parser = build_parser()
     except TrtqError as e:
-        if debug:
-            raise
         print(f"trtq: error: {e}", file=sys.stderr)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
         return e.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -120,10 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trtq.cli._options import check_paths
 
         check_paths(args)
-        return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print("trtq: interrupted; no partial artifacts were left behind", file=sys.stderr)
-        return 130
+        with termination_signals(), json_stdout(bool(args.json)):
+            return int(args._run(args) or 0)
+    except KeyboardInterrupt as e:  # Ctrl-C, and SIGTERM / SIGHUP (Terminated)
+        print(interrupted_line(e), file=sys.stderr)
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        return 128 + (e.signum if isinstance(e, Terminated) else 2)
     except TrtqError as e:
         kind = "error" if isinstance(e, UsageError) else "failed"
         print(f"trtq {args.command}: {kind}: {e}", file=sys.stderr)
@@ -132,6 +151,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         return e.exit_code
+    except OSError as e:
+        line = fs_error_line(e)
+        if line is None:
+            raise
+        print(f"trtq {args.command}: failed: {line}", file=sys.stderr)
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

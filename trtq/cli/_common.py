@@ -13,7 +13,11 @@ __all__ = ["emit", "info", "summary_text"]
 def emit(args: Any, payload: dict[str, Any], text: str | None = None) -> None:
     """Print `payload` as JSON with --json, else `text` (unless --quiet)."""
     if getattr(args, "json", False):
-        print(dumps_json(payload))
+        from trtq.cli._guard import pending_json
+
+        text_json = dumps_json(payload)
+        if not pending_json(text_json):
+            print(text_json)
     elif text and not getattr(args, "quiet", False):
         print(text)
 

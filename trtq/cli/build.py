@@ -56,4 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     result = run_build(config_from_args(args))
     emit(args, result.to_json(), summary_text(result))
+    if getattr(args, "quiet", False) and not getattr(args, "json", False):
+        import sys
+
+        for w in result.warnings:  # --quiet silences the summary, not what a careful user must read
+            print(f"trtq build: warning: {w}", file=sys.stderr)
     return 0

@@ -154,6 +154,11 @@ class BuildConfig:
                 raise UsageError("--from-qat needs --eval-data to validate the QAT graph against FP32")
             if self.model is not None:
                 raise UsageError("--from-qat continues from a QAT graph; it takes no --model")
+        if self.engine.calib_cache is not None:
+            raise UsageError(
+                "the engine of a build is made from its Q/DQ graph, which takes no calibration cache (TensorRT would "
+                "ignore it); use trtq engine --calib-cache with the FP32 model.onnx for implicit INT8"
+            )
         if self.fp32_onnx is not None and self.from_qat is None:
             raise UsageError("--fp32-onnx only applies with --from-qat; remove it or add --from-qat")
         if isinstance(self.model, (str, os.PathLike)) and str(self.model).lower().endswith(".onnx"):
@@ -163,6 +168,11 @@ class BuildConfig:
                         f"{opt} loads PyTorch weights; it cannot apply to the ONNX model {self.model}"
                     )
         return self
+
+    def input_paths(self) -> list[Any]:
+        """Every file or folder the run reads (none may lie inside a run folder being replaced)."""
+        return [self.model, self.data.calib_data, self.data.eval_data, self.export.checkpoint, self.calibration.cache,
+                self.from_qat, self.fp32_onnx, self.engine.timing_cache, self.engine.calib_cache]  # fmt: skip
 
     # serialisation ----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

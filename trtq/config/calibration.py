@@ -10,7 +10,10 @@ from trtq.config.sections import from_args
 from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
 from trtq.errors import UsageError
 
-__all__ = ["CalibrationConfig"]
+__all__ = ["CalibrationConfig", "DEFAULT_METHOD"]
+
+#: The calibration method when none is given (and the scales do not come from a cache).
+DEFAULT_METHOD = "entropy"
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,8 @@ class CalibrationConfig:
 
     Attributes:
         method: a registered calibration method (`trtq.calibrators.list_calibrators()`), an alias ("max"),
-            "all" (every registered method from one pass, the most faithful kept), or a comma-separated list.
+            "all" (every registered method from one pass, the most faithful kept), or a comma-separated list;
+            None: `DEFAULT_METHOD` (entropy). Refused together with `cache`, whose scales would replace it.
         params: method parameters by name (`--calib-param NAME=VALUE`; e.g. {"percentile": 99.9}); each must be
             declared by one of the chosen methods.
         choose_metric: the metric `--calib all` picks the method by (on held-out data; see docs/calibration.md).
@@ -29,7 +33,7 @@ class CalibrationConfig:
             LayerNorm outputs' outlier channels are moved into the following weights before calibration.
     """
 
-    method: str = "entropy"
+    method: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     choose_metric: str = "cosine"
     cache: str | None = None
@@ -42,7 +46,7 @@ class CalibrationConfig:
         from trtq.calibrators import CALIBRATORS
 
         names: list[str] = []
-        for m in [x.strip() for x in str(self.method).split(",") if x.strip()]:
+        for m in [x.strip() for x in str(self.method or DEFAULT_METHOD).split(",") if x.strip()]:
             group = CALIBRATORS.names() if m == "all" else [CALIBRATORS.canonical(m)]
             for name in group:
                 if name not in CALIBRATORS:
@@ -66,6 +70,16 @@ class CalibrationConfig:
         from trtq.calibrators import method_params
         from trtq.metrics import METRICS
 
+        if self.cache is not None and self.method is not None:
+            raise UsageError(
+                f"--calib-cache takes the scales from {self.cache}, so --calib {self.method} would not be used; "
+                "give one of them"
+            )
+        if self.cache is not None and self.params:
+            raise UsageError(
+                f"--calib-cache takes the scales from {self.cache}, so --calib-param/--percentile would not be "
+                "used; remove them"
+            )
         methods = self.methods
         declared: dict[str, list[str]] = {}
         for m in methods:
@@ -76,9 +90,10 @@ class CalibrationConfig:
                 owners = sorted(
                     {m for m in _all_methods() for p in method_params(m) if p == name}
                 )  # who would take it
-                hint = f"; it applies to {', '.join(owners)}" if owners else ""
+                hint = f"; it applies to --calib {', '.join(owners)}" if owners else ""
+                option = "--percentile" if name == "percentile" else f"--calib-param {name}"
                 raise UsageError(
-                    f"--calib-param {name}: not a parameter of {', '.join(methods)}{hint}"
+                    f"{option}: not a parameter of --calib {','.join(methods)}{hint}"
                     + ("" if owners else f" (parameters: {', '.join(sorted(declared)) or 'none'})")
                 )
             for m in declared[name]:
@@ -95,10 +110,6 @@ class CalibrationConfig:
                 raise UsageError(
                     "--smoothquant changes the activations a --calib-cache was measured on; drop one of them"
                 )
-        if self.cache is not None and len(methods) > 1:
-            raise UsageError(
-                "--calib-cache takes the scales from a file: it cannot be combined with --calib all"
-            )
         if self.cache_version is not None:
             v = tuple(self.cache_version)
             if len(v) != 3 or not all(isinstance(x, int) and x >= 0 for x in v):
@@ -109,6 +120,10 @@ class CalibrationConfig:
         mapping = {"calib": "method", "choose_metric": "choose_metric", "calib_cache": "cache",
                    "trt_version": "cache_version", "smoothquant": "smoothquant"}  # fmt: skip
         cfg = from_args(base or cls(), args, mapping)
+        if hasattr(args, "calib_cache") and not hasattr(args, "calib"):  # the cache given now wins
+            cfg = replace(cfg, method=None, params={})
+        elif hasattr(args, "calib") and not hasattr(args, "calib_cache"):  # a method given now wins
+            cfg = replace(cfg, cache=None)
         params = dict(cfg.params)
         if (
             hasattr(args, "calib") and params

@@ -124,7 +124,9 @@ class FallbackConfig:
     Attributes:
         max_drop: keep the fewest layers FP16 so the metric drops at most this much below FP32 (percentage points
             for fraction metrics such as top-1; the metric's own unit otherwise).
-        layers: N (the N most sensitive layers) or node names / full-match regexes kept FP16.
+        layers: N (the N most sensitive layers) or node names / full-match regexes kept FP16. N is refused with
+            `max_drop` (both would decide the count); names with `max_drop` are kept and the budget search
+            adds what else it needs.
         metric: the metric of the budget (a registered name or package.module:function); None = top-1 accuracy
             with labels, top-1 agreement without.
         workers: parallel evaluations (None: the CPUs available).
@@ -144,6 +146,12 @@ class FallbackConfig:
             raise UsageError(f"--max-drop {self.max_drop}: the budget must be >= 0 (0 = no loss allowed)")
         if isinstance(self.layers, int) and not isinstance(self.layers, bool) and self.layers < 0:
             raise UsageError(f"--fallback {self.layers}: give a number of layers >= 0 or node names")
+        if isinstance(self.layers, int) and not isinstance(self.layers, bool) and self.max_drop is not None:
+            raise UsageError(
+                f"--fallback {self.layers} and --max-drop {self.max_drop} both decide how many layers stay FP16: "
+                "give --max-drop (the fewest layers within the budget) or --fallback N (the N most sensitive); "
+                "--fallback NAMES with --max-drop keeps those layers and searches the rest"
+            )
         if self.workers is not None and self.workers < 1:
             raise UsageError(f"--workers {self.workers}: give at least 1")
         if self.metric is not None and not callable(self.metric):

@@ -123,7 +123,8 @@ def _from_arrays(path: Path, input_names: Sequence[str] | None = None) -> DataSo
         raise UsageError(f"{path}: {len(labels)} labels for {len(x)} samples")
     if len(x) == 0:
         raise UsageError(f"{path} holds no samples")
-    return DataSource(name=str(path), array=x, targets=None if labels is None else ClassLabels(labels))
+    return DataSource(name=str(path), array=x, targets=None if labels is None else ClassLabels(labels),
+                      raw_dtype=x.dtype)  # fmt: skip
 
 
 def _from_iterable(items: Iterable[Any], name: str, input_names: Sequence[str] | None = None) -> DataSource:
@@ -196,7 +197,7 @@ def load_data(
     elif isinstance(source, np.ndarray):
         if source.ndim != 4:
             raise UsageError(f"{what}: array of shape {source.shape}; expected (N, C, H, W)")
-        ds = DataSource(name=what, array=source)
+        ds = DataSource(name=what, array=source, raw_dtype=source.dtype)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():

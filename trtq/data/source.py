@@ -45,6 +45,7 @@ class DataSource:
     inputs: dict[str, np.ndarray] | None = None
     targets: Targets | None = None
     preprocess: Preprocess | None = None
+    raw_dtype: np.dtype | None = None  # the dtype of an array source as given (batches are float32)
 
     def __len__(self) -> int:
         if self.inputs is not None:
@@ -103,9 +104,11 @@ class DataSource:
             x = np.ascontiguousarray(self.array[start:stop], dtype=np.float32)
         else:
             x = np.stack([load_image(p, self.preprocess) for p in self.files[start:stop]])
-        if not np.all(np.isfinite(x)):
-            bad = start + int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
-            raise UsageError(f"{self.name}: sample {bad} contains NaN or Inf values")
+        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if not finite.all():
+            bad = [start + int(i) for i in np.flatnonzero(~finite)]
+            more = f" (and {len(bad) - 1} more in samples {start}..{stop - 1})" if len(bad) > 1 else ""
+            raise UsageError(f"{self.name}: {self._describe(bad[0])} contains NaN or Inf values{more}")
         return x
 
     def _named(self, name: str, start: int, stop: int, dtype: np.dtype | None) -> np.ndarray:
@@ -139,6 +142,12 @@ class DataSource:
                 self._unnamed(start, stop),
                 None if self.targets is None else self.targets.slice(start, stop),
             )
+
+    def _describe(self, index: int) -> str:
+        """How to find sample `index`: its file for image folders, its row for arrays."""
+        if self.array is None and index < len(self.files):
+            return f"sample {index} ({self.files[index]})"
+        return f"sample {index} (row {index} of the array)"
 
     def num_batches(self, batch_size: int) -> int:
         return (len(self) + batch_size - 1) // batch_size
@@ -206,4 +215,5 @@ class DataSource:
             inputs=None if self.inputs is None else {k: v[idx] for k, v in self.inputs.items()},
             targets=None if self.targets is None else self.targets.take(idx),
             preprocess=self.preprocess,
+            raw_dtype=self.raw_dtype,
         )

@@ -14,6 +14,7 @@ The version decisions live in `trtq.engines.compat`; this module is the build re
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,8 +173,55 @@ def _parse(trt: ModuleType, parser: Any, onnx: str | Path | bytes) -> str:
     )
 
 
+def _builder(trt: ModuleType, logger: Any) -> Any:
+    """`trt.Builder(logger)`, or `TensorRTUnavailable` where TensorRT cannot start one (no usable GPU)."""
+    from trtq.errors import TensorRTUnavailable
+
+    try:
+        builder = trt.Builder(logger)
+    except (TypeError, RuntimeError) as e:  # "pybind11::init(): factory function returned nullptr"
+        builder, error = (
+            None,
+            f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
+        )
+    else:
+        error = "it returned None"
+    if builder is None:
+        raise TensorRTUnavailable(
+            f"TensorRT {trt.__version__} could not create a builder ({error}); it needs an NVIDIA GPU and a driver "
+            "for its CUDA version"
+        )
+    return builder
+
+
+def _logger(trt: ModuleType, verbose: bool, lines: list[str] | None) -> Any:
+    """A TensorRT logger; with `lines`, one that also records every message of INFO and above (VERBOSE too when
+    `verbose`) there, for the run's engine.log, and prints WARNING and above (INFO with `verbose`) on stderr."""
+    if lines is None:
+        return trt.Logger(trt.Logger.INFO if verbose else trt.Logger.WARNING)
+    shown = int(trt.ILogger.INFO if verbose else trt.ILogger.WARNING)
+    kept = int(trt.ILogger.VERBOSE if verbose else trt.ILogger.INFO)
+
+    class _Recorder(trt.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+
+        def log(self, severity: Any, msg: str) -> None:
+            level = int(severity)
+            if level <= kept:
+                lines.append(f"[{getattr(severity, 'name', level)}] {msg}")
+            if level <= shown:
+                print(f"[TensorRT] {msg}", file=sys.stderr)
+
+    return _Recorder()
+
+
 def build_engine_info(
-    onnx: str | Path | bytes, options: EngineOptions | None = None, *, typed: bool | None = None
+    onnx: str | Path | bytes,
+    options: EngineOptions | None = None,
+    *,
+    typed: bool | None = None,
+    log: list[str] | None = None,
 ) -> EngineBuild:
     """Build an engine; returns the plan and the facts engine.json records.
 
@@ -181,6 +229,7 @@ def build_engine_info(
         onnx: path to (or bytes of) the graph to build.
         options: build options (defaults: `EngineOptions()`).
         typed: True strongly typed, False weakly typed, None by version (`compat.prefers_strong_typing`).
+        log: a list TensorRT's log messages are appended to (kept even when the build fails).
 
     Raises:
         TensorRTUnavailable: TensorRT is not installed.
@@ -195,9 +244,10 @@ def build_engine_info(
             "--calib-cache needs a weakly typed build (TensorRT 10, --typed weak) of the graph without Q/DQ; "
             "strongly typed builds take INT8 scales from Q/DQ"
         )
-    logger = trt.Logger(trt.Logger.INFO if options.verbose else trt.Logger.WARNING)
+    compat.require_gpu(trt)
+    logger = _logger(trt, bool(options.verbose), log)
     trt.init_libnvinfer_plugins(logger, "")
-    builder = trt.Builder(logger)
+    builder = _builder(trt, logger)
     network = builder.create_network(compat.network_flags(strongly, trt))
     parser = trt.OnnxParser(network, logger)
     _parse(trt, parser, onnx)

@@ -34,6 +34,7 @@ __all__ = [
     "VERSION_SPECIFIC",
     "import_tensorrt",
     "tensorrt_status",
+    "require_gpu",
     "trt_version",
     "version_string",
     "has_weak_typing",
@@ -101,13 +102,27 @@ def import_tensorrt() -> ModuleType:
 
 
 def tensorrt_status() -> tuple[bool, str]:
-    """Whether TensorRT can be imported here, and a one-line reason or version description."""
+    """Whether TensorRT can build engines here (importable, and a CUDA device its driver can run), and a one-line
+    reason or version description."""
     try:
         trt = import_tensorrt()
+        require_gpu(trt)
     except TensorRTUnavailable as e:
         return False, str(e)
     mode = "strongly typed" if prefers_strong_typing(trt) else "weakly typed (INT8/FP16 flags)"
     return True, f"TensorRT {trt.__version__} ({mode} builds)"
+
+
+def require_gpu(trt: ModuleType | None = None) -> None:
+    """Raise `TensorRTUnavailable` unless the CUDA driver works, sees a device, and supports the CUDA of the
+    TensorRT wheel (`trtq.engines.cuda`); checked before `trt.Builder` or `trt.Runtime` is made."""
+    from trtq.engines.cuda import cuda_problem
+
+    problem = cuda_problem()
+    if problem is not None:
+        version = getattr(trt, "__version__", None) if trt is not None else None
+        installed = f"TensorRT {version} is installed, but " if version else ""
+        raise TensorRTUnavailable(f"{installed}{problem}")
 
 
 def _parse_version(text: str) -> tuple[int, int, int]:

@@ -16,17 +16,29 @@ __all__ = ["deserialize", "describe_io", "inspect_plan"]
 def deserialize(
     plan: bytes, trt: ModuleType | None = None, *, host_code_allowed: bool = False
 ) -> _EngineHolder:
-    """Deserialize a plan; returns the ICudaEngine (`.engine`) with its Runtime; `TrtqError` when refused."""
+    """Deserialize a plan; returns the ICudaEngine (`.engine`) with its Runtime; `TrtqError` when refused.
+
+    TensorRT's plugin library is registered first (a fresh process has not done it, and a plan with a plugin
+    layer cannot be loaded without it); `host_code_allowed` lets a version-compatible engine run the lean
+    runtime embedded in it.
+    """
     trt = trt or compat.import_tensorrt()
+    compat.require_gpu(trt)
     logger = trt.Logger(trt.Logger.WARNING)
+    trt.init_libnvinfer_plugins(logger, "")
     runtime = trt.Runtime(logger)
+    if runtime is None:
+        raise TrtqError(f"TensorRT {trt.__version__} could not create a runtime (no usable GPU?)")
     if host_code_allowed:  # version-compatible engines embed a lean runtime
         runtime.engine_host_code_allowed = True
     engine = runtime.deserialize_cuda_engine(plan)
     if engine is None:
+        hint = (
+            "" if host_code_allowed else " (a version-compatible engine also needs its engine.json beside it)"
+        )
         raise TrtqError(
             f"TensorRT {trt.__version__} could not load the engine (built by another TensorRT version or for "
-            "another GPU?); rebuild it on this machine with trtq engine"
+            f"another GPU?{hint}); rebuild it on this machine with trtq engine"
         )
     return _EngineHolder(engine, runtime)
 

@@ -10,7 +10,8 @@ from typing import Any
 from trtq import __version__
 from trtq.engines.options import EngineOptions, ShapeRange
 
-__all__ = ["ENGINE_JSON_VERSION", "sha256_bytes", "sha256_file", "gpu_info", "engine_metadata"]
+__all__ = ["ENGINE_JSON_VERSION", "sha256_bytes", "sha256_file", "gpu_info", "engine_metadata",
+           "recorded_version_compatible"]  # fmt: skip
 
 #: Bumped when engine.json changes shape.
 ENGINE_JSON_VERSION = 1
@@ -89,3 +90,25 @@ def engine_metadata(
         "build_seconds": build_seconds,
         "precision": dict(precision or {}),
     }
+
+
+def recorded_version_compatible(plan: str | Path) -> bool:
+    """Whether trtq's engine.json beside `plan` (`<stem>.engine.json`, or `engine.json` in a run folder) records it
+    as built version-compatible (`--version-compat`), for exactly this file (same sha256).
+
+    Such an engine embeds TensorRT's lean runtime, which TensorRT loads only when the runtime allows host code;
+    trtq allows it for the engines it built that way, and for no other.
+    """
+    import json
+
+    path = Path(plan)
+    for doc_path in (path.with_name(path.stem + ".engine.json"), path.with_name("engine.json")):
+        try:
+            doc = json.loads(doc_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(doc, dict) or "VERSION_COMPATIBLE" not in (doc.get("builder_flags") or []):
+            continue
+        if (doc.get("plan") or {}).get("sha256") == sha256_file(path):
+            return True
+    return False

@@ -12,8 +12,14 @@ Two JSON schemas exist (NVIDIA's 10.x -> 11.x IEngineInspector migration page):
   entries carry one combined `"Format/Datatype"` string, e.g. "Channel major FP16 format where channel
   % 8 == 0" or, for Myelin/kgen layers, just "Float" / "Half" / "Int8".
 * 11.x: `"Bindings"` is replaced by `"I/O Tensors"` (objects with Name, IOMode, DataType, ...), and the
-  combined field is split; trtq reads a tensor's `"DataType"` first and falls back to `"Format"` and
-  `"Format/Datatype"`, so it accepts either schema and any mix.
+  combined field is split into a data type and a `"Format"`.
+
+No inspector JSON of a real TensorRT 11 engine was available to this project (tests/trt_stub/inspector/
+holds hand-written 11.x samples and one real 10.x-schema file from NVIDIA's TensorRT Engine Explorer), and
+NVIDIA's own tools spell the split per-tensor key both `"DataType"` and `"Datatype"`. So the proof is
+tolerant: for each tensor it reads the first key whose name, ignoring case, spaces and underscores, is
+"datatype" (DataType, Datatype, Data Type, ...), then the combined "Format/Datatype", then "Format"; and the
+summary records which keys it read (`tensor_keys`), so engine.json shows what the proof was based on.
 
 With dynamic shapes, formats read "N/A due to dynamic shapes" unless an execution context with input
 shapes is attached to the inspector; trtq attaches one (see `trtq.engines.inspect`).
@@ -38,6 +44,8 @@ __all__ = [
     "check_precision",
     "graph_expectations",
     "tensor_precision",
+    "tensor_keys",
+    "TENSOR_KEYS",
 ]
 
 #: Layer types that move or hold data rather than compute (counted apart).
@@ -77,13 +85,41 @@ def tensor_precision(desc: str) -> str:
     return "unknown"
 
 
+def _norm(key: str) -> str:
+    return str(key).lower().replace(" ", "").replace("_", "")
+
+
+#: Tensor keys the proof reads, in order (normalised: lower case, no spaces or underscores).
+TENSOR_KEYS = ("datatype", "format/datatype", "format")
+
+
+def _tensor_key(t: Mapping[str, Any]) -> str | None:
+    """The key of `t` the proof reads its precision from (see TENSOR_KEYS), None when it has none."""
+    by_norm = {_norm(k): k for k in t}
+    for wanted in TENSOR_KEYS:
+        key = by_norm.get(wanted)
+        if key is not None and t[key]:
+            return str(key)
+    return None
+
+
 def _tensor_desc(t: Any) -> str:
     if isinstance(t, Mapping):
-        for key in ("DataType", "Format/Datatype", "Format/DataType", "Format"):
-            if key in t and t[key]:
-                return str(t[key])
-        return ""
+        key = _tensor_key(t)
+        return "" if key is None else str(t[key])
     return str(t)
+
+
+def tensor_keys(info: str | bytes | Mapping[str, Any] | Path) -> dict[str, int]:
+    """How many layer input/output tensors of an inspector JSON carried each key the proof read."""
+    data = _load(info)
+    used: Counter[str] = Counter()
+    for layer in data["Layers"]:
+        if not isinstance(layer, Mapping):
+            continue
+        for t in [*(layer.get("Inputs") or []), *(layer.get("Outputs") or [])]:
+            used[(_tensor_key(t) if isinstance(t, Mapping) else None) or "(none)"] += 1
+    return dict(sorted(used.items()))
 
 
 @dataclass(frozen=True)
@@ -169,6 +205,7 @@ def precision_summary(info: str | bytes | Mapping[str, Any] | Path) -> dict[str,
         "weighted_layers": len(weighted),
         "int8_weighted_layers": sum(1 for lay in weighted if lay.precision == "int8"),
         "int8_share": round(by.get("int8", 0) / known, 4) if known else 0.0,
+        "tensor_keys": tensor_keys(info),
     }
 
 

@@ -12,8 +12,8 @@ from trtq.engines.metadata import engine_metadata, gpu_info, sha256_file
 from trtq.engines.options import EngineOptions
 from trtq.engines.precision import check_precision, graph_expectations, precision_summary
 from trtq.engines.profiles import opt_shapes
-from trtq.errors import TrtqError
-from trtq.files import check_writable, write_bytes, write_json
+from trtq.errors import TensorRTUnavailable, TrtqError
+from trtq.files import check_writable, write_bytes, write_json, write_text
 
 __all__ = ["engine_stage", "build_engine_file"]
 
@@ -60,9 +60,55 @@ def engine_stage(
         reason=choice.reason,
         json_path=run_dir / "engine.json",
         layers_path=run_dir / "engine.layers.json",
+        log_path=run_dir / "engine.log",
         force=True,
         handoff=handoff,
     )
+
+
+def _failure(onnx: Path, options: EngineOptions, error: TrtqError, log_path: Path) -> dict[str, Any]:
+    """engine.json of a build that failed before an engine existed (parser or builder error)."""
+    from trtq import __version__
+    from trtq.engines.metadata import ENGINE_JSON_VERSION
+
+    return {
+        "engine_json_version": ENGINE_JSON_VERSION,
+        "status": "failed",
+        "error": str(error),
+        "trtq_version": __version__,
+        "tensorrt_version": compat.version_string(),
+        "gpu": gpu_info(),
+        "input_onnx": {
+            "path": str(onnx),
+            "name": onnx.name,
+            "sha256": sha256_file(onnx) if onnx.is_file() else None,
+        },
+        "build_options": options.to_json(),
+        "log": log_path.name,
+    }
+
+
+def _check_implicit_int8(onnx_path: Path, typed: bool | None) -> None:
+    """`--calib-cache` drives implicit INT8 of a graph without Q/DQ, weakly typed; refuse anything else."""
+    import onnx
+
+    from trtq.errors import UsageError
+
+    if typed is True:
+        raise UsageError(
+            "--calib-cache needs a weakly typed build (--typed weak, TensorRT 10): strongly typed builds take INT8 "
+            "scales from Q/DQ"
+        )
+    if not onnx_path.is_file():
+        return  # the builder reports the missing file
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node)
+    if qdq:
+        raise UsageError(
+            f"--calib-cache calibrates a graph without Q/DQ, but {onnx_path} has {qdq} Q/DQ nodes; TensorRT would "
+            "ignore the cache (explicit quantization wins). Build the Q/DQ graph without --calib-cache, or give the "
+            "FP32 model.onnx with the cache"
+        )
 
 
 def build_engine_file(
@@ -75,6 +121,7 @@ def build_engine_file(
     reason: str | None = None,
     json_path: Path | None = None,
     layers_path: Path | None = None,
+    log_path: Path | None = None,
     force: bool = False,
     handoff: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -88,6 +135,8 @@ def build_engine_file(
         typed: True/False forces strong/weak typing; None decides by TensorRT version.
         expected_int8_layers: weighted layers the graph quantized (None: counted in `onnx`).
         reason: why this graph was chosen (recorded in engine.json).
+        log_path: TensorRT's log of the build (default `<out stem>.build.log`), written whether or not the build
+            succeeds; a failed parse or build also writes engine.json with status "failed" and the error.
         force: overwrite an existing `out`.
         handoff: the trtexec / Polygraphy commands that build and check the same engine (engine.json "handoff").
     """
@@ -95,12 +144,24 @@ def build_engine_file(
     onnx, out = Path(onnx), Path(out)
     json_path = json_path or out.with_name(out.stem + ".engine.json")
     layers_path = layers_path or out.with_name(out.stem + ".layers.json")
+    log_path = log_path or out.with_name(out.stem + ".build.log")
     check_writable(out, force)
+    if options.calib_cache is not None:
+        _check_implicit_int8(onnx, typed)
     compat.import_tensorrt()  # fail before reading the graph when TensorRT is absent
 
     expectations = graph_expectations(onnx)
     expected = expectations["int8_layers"] if expected_int8_layers is None else int(expected_int8_layers)
-    build = build_engine_info(onnx, options, typed=typed)
+    log: list[str] = []
+    try:
+        build = build_engine_info(onnx, options, typed=typed, log=log)
+    except TensorRTUnavailable:
+        raise
+    except TrtqError as e:
+        write_json(json_path, _failure(onnx, options, e, log_path))
+        raise
+    finally:
+        write_text(log_path, "".join(line + "\n" for line in log))
     info, io = inspect_plan(build.plan, opt_shapes(build.profile), host_code_allowed=options.version_compat)
     summary = precision_summary(info)
     if build.strongly_typed:

@@ -32,11 +32,18 @@ __all__ = [
     "LIMIT_KEYS",
     "model_limits",
     "set_model_limits",
+    "STANDARD_DOMAINS",
+    "custom_nodes",
+    "check_onnxruntime_ops",
+    "channels_last_hint",
 ]
 
 #: The limits data must respect, as recorded in an ONNX model's metadata (`trtq.<name>`): the length of the
 #: position table (longest sequence) and the vocabulary size (token ids must be smaller).
 LIMIT_KEYS = ("max_sequence", "vocab_size")
+
+#: ONNX operator domains of the standard (everything else is a custom op: a plugin in TensorRT).
+STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,8 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
         UsageError: the file is not readable as ONNX or fails the ONNX checker.
     """
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise UsageError(f"{path} is empty (0 bytes); re-export the model")
     try:
         model = onnx.load(str(path))
     except Exception as e:
@@ -84,6 +93,44 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"{path} fails the ONNX checker: {first}") from None
     return model
+
+
+def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Nodes whose op is not a standard ONNX op (a custom domain such as com.microsoft or com.example)."""
+    return [n for n in model.graph.node if n.domain not in STANDARD_DOMAINS]
+
+
+def check_onnxruntime_ops(model: onnx.ModelProto, what: str = "the model") -> None:
+    """Refuse, before any stage runs, a graph with a custom op ONNX Runtime has no CPU kernel for.
+
+    trtq calibrates, validates and ranks layers by running the graph in ONNX Runtime, so such a graph cannot get
+    through a build. Custom ops ONNX Runtime does run (its com.microsoft contrib ops, ai.onnx.ml) pass, and the
+    placement lists them as not quantizable.
+
+    Raises:
+        TrtqError: naming the first such node, its domain and op.
+    """
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    from trtq.errors import TrtqError
+
+    nodes = custom_nodes(model)
+    if not nodes:
+        return
+    kernels = {
+        (k.domain, k.op_name)
+        for k in ort_state.get_all_opkernel_def()
+        if k.provider == "CPUExecutionProvider"
+    }
+    missing = [n for n in nodes if (n.domain, n.op_type) not in kernels]
+    if missing:
+        n = missing[0]
+        more = f" (and {len(missing) - 1} more such nodes)" if len(missing) > 1 else ""
+        raise TrtqError(
+            f"node {n.name or n.output[0]!r} of {what} is the custom op {n.domain}:{n.op_type}, which ONNX Runtime "
+            f"has no kernel for{more}; trtq calibrates and validates in ONNX Runtime, so it cannot run this graph: "
+            "export the model without it, or replace it with standard ONNX ops"
+        )
 
 
 def onnx_opset(model: onnx.ModelProto) -> int:
@@ -146,8 +193,34 @@ def onnx_input_shape(model: onnx.ModelProto) -> tuple[str, list[int | None]]:
     return first.name, _dims(first)
 
 
+def channels_last_hint(sample_shape: Sequence[int], expected: Sequence[int | None]) -> str:
+    """ " (it looks channels-last ...; transpose ...)" when a batch (N, H, W, C) would fit an (N, C, H, W) input or,
+    without `expected` dims, when its last dim looks like channels and its second does not; else ""."""
+    shape = tuple(int(d) for d in sample_shape)
+    if len(shape) != 4:
+        return ""
+    want = tuple(expected)
+    fits = (
+        len(want) == 4
+        and want[1] == shape[3]
+        and all(w in (None, 0, g) for w, g in zip(want[2:], shape[1:3]))
+    )
+    looks = not want and shape[3] in (1, 3, 4) and shape[1] not in (1, 3, 4)
+    if fits or looks:
+        return (
+            f" (it looks channels-last, (N, H, W, C) = {shape}: transpose the array to (N, C, H, W) first, "
+            "x.transpose(0, 3, 1, 2), and save it again)"
+        )
+    return ""
+
+
 def check_input_shape(
-    model: onnx.ModelProto, sample_shape: Sequence[int], what: str = "data", *, name: str | None = None
+    model: onnx.ModelProto,
+    sample_shape: Sequence[int],
+    what: str = "data",
+    *,
+    name: str | None = None,
+    images: bool = True,
 ) -> None:
     """Raise a UsageError when the data's batch shape cannot feed a model input.
 
@@ -158,6 +231,8 @@ def check_input_shape(
         sample_shape: the shape of a batch, (N, ...).
         what: how the error names the data ("--calib-data").
         name: the input to check; None checks the first real input.
+        images: the data comes from images (the hint names --size / --channels); False for arrays (the hint says
+            which shape to save, and recognises a channels-last array).
 
     Raises:
         UsageError: the rank differs, or a fixed dimension differs (with the option to fix it).
@@ -177,9 +252,18 @@ def check_input_shape(
         if axis == 0 or want is None or want <= 0:
             continue
         if want != got:
-            hint = (
-                " (set --size to match)" if axis >= 2 else " (set --channels to match)" if axis == 1 else ""
-            )
+            if images:
+                hint = (
+                    " (set --size to match)"
+                    if axis >= 2
+                    else " (set --channels to match)"
+                    if axis == 1
+                    else ""
+                )
+            else:
+                hint = channels_last_hint(sample_shape, dims) or (
+                    f" (arrays are fed as they are: save them with shape (N, {', '.join(str(d or '?') for d in dims[1:])}))"
+                )
             raise UsageError(
                 f"{what} gives samples of shape {tuple(sample_shape[1:])} but model input {name!r} expects "
                 f"{tuple(d if d else '?' for d in dims[1:])}{hint}"

@@ -74,6 +74,7 @@ class ModelSource:
     preprocess: Any = None
     preprocess_note: str | None = None
     limits: dict[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_onnx(self) -> bool:
@@ -157,9 +158,15 @@ def resolve_model(
             _load_checkpoint(module, checkpoint)
         return ModelSource(spec=text, kind="entrypoint", module=module)
     module = _from_torchvision(text, weights)
+    notes: tuple[str, ...] = ()
     if checkpoint:
         _load_checkpoint(module, checkpoint)
-    return ModelSource(spec=text, kind="torchvision", module=module)
+    elif not weights:
+        notes = (
+            f"--model {text} was built with random weights (no --weights or --checkpoint): its accuracy means "
+            f"nothing; pass --weights DEFAULT (downloads torchvision's) or --checkpoint YOUR_STATE_DICT",
+        )
+    return ModelSource(spec=text, kind="torchvision", module=module, warnings=notes)
 
 
 def input_channels(source: ModelSource) -> int | None:
@@ -212,14 +219,42 @@ def _from_torchvision(text: str, weights: str | None) -> Any:
             f"--model {text!r} is not a file, a package.module:factory entry point, or a torchvision model "
             f"name{hint}"
         )
+    if weights:
+        enum = torchvision.models.get_model_weights(text)
+        names = ["DEFAULT", *[w.name for w in enum]]
+        if weights not in names and not any(weights == f"{enum.__name__}.{n}" for n in names):
+            raise UsageError(
+                f"--weights {weights!r} is not a weight of {text}; choose from {', '.join(names)}"
+            )
     try:
         return torchvision.models.get_model(text, weights=weights)
     except Exception as e:
-        if weights:
+        if weights and _is_network_error(e):
             raise TrtqError(
-                f"could not get weights {weights!r} for {text}: {type(e).__name__}: {e}"
+                f"the {text} weights {weights!r} could not be downloaded ({_reason(e)}); on a machine without "
+                f"network, pass the weights as a state dict: --model {text} --checkpoint FILE.pth "
+                "(torch.save(model.state_dict(), FILE.pth) where they can be downloaded)"
             ) from None
+        if weights:
+            raise TrtqError(f"could not get weights {weights!r} for {text}: {_reason(e)}") from None
         raise
+
+
+def _is_network_error(e: BaseException) -> bool:
+    import socket
+    import urllib.error
+
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _reason(e: BaseException) -> str:
+    text = str(getattr(e, "reason", "") or e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def _load_saved_torch(path: Path, trust_pickle: bool) -> tuple[Any, SourceKind]:

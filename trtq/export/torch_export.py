@@ -249,6 +249,16 @@ def _ort_run(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> list[np.
         return [out[n] for n in runner.output_names()]
 
 
+def _conv_input(module: object) -> tuple[int | None, ...]:
+    """(None, C, None, None) from the module's first Conv2d, () when it has none."""
+    import torch
+
+    for m in module.modules():  # type: ignore[attr-defined]
+        if isinstance(m, torch.nn.Conv2d):
+            return (None, int(m.in_channels), None, None)
+    return ()
+
+
 def _export_torch(
     source: ModelSource,
     feed: Mapping[str, np.ndarray],
@@ -269,8 +279,11 @@ def _export_torch(
         with torch.no_grad():
             ref = module(*args)
     except Exception as e:
+        from trtq.export.onnx_model import channels_last_hint
+
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"model {source.spec} cannot run on {_describe(feed)}: {first}") from None
+        hint = "".join(channels_last_hint(a.shape, _conv_input(module)) for a in feed.values())
+        raise UsageError(f"model {source.spec} cannot run on {_describe(feed)}{hint}: {first}") from None
     ref_list = flatten_outputs(ref)
     out_names = output_names(len(ref_list))
     if source.kind == "huggingface" and isinstance(ref, Mapping):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trtq.config import BuildConfig
-from trtq.files import staged_dir
+from trtq.errors import TrtqError
 from trtq.pipeline.context import RunContext, RunFolder
 from trtq.pipeline.inputs import load_inputs
 from trtq.pipeline.results import BuildResult
@@ -32,8 +32,9 @@ from trtq.pipeline.stages import (
     ValidateStage,
     WeightsStage,
 )
+from trtq.rundir import check_out_folder, staged_dir
 
-__all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages"]
+__all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages", "EngineFailed"]
 
 
 def ptq_stages() -> list[Stage]:
@@ -61,6 +62,7 @@ def run_build(
 
     load_plugins(config.plugins)
     config.validate()
+    check_out_folder(config.out, config.force, inputs=config.input_paths())
     if stages is None and config.from_qat is not None:
         config = _with_recorded_preprocess(config, config.from_qat, config.fp32_onnx)
         stages = qat_stages(QATGraphStage(qat=config.from_qat, fp32=config.fp32_onnx))
@@ -68,11 +70,26 @@ def run_build(
     result = BuildResult(out_dir=out, config=config)
     with _timed(result, "load"):
         inputs = load_inputs(config, source=source)
+    result.warnings.extend(inputs.warnings)
     stages = list(stages or ptq_stages())
-    with staged_dir(out, config.force) as staging:
+    with staged_dir(out, config.force, command="build", inputs=config.input_paths()) as staging:
         ctx = RunContext(config=config, sink=RunFolder(staging, out), result=result, inputs=inputs)
         run_stages(stages, ctx)
+    if result.engine_info.failed:
+        raise EngineFailed(result)
     return result
+
+
+class EngineFailed(TrtqError):
+    """The engine step failed after every CPU stage succeeded; the run folder holds their artifacts, engine.json,
+    engine.log and report.md, and `result` is the run's `BuildResult`."""
+
+    def __init__(self, result: BuildResult) -> None:
+        self.result = result
+        super().__init__(
+            f"the engine step failed: {result.engine_info.error}; the ONNX artifacts, engine.json, engine.log and "
+            f"report.md are in {result.out_dir}"
+        )
 
 
 class _timed:

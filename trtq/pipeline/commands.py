@@ -17,7 +17,7 @@ import numpy as np
 from trtq import artifacts as A
 from trtq.config import BuildConfig
 from trtq.errors import UsageError
-from trtq.files import check_writable, staged_dir
+from trtq.files import check_writable
 from trtq.pipeline.context import NamedFiles, RunContext, RunFolder
 from trtq.pipeline.inputs import Inputs, load_inputs
 from trtq.pipeline.results import BuildResult
@@ -30,6 +30,7 @@ from trtq.pipeline.stages import (
     QuantizeStage,
     TypingStage,
 )
+from trtq.rundir import check_out_folder, staged_dir
 
 __all__ = ["export_file", "calibrate_files", "quantize_files", "sensitivity_folder", "load_fp32"]
 
@@ -37,10 +38,12 @@ __all__ = ["export_file", "calibrate_files", "quantize_files", "sensitivity_fold
 def load_fp32(path: str | os.PathLike) -> Any:
     """The FP32 model a stage command starts from; refuses graphs that already have Q/DQ."""
     from trtq.calibration import load_model
+    from trtq.export.onnx_model import check_onnxruntime_ops
 
     model = load_model(path)
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
         raise UsageError(f"{path} already has QuantizeLinear/DequantizeLinear nodes; pass the FP32 model")
+    check_onnxruntime_ops(model, str(path))
     return model
 
 
@@ -164,6 +167,10 @@ def sensitivity_folder(
     from trtq.quantization import load_calibration
 
     config.validate_sections()
+    if config.out is None:
+        raise UsageError("--out is required: the run folder to create")
+    inputs_paths = [*config.input_paths(), calibration]
+    check_out_folder(config.out, config.force, inputs=inputs_paths)
     fp32 = load_fp32(config.model)
     cal = load_calibration(calibration, method)
     if config.data.eval_data is None:
@@ -173,7 +180,7 @@ def sensitivity_folder(
     stages: list[Any] = [PlacementStage(), FallbackStage(always_rank=True, mixed_artifact=mixed)]
     if config.fallback.enabled:
         stages += [QuantizeStage(artifact=A.MIXED_ONNX), TypingStage()]
-    with staged_dir(Path(config.out), config.force) as staging:
+    with staged_dir(Path(config.out), config.force, command="sensitivity", inputs=inputs_paths) as staging:
         ctx = _context(config, RunFolder(staging, Path(config.out)), inputs, fp32=fp32, calibration=cal)
         run_stages(stages, ctx)
     return ctx

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ class Inputs:
         calib: the calibration data (None when scales come from elsewhere).
         eval: the evaluation data (None: the calibration data is used, and the report says so).
         sample: two samples of real data, the export's example input.
+        warnings: what a careful user should know about these inputs (random weights, raw uint8 arrays, ...).
     """
 
     source: Any
@@ -31,6 +32,7 @@ class Inputs:
     calib: DataSource | None
     eval: DataSource | None
     sample: np.ndarray | None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def validation(self) -> DataSource | None:
@@ -109,6 +111,10 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
             trust_pickle=e.trust_pickle,
             seed=config.seed,
         )
+    if source is not None and source.is_onnx:
+        from trtq.export.onnx_model import check_onnxruntime_ops
+
+        check_onnxruntime_ops(source.onnx_model, str(source.spec))
     channels = input_channels(source) if source is not None else None
     own = getattr(source, "preprocess", None)  # the source's own default (timm's data config)
     pre = resolve_preprocess(config.data.preprocess if config.data.preprocess is not None else own, channels)
@@ -121,7 +127,7 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
         sample = first.sample(2)
         if model_inputs is not None and not first.is_named:
             what = "--calib-data" if calib else "--eval-data"
-            check_input_shape(source.onnx_model, sample.shape, what=what)
+            check_input_shape(source.onnx_model, sample.shape, what=what, images=first.array is None)
     if calib is not None and evaluation is not None:
         if calib.is_named != evaluation.is_named:
             raise UsageError(
@@ -137,4 +143,27 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
                 f"--eval-data samples have shape {evaluation.sample_shape} but --calib-data samples "
                 f"{calib.sample_shape}"
             )
-    return Inputs(source=source, preprocess=pre, calib=calib, eval=evaluation, sample=sample)
+    warnings = list(getattr(source, "warnings", None) or [])
+    model_dtype = _input_dtype(source)
+    for ds, option in ((calib, "--calib-data"), (evaluation, "--eval-data")):
+        raw = getattr(ds, "raw_dtype", None)
+        if raw is not None and np.issubdtype(raw, np.integer) and not np.issubdtype(model_dtype, np.integer):
+            warnings.append(
+                f"{option} {ds.name} holds {raw} values, fed to the model as they are (arrays are taken as "  # type: ignore[union-attr]
+                "preprocessed); if they are raw pixels, save them normalised as float32 (e.g. (x / 255 - mean) / std), "
+                "or give an image folder, which gets --preset/--mean/--std"
+            )
+    return Inputs(
+        source=source, preprocess=pre, calib=calib, eval=evaluation, sample=sample, warnings=warnings
+    )
+
+
+def _input_dtype(source: Any) -> np.dtype:
+    """The dtype of the model's first input (float32 for PyTorch models)."""
+    if source is not None and source.is_onnx:
+        from trtq.export.onnx_model import onnx_inputs
+
+        inputs = onnx_inputs(source.onnx_model)
+        if inputs:
+            return inputs[0].dtype
+    return np.dtype(np.float32)

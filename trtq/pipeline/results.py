@@ -124,6 +124,11 @@ class EngineSummary:
         default_factory=list
     )  # trtexec / polygraphy commands (engines.handoff)
     handoff_note: str | None = None  # why there are none
+    error: str | None = None  # the engine step failed (the CPU artifacts are kept)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +138,7 @@ class EngineSummary:
             "built": self.built,
             "info": self.info,
             "skipped_reason": self.skipped_reason,
+            "error": self.error,
             "validation": None if self.validation is None else self.validation.to_json(),
             "bench": self.bench,
         }

@@ -188,5 +188,35 @@ def plan_qdq(model: onnx.ModelProto, config: PlacementConfig | None = None) -> Q
             b.decide(node, bool(verdict.inputs), pattern.name, verdict.reason)
     for post in make_rules(PostPassRule, enabled):
         post.refine(b.plan, ctx)
+    _note_unquantized_compute(b, index)
     b.plan.enabled_rules = list(enabled)
     return b.plan
+
+
+#: Compute ops Q/DQ cannot make INT8 in TensorRT (no fusion of Q/DQ into them): listed as not quantized.
+NO_INT8_OPS = {
+    "LSTM": "recurrent layer: TensorRT's explicit quantization has no INT8 LSTM; it runs in FP16/FP32",
+    "GRU": "recurrent layer: TensorRT's explicit quantization has no INT8 GRU; it runs in FP16/FP32",
+    "RNN": "recurrent layer: TensorRT's explicit quantization has no INT8 RNN; it runs in FP16/FP32",
+    "Einsum": "TensorRT fuses Q/DQ only into Conv/ConvTranspose/Gemm/MatMul, not Einsum; it runs in FP16/FP32",
+    "Attention": "TensorRT fuses Q/DQ only into Conv/ConvTranspose/Gemm/MatMul, not Attention; it runs in FP16/FP32",
+}
+#: The `Decision.rule` of those entries (not a placement rule: a fact about TensorRT).
+NOT_QUANTIZABLE = "NotQuantizable"
+
+
+def _note_unquantized_compute(b: _Builder, index: GraphIndex) -> None:
+    """Record custom ops and compute ops without an INT8 path as not quantized, so reports list them."""
+    from trtq.export.onnx_model import STANDARD_DOMAINS
+
+    decided = {d.node for d in b.plan.decisions}
+    for node in index.nodes:
+        if node.name in decided:
+            continue
+        if node.domain not in STANDARD_DOMAINS:
+            reason = f"custom op {node.domain}:{node.op_type}: not quantizable (TensorRT runs it as a plugin)"
+        elif node.op_type in NO_INT8_OPS:
+            reason = NO_INT8_OPS[node.op_type]
+        else:
+            continue
+        b.decide(node, False, NOT_QUANTIZABLE, reason)

@@ -134,6 +134,9 @@ class OnnxRuntimeRunner(BaseRunner):
             self.session = ort.InferenceSession(
                 source, opts, providers=self._providers, disabled_optimizers=disabled
             )
+        except Exception as e:  # onnxruntime raises its own Fail / InvalidGraph / NotImplemented
+            self._stack.close()
+            raise session_error(e, self.name) from None
         except BaseException:
             self._stack.close()
             raise
@@ -159,3 +162,27 @@ class OnnxRuntimeRunner(BaseRunner):
     def output_names(self) -> list[str]:
         assert self.session is not None, "activate the runner first"
         return [o.name for o in self.session.get_outputs()]
+
+
+def session_error(e: Exception, what: str) -> Exception:
+    """One line for an ONNX Runtime session that could not be created: the op it has no kernel for, when so."""
+    import re
+
+    from trtq.errors import TrtqError
+
+    text = str(e).strip()
+    m = re.search(r"(\S+:)?(\w+)\(-?\d+\) is not a registered function/op", text) or re.search(
+        r"Could not find an implementation for (\w+)\(\d+\) node with name '([^']*)'", text
+    )
+    if m:
+        op = (
+            (m.group(1) or "") + m.group(2)
+            if "registered" in m.group(0)
+            else f"{m.group(1)} (node {m.group(2)!r})"
+        )
+        return TrtqError(
+            f"ONNX Runtime cannot run {what}: it has no kernel for {op}; trtq calibrates and validates in ONNX "
+            "Runtime, so export the model without this op or replace it with standard ONNX ops"
+        )
+    first = text.splitlines()[0] if text else type(e).__name__
+    return TrtqError(f"ONNX Runtime cannot load {what}: {first}")

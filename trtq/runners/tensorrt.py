@@ -60,7 +60,9 @@ class TensorRTRunner(BaseRunner):
         engine: plan bytes or a path to a .plan/.engine file.
         profile: optimisation profile index to run with.
         device: CUDA device index (the `device` attribute, as for every runner, names the kind: "cuda").
-        host_code_allowed: allow a version-compatible engine's embedded lean runtime.
+        host_code_allowed: allow a version-compatible engine's embedded lean runtime; None (the default): allow it
+            for an engine file whose trtq engine.json beside it records `--version-compat`
+            (`trtq.engines.metadata.recorded_version_compatible`).
         name: runner name in comparisons and benchmarks.
     """
 
@@ -73,7 +75,7 @@ class TensorRTRunner(BaseRunner):
         *,
         profile: int = 0,
         device: int = 0,
-        host_code_allowed: bool = False,
+        host_code_allowed: bool | None = None,
         name: str = "tensorrt",
     ) -> None:
         super().__init__()
@@ -101,6 +103,14 @@ class TensorRTRunner(BaseRunner):
             raise UsageError(f"engine file {path} does not exist")
         return path.read_bytes()
 
+    def host_code_allowed(self) -> bool:
+        """Whether the engine may run host code: as given, else what trtq's engine.json beside the file records."""
+        if self._host_code_allowed is not None:
+            return bool(self._host_code_allowed)
+        from trtq.engines.metadata import recorded_version_compatible
+
+        return isinstance(self._source, (str, os.PathLike)) and recorded_version_compatible(self._source)
+
     def activate_impl(self) -> None:
         trt = compat.import_tensorrt()
         import torch
@@ -114,7 +124,14 @@ class TensorRTRunner(BaseRunner):
         self._torch = torch
         self._device = torch.device("cuda", self._device_index)
         torch.cuda.set_device(self._device)
-        self._holder = deserialize(self._plan_bytes(), trt, host_code_allowed=self._host_code_allowed)
+        allowed = self._host_code_allowed
+        if allowed is None:
+            from trtq.engines.metadata import recorded_version_compatible
+
+            allowed = isinstance(self._source, (str, os.PathLike)) and recorded_version_compatible(
+                self._source
+            )
+        self._holder = deserialize(self._plan_bytes(), trt, host_code_allowed=allowed)
         self.engine = self._holder.engine
         if not 0 <= self._profile < max(1, self.engine.num_optimization_profiles):
             raise UsageError(

@@ -4,6 +4,12 @@ Writes calibration.json (every method computed, the chosen one, the FP16-overflo
 and, from the chosen method, TensorRT's calibration.cache; with several methods, the most faithful one is
 chosen on held-out data (`--calib all`). Histogram plots are drawn for the tensors where the methods disagree
 most, or, with one method, where its threshold clips the widest tail.
+
+The cache is for TensorRT's implicit INT8 (TensorRT 10, a graph without Q/DQ), which needs a scale for every
+tensor of every INT8 layer: it holds every float activation of the model, computed in the same pass, while
+calibration.json holds the tensors the Q/DQ plan quantizes. A cache given with `--calib-cache` must name every
+planned tensor; names that are not tensors of this model are reported, and a cache that mostly names tensors of
+another model is refused.
 """
 
 from __future__ import annotations
@@ -11,11 +17,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trtq import artifacts as A
 from trtq.errors import UsageError
 from trtq.pipeline.context import RunContext
 from trtq.pipeline.results import CalibrationSummary
+
+if TYPE_CHECKING:
+    from trtq.calibration import Calibration
 
 __all__ = ["CalibrateStage", "RANGE_BATCHES", "cache_algorithm"]
 
@@ -53,11 +63,12 @@ class CalibrateStage:
 
         fp32, plan = ctx.need("fp32", self.name), ctx.need("plan", self.name)
         cfg = ctx.config.calibration
+        cache_amax: dict[str, float] = {}
         if cfg.cache is not None:
-            cal, summary = self._from_cache(ctx, plan)
+            cal, summary = self._from_cache(ctx, fp32, plan)
             range_data = ctx.inputs.validation
         else:
-            cal, summary = self._from_data(ctx, fp32, plan)
+            cal, summary, cache_amax = self._from_data(ctx, fp32, plan)
             range_data = ctx.inputs.calib
         cal.ranges = measure_ranges(fp32, itertools.islice(ctx.feeds(range_data), RANGE_BATCHES))
         ctx.write_json(A.CALIBRATION_JSON, cal.to_dict())
@@ -68,9 +79,7 @@ class CalibrateStage:
             path = ctx.artifact_path(A.CALIBRATION_CACHE)
             if path is not None:
                 version = tuple(cfg.cache_version or DEFAULT_CACHE_VERSION)
-                write_trt_cache(
-                    path, cal.amax_for(), trt_version=version, algorithm=cache_algorithm(cal.method)
-                )
+                write_trt_cache(path, cache_amax, trt_version=version, algorithm=cache_algorithm(cal.method))
             drawable = cal.tensors and all(
                 getattr(h, "fine", None) is not None for h in cal.histograms.values()
             )
@@ -82,7 +91,7 @@ class CalibrateStage:
         ctx.calibration = cal
         ctx.result.calibration = summary
 
-    def _from_cache(self, ctx: RunContext, plan: object) -> tuple[object, CalibrationSummary]:
+    def _from_cache(self, ctx: RunContext, fp32: object, plan: object) -> tuple[object, CalibrationSummary]:
         from trtq.calibration import Calibration, read_trt_cache
 
         cfg = ctx.config.calibration
@@ -93,6 +102,20 @@ class CalibrateStage:
                 f"calibration cache {cfg.cache} has no scale for {len(missing)} tensor(s) that need one, "
                 f"e.g. {missing[0]!r}; recalibrate with --calib-data"
             )
+        known = {o for n in fp32.graph.node for o in n.output} | {i.name for i in fp32.graph.input}  # type: ignore[attr-defined]
+        foreign = [t for t in cache_amax if t not in known]
+        if len(foreign) > len(cache_amax) - len(foreign):
+            raise UsageError(
+                f"calibration cache {cfg.cache} names {len(foreign)} tensors that are not in this model (e.g. "
+                f"{foreign[0]!r}) and only {len(cache_amax) - len(foreign)} that are: it was made for another model; "
+                "recalibrate with --calib-data"
+            )
+        if foreign:
+            ctx.result.warnings.append(
+                f"calibration cache {cfg.cache} also names {len(foreign)} tensor(s) that are not in this model "
+                f"(e.g. {foreign[0]!r}); they were ignored. A cache TensorRT wrote has names of its own layers; "
+                "any other cache may come from another model"
+            )
         amax = {t: cache_amax[t] for t in plan.activations}  # type: ignore[attr-defined]
         cal = Calibration.from_amax(amax, method="cache", source=str(cfg.cache))
         cal.format = ctx.config.format
@@ -100,16 +123,26 @@ class CalibrateStage:
                                      cache=str(cfg.cache))  # fmt: skip
         return cal, summary
 
-    def _from_data(self, ctx: RunContext, fp32: object, plan: object) -> tuple[object, CalibrationSummary]:
+    def _from_data(
+        self, ctx: RunContext, fp32: object, plan: object
+    ) -> tuple[object, CalibrationSummary, dict[str, float]]:
         from trtq.calibration import calibrate, choose_method
+        from trtq.precision import float_tensors
         from trtq.qdq import insert_qdq
 
         cfg, batch, data = ctx.config.calibration, ctx.config.data.batch_size, ctx.inputs.calib
         methods = cfg.methods
+        planned = list(plan.activations)  # type: ignore[attr-defined]
+        extra: list[str] = []
+        if ctx.wants(A.CALIBRATION_CACHE):  # implicit INT8 needs every tensor: computed in the same pass
+            extra = [t for t in float_tensors(fp32) if t not in set(planned)]  # type: ignore[arg-type]
         cal = calibrate(
-            fp32, ctx.feeds(data), plan.activations, methods,  # type: ignore[attr-defined]
+            fp32, ctx.feeds(data), planned + extra, methods,
             num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format,
         )  # fmt: skip
+        every = {m: dict(v) for m, v in cal.amax.items()}
+        if extra:
+            _keep_only(cal, planned)
         if len(methods) > 1:
             held = ctx.inputs.validation
             if ctx.inputs.eval is None:
@@ -126,4 +159,16 @@ class CalibrateStage:
             choose_metric=cfg.choose_metric if len(methods) > 1 else None, scores=cal.scores,
             warnings=list(cal.warnings),
         )  # fmt: skip
-        return cal, summary
+        return cal, summary, every[cal.method]
+
+
+def _keep_only(cal: Calibration, tensors: list[str]) -> None:
+    """Drop every tensor but `tensors` from a Calibration (the cache-only ones stay out of calibration.json)."""
+    import re
+
+    keep = set(tensors)
+    cal.amax = {m: {t: v for t, v in a.items() if t in keep} for m, a in cal.amax.items()}
+    cal.stats = {t: v for t, v in cal.stats.items() if t in keep}
+    cal.histograms = {t: v for t, v in cal.histograms.items() if t in keep}
+    about = [re.match(r"^tensor '(.+?)' ", w) for w in cal.warnings]
+    cal.warnings = [w for w, m in zip(cal.warnings, about) if m is None or m.group(1) in keep]

@@ -1,5 +1,9 @@
 """The engine: where TensorRT and a GPU are present, build `model.plan`, prove its precision, validate it
-against FP32 and benchmark it; elsewhere record the one-line reason and name the TensorRT-ready ONNX."""
+against FP32 and benchmark it; elsewhere record the one-line reason and name the TensorRT-ready ONNX.
+
+A failure of the engine step (parser, builder, precision proof, engine validation) does not throw away the
+CPU work: it is recorded (`EngineSummary.error`, engine.json, engine.log, report.md), the run folder is put in
+place, and `run_build` then raises `EngineFailed` (exit 1)."""
 
 from __future__ import annotations
 
@@ -33,21 +37,34 @@ class EngineStage:
         ok, reason = tensorrt_status()
         ready = ctx.result.artifacts.get(A.TYPED_ONNX) or ctx.result.artifacts.get(A.INT8_ONNX)
         if not ok:
-            why = "TensorRT is not installed" if "not installed" in reason else reason.split(";")[0]
+            why = "TensorRT is not installed" if "not installed" in reason else reason
             info.status = f"skipped: the engine step needs an NVIDIA GPU with TensorRT ({why}); TensorRT-ready ONNX: {ready}"
             info.skipped_reason = reason
             return
+        from trtq.errors import TensorRTUnavailable, TrtqError
+
         trt_onnx, int8_onnx = ctx.sink.path(A.TYPED_ONNX), ctx.sink.path(A.INT8_ONNX)
-        summary = engine_stage(
-            Path(ctx.sink.path(A.PLAN)).parent, trt_onnx, int8_onnx, cfg, handoff=info.handoff or None
-        )
-        info.info, info.built = summary, True
-        for name in (A.PLAN, A.ENGINE_JSON, A.ENGINE_LAYERS_JSON):
-            ctx.result.artifacts[name] = ctx.sink.final(name)
-        ctx.result.engine = Path(ctx.sink.path(A.PLAN)).read_bytes()
-        info.status = "built"
-        if ctx.inputs.validation is not None:
-            self._check_engine(ctx)
+        run_dir = Path(ctx.sink.path(A.PLAN)).parent
+        try:
+            summary = engine_stage(run_dir, trt_onnx, int8_onnx, cfg, handoff=info.handoff or None)
+            info.info, info.built = summary, True
+            ctx.result.engine = Path(ctx.sink.path(A.PLAN)).read_bytes()
+            info.status = "built"
+            if ctx.inputs.validation is not None:
+                self._check_engine(ctx)
+        except TensorRTUnavailable as e:  # no usable GPU after all: the documented skip
+            info.status = f"skipped: the engine step needs an NVIDIA GPU with TensorRT ({e}); TensorRT-ready ONNX: {ready}"
+            info.skipped_reason = str(e)
+        except TrtqError as e:
+            final_dir = ctx.sink.final(A.PLAN).parent
+            info.error = str(e).replace(str(run_dir), str(final_dir))  # name where the files will be
+            info.status = f"failed: {info.error}"
+            if not (run_dir / A.ENGINE_JSON).is_file():
+                ctx.write_json(A.ENGINE_JSON, {"status": "failed", "error": info.error})
+        finally:
+            for name in (A.PLAN, A.ENGINE_JSON, A.ENGINE_LAYERS_JSON, A.ENGINE_LOG):
+                if (run_dir / name).is_file():
+                    ctx.result.artifacts[name] = ctx.sink.final(name)
 
     def _handoff(self, ctx: RunContext) -> None:
         """The trtexec / Polygraphy commands that build and check the same engine on a GPU machine."""
@@ -96,8 +113,8 @@ class EngineStage:
             status("validating the engine against FP32 (TensorRT vs ONNX Runtime)"),
         ):
             info.validation = compare(
-                TensorRTRunner(plan), fp32, list(ctx.feeds(ctx.inputs.validation, batch)),
-                targets=ctx.inputs.validation.targets,
+                TensorRTRunner(plan, host_code_allowed=cfg.version_compat), fp32,
+                list(ctx.feeds(ctx.inputs.validation, batch)), targets=ctx.inputs.validation.targets,
             )  # fmt: skip
         with ctx.clock("engine_bench"), status("benchmarking the engine"):
             settings = replace(ctx.config.bench, batches=tuple(sorted({min_b, opt_b})))

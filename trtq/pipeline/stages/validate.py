@@ -45,3 +45,34 @@ class ValidateStage:
                 extra_metrics=run_metrics(ctx), data=ctx.inputs.validation_label, rtol=cfg.rtol, atol=cfg.atol,
                 check_error_stat=cfg.check_error_stat,
             )  # fmt: skip
+        warning = class_count_warning(data, runs)
+        if warning:
+            ctx.result.warnings.append(warning)
+
+
+def class_count_warning(data: object, runs: object) -> str | None:
+    """A warning when labelled data has another number of classes than the model has outputs (top-1 would compare
+    a folder's sorted position with an unrelated class index), else None."""
+    import numpy as np
+
+    from trtq.validate import stacked_outputs
+
+    labels = getattr(data, "labels", None)
+    if labels is None or not len(labels):
+        return None
+    outputs = stacked_outputs(runs, "fp32")
+    logits = np.asarray(next(iter(outputs.values())))
+    if logits.ndim != 2:
+        return None
+    classes = data.classes  # type: ignore[attr-defined]
+    have, scores = (len(classes) if classes else int(np.max(labels)) + 1), int(logits.shape[1])
+    if have == scores:
+        return None
+    if classes and [c for c in classes] == [str(i) for i in range(len(classes))]:
+        return None  # folders named 0, 1, ...: their positions are the class indices they name
+    named = f" ({', '.join(classes[:3])}{', ...' if len(classes) > 3 else ''})" if classes else ""
+    return (
+        f"the labelled data {data.name} has {have} classes{named} but the model scores {scores}: top-1 compares a "  # type: ignore[attr-defined]
+        "sample's class position (folders in sorted order) with the model's class index, so it means something "
+        "only if those orders agree (ImageNet folders named by WordNet id, n01440764 ..., do)"
+    )
