@@ -65,7 +65,9 @@ def test_plugins_are_registered_before_an_engine_is_deserialized(fake_tensorrt):
     assert deserialize(b'PLAN:{"inputs": []}', trt, host_code_allowed=True).runtime.engine_host_code_allowed
 
 
-def test_version_compatible_engines_are_loaded_with_host_code_only_when_trtq_built_them_so(fake_tensorrt, tmp_path):
+def test_version_compatible_engines_are_loaded_with_host_code_only_when_trtq_built_them_so(
+    fake_tensorrt, tmp_path
+):
     from trtq.engines.metadata import recorded_version_compatible
     from trtq.runners import TensorRTRunner
 

@@ -64,7 +64,9 @@ def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
     monkeypatch.setattr(eng, "engine_stage", fake_stage)
     # the runner interface the TensorRT runner implements, served by ONNX Runtime on the INT8 graph
     monkeypatch.setattr(
-        runners, "TensorRTRunner", lambda plan, **kw: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx"))
+        runners,
+        "TensorRTRunner",
+        lambda plan, **kw: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx")),
     )
     monkeypatch.setattr(bm, "bench", fake_bench)
     ts, calib, val = digits_files
