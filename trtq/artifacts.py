@@ -18,6 +18,7 @@ __all__ = [
     "SENSITIVITY_JSON",
     "SENSITIVITY_PNG",
     "SENSITIVITY_MD",
+    "TRADEOFF_PNG",
     "PLAN",
     "ENGINE_JSON",
     "ENGINE_LAYERS_JSON",
@@ -50,6 +51,9 @@ PLACEMENT_JSON = "placement.json"  #: `trtq quantize --plan-out`: the Q/DQ plan 
 SENSITIVITY_JSON = "sensitivity.json"
 SENSITIVITY_PNG = "sensitivity.png"
 SENSITIVITY_MD = "sensitivity.md"
+TRADEOFF_PNG = (
+    "tradeoff.png"  #: the fallback's metric against INT8 share of MACs, the Pareto front, the choice
+)
 PLAN = "model.plan"  #: the serialized TensorRT engine
 ENGINE_JSON = "engine.json"
 ENGINE_LAYERS_JSON = "engine.layers.json"
@@ -81,6 +85,7 @@ DESCRIPTIONS = {
     SENSITIVITY_JSON: "per-layer sensitivity and the FP16 fallback choice",
     SENSITIVITY_PNG: "the most sensitive layers (chart)",
     SENSITIVITY_MD: "the sensitivity report",
+    TRADEOFF_PNG: "FP16 fallback trade-off: metric against INT8 share of MACs, Pareto front, chosen set (chart)",
     PLAN: "the TensorRT engine (for this GPU model and TensorRT version)",
     ENGINE_JSON: "how the engine was built, its precision proof",
     ENGINE_LAYERS_JSON: "the engine inspector's per-layer JSON",

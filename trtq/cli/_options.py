@@ -279,6 +279,12 @@ def add_fallback_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--workers", type=int, default=S, help="parallel evaluations (default: the CPUs available)"
     )
+    g.add_argument("--rank-by", choices=("cosine", "kl", "metric"), default=S,
+                   help="rank FP16 candidates on the mean output cosine to FP32 or the output KL (continuous; "
+                   "greedy, re-measured given the layers already FP16) or on the budget metric (default "
+                   "cosine)")  # fmt: skip
+    g.add_argument("--rank-top-k", type=int, default=S, metavar="K",
+                   help="candidates the greedy search re-evaluates per step (default 6)")  # fmt: skip
 
 
 def add_typing_args(p: argparse.ArgumentParser, *, keep: bool = False, switch: bool = True) -> None:

@@ -312,6 +312,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "max_drop": ("fallback", "max_drop"),
     "fallback": ("fallback", "layers"),
     "metric": ("fallback", "metric"),
+    "rank_by": ("fallback", "rank_by"),
     "build_engine": ("engine", "enabled"),
 }
 

@@ -130,12 +130,18 @@ class FallbackConfig:
         metric: the metric of the budget (a registered name or package.module:function); None = top-1 accuracy
             with labels, top-1 agreement without.
         workers: parallel evaluations (None: the CPUs available).
+        rank_by: what ranks the layers: "cosine" (mean output cosine to FP32) or "kl" (output KL to FP32),
+            continuous measures with a greedy search that re-measures candidates given the layers already FP16,
+            or "metric" (the budget metric, a static order).
+        top_k: candidates the greedy search re-evaluates per step.
     """
 
     max_drop: float | None = None
     layers: int | tuple[str, ...] | None = None
     metric: str | None = None
     workers: int | None = None
+    rank_by: str = "cosine"
+    top_k: int = 6
 
     @property
     def enabled(self) -> bool:
@@ -154,6 +160,10 @@ class FallbackConfig:
             )
         if self.workers is not None and self.workers < 1:
             raise UsageError(f"--workers {self.workers}: give at least 1")
+        if self.rank_by not in ("cosine", "kl", "metric"):
+            raise UsageError(f"--rank-by {self.rank_by!r}: choose cosine, kl or metric")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
+            raise UsageError(f"--rank-top-k {self.top_k!r}: give a number of candidates >= 1")
         if self.metric is not None and not callable(self.metric):
             from trtq.metrics import METRICS, is_known_metric
 
@@ -163,8 +173,11 @@ class FallbackConfig:
     @classmethod
     def from_args(cls, args: Any, base: FallbackConfig | None = None) -> FallbackConfig:
         cfg = from_args(
-            base or cls(), args, {"max_drop": "max_drop", "metric": "metric", "workers": "workers"}
-        )
+            base or cls(),
+            args,
+            {"max_drop": "max_drop", "metric": "metric", "workers": "workers", "rank_by": "rank_by",
+             "rank_top_k": "top_k"},
+        )  # fmt: skip
         if hasattr(args, "fallback"):
             text = str(args.fallback).strip()
             layers: int | tuple[str, ...] = (

@@ -22,6 +22,7 @@ __all__ = [
     "mse",
     "max_abs_error",
     "mean_abs_error",
+    "output_kl",
 ]
 
 
@@ -98,3 +99,27 @@ def mean_abs_error(reference: Outputs, outputs: Outputs, targets: Any = None) ->
     """Mean absolute difference from FP32 over every element of every float output."""
     r, o = per_sample(reference, outputs)
     return float(np.mean(np.abs(o - r))) if r.size else 0.0
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+@register_metric("output_kl", higher_is_better=False, unit="value", kind="fidelity", applies=_has_float)
+def output_kl(reference: Outputs, outputs: Outputs, targets: Any = None) -> float:
+    """Mean over samples of KL(softmax(FP32) || softmax(output)) on the last axis of each float output (nats).
+
+    For logits this is how much the predicted distribution moved; outputs with several rows per sample (a
+    detector's per-box scores) count the mean over rows, and several outputs add up.
+    """
+    total = 0.0
+    for name, ref in reference.items():
+        ref = np.asarray(ref)
+        if not np.issubdtype(ref.dtype, np.floating) or name not in outputs or ref.size == 0:
+            continue
+        r = ref.astype(np.float64).reshape(ref.shape[0], -1, ref.shape[-1] if ref.ndim > 1 else 1)
+        o = np.asarray(outputs[name], dtype=np.float64).reshape(r.shape)
+        lp, lq = _log_softmax(r), _log_softmax(o)
+        total += float((np.exp(lp) * (lp - lq)).sum(axis=-1).mean())
+    return max(total, 0.0)

@@ -29,7 +29,7 @@ import onnx
 
 from trtq.errors import TrtqError, UsageError
 from trtq.metrics import Metric, MetricFn, resolve_metric
-from trtq.metrics.fidelity import output_noise
+from trtq.metrics.fidelity import cosine, output_kl, output_noise
 from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
 from trtq.qdq import insert_qdq
 from trtq.sensitivity.data import EvalData
@@ -44,13 +44,33 @@ __all__ = [
     "replan",
     "planning_skeleton",
     "RANKING",
+    "RANK_BY",
+    "MEASURES",
+    "ranking_text",
 ]
 
-#: How layers are ranked (written into sensitivity.json).
+#: How layers are ranked by the budget metric (written into sensitivity.json).
 RANKING = (
     "metric recovered when the layer alone stays FP16 (all other layers INT8); ties broken by output noise "
     "removed, then by the metric lost and noise added when the layer alone is INT8"
 )
+
+#: `--rank-by` choices: a continuous fidelity measure (cosine, kl) or the budget metric itself.
+RANK_BY = ("cosine", "kl", "metric")
+
+#: The registered metric (`trtq.metrics`) behind each continuous `--rank-by` choice.
+MEASURES = {"cosine": "cosine", "kl": "output_kl"}
+
+
+def ranking_text(rank_by: str) -> str:
+    """How `analyze_sensitivity(rank_by=...)` orders the layers, in words."""
+    if rank_by == "metric":
+        return RANKING
+    what = "mean output cosine to FP32 gained" if rank_by == "cosine" else "output KL to FP32 removed"
+    return (
+        f"{what} when the layer alone stays FP16 (all other layers INT8); ties broken by the metric recovered, "
+        "then by output noise removed"
+    )
 
 
 @dataclass
@@ -67,6 +87,8 @@ class LayerSensitivity:
         noise_fp16_alone: output noise with only this layer out of INT8.
         rank: 1 = most sensitive.
         seconds: evaluation time of the two variants (worker time).
+        cosine_fp16_alone: mean output cosine to FP32 with only this layer out of INT8.
+        kl_fp16_alone: output KL to FP32 (`trtq.metrics.fidelity.output_kl`) with only this layer out of INT8.
     """
 
     node: str
@@ -78,6 +100,8 @@ class LayerSensitivity:
     noise_fp16_alone: float
     rank: int = 0
     seconds: float = 0.0
+    cosine_fp16_alone: float | None = None
+    kl_fp16_alone: float | None = None
 
 
 @dataclass
@@ -95,6 +119,9 @@ class SensitivityResult:
         timings: seconds per step.
         ranking: how `layers` is ordered.
         higher_is_better: the metric's direction.
+        rank_by: what the order is based on (`RANK_BY`).
+        int8_cosine: the all-INT8 model's mean output cosine to FP32.
+        int8_kl: the all-INT8 model's output KL to FP32.
     """
 
     metric: str
@@ -107,11 +134,22 @@ class SensitivityResult:
     timings: dict[str, float] = field(default_factory=dict)
     ranking: str = RANKING
     higher_is_better: bool = True
+    rank_by: str = "metric"
+    int8_cosine: float | None = None
+    int8_kl: float | None = None
 
     def gain(self, layer: LayerSensitivity) -> float:
         """How much better than all-INT8 the metric is with `layer` alone kept FP16 (> 0: it helps)."""
         d = layer.metric_fp16_alone - self.int8_metric
         return d if self.higher_is_better else -d
+
+    def measure_fp16_alone(self, layer: LayerSensitivity, rank_by: str) -> float | None:
+        """`layer`'s alone-FP16 value of a continuous measure (`MEASURES` key), None if not measured."""
+        return layer.cosine_fp16_alone if rank_by == "cosine" else layer.kl_fp16_alone
+
+    def int8_measure(self, rank_by: str) -> float | None:
+        """The all-INT8 model's value of a continuous measure (`MEASURES` key), None if not measured."""
+        return self.int8_cosine if rank_by == "cosine" else self.int8_kl
 
     @property
     def ranked_nodes(self) -> list[str]:
@@ -136,6 +174,9 @@ class SensitivityResult:
             "fp32_metric": self.fp32_metric,
             "int8_metric": self.int8_metric,
             "int8_noise": self.int8_noise,
+            "rank_by": self.rank_by,
+            "int8_cosine": self.int8_cosine,
+            "int8_kl": self.int8_kl,
             "total_macs": self.total_macs,
             "layers": [{**asdict(layer), "mac_share": layer.macs / total} for layer in self.layers],
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
@@ -156,6 +197,9 @@ class SensitivityResult:
             timings=dict(data.get("timings_s", {})),
             ranking=str(data.get("ranking", RANKING)),
             higher_is_better=bool(data.get("higher_is_better", True)),
+            rank_by=str(data.get("rank_by", "metric")),
+            int8_cosine=data.get("int8_cosine"),
+            int8_kl=data.get("int8_kl"),
         )
 
 
@@ -230,6 +274,7 @@ def analyze_sensitivity(
     workers: int | None = None,
     cache_bytes: int = 2 << 30,
     progress: bool = True,
+    rank_by: str = "metric",
 ) -> SensitivityResult:
     """Measure every quantized layer alone INT8 and alone FP16, and rank them.
 
@@ -247,6 +292,8 @@ def analyze_sensitivity(
         workers: variants evaluated in parallel (default: the CPUs available).
         cache_bytes: memory for cached activations (see `VariantEvaluator`).
         progress: show progress bars (unless trtq is quiet).
+        rank_by: order by the budget metric ("metric") or by a continuous measure ("cosine", "kl"); each
+            layer's alone-FP16 cosine and KL are measured either way.
 
     Returns:
         The ranking, most sensitive layer first.
@@ -269,6 +316,8 @@ def analyze_sensitivity(
         raise UsageError(f"{unknown[0]!r} is not a quantized layer of this model's Q/DQ plan")
     if not chosen:
         raise TrtqError("the Q/DQ plan quantizes no layer; there is nothing to analyse")
+    if rank_by not in RANK_BY:
+        raise UsageError(f"--rank-by {rank_by!r}: choose one of {', '.join(RANK_BY)}")
     name = input_name or input_names(fp32n)
     ev_data = EvalData(data, name, batch_size, targets)
     met = resolve_metric(metric, ev_data.targets_kind)
@@ -298,6 +347,7 @@ def analyze_sensitivity(
     q = evaluator.base_outputs("int8")
     lab = ev_data.targets
     fp32_metric, int8_metric, int8_noise = met(ref, ref, lab), met(ref, q, lab), output_noise(ref, q)
+    int8_cosine, int8_kl = cosine(ref, q), output_kl(ref, q)
     macs = layer_macs(fp32n, sample)
     ops = {n.name: n.op_type for n in fp32n.graph.node}
     results = []
@@ -313,12 +363,21 @@ def analyze_sensitivity(
                 noise_quantized_alone=output_noise(ref, oq),
                 noise_fp16_alone=output_noise(ref, of),
                 seconds=evaluator.seconds(("quantized", node)) + evaluator.seconds(("fp16", node)),
+                cosine_fp16_alone=cosine(ref, of),
+                kl_fp16_alone=output_kl(ref, of),
             )
         )
     order = {n: i for i, n in enumerate(all_layers)}
     sign = 1.0 if met.higher_is_better else -1.0  # metric gains are measured in the better direction
+
+    def measured(r: LayerSensitivity) -> float:  # continuous gain of the alone-FP16 variant
+        if rank_by == "cosine":
+            return -(float(r.cosine_fp16_alone or 0.0) - int8_cosine)
+        return -(int8_kl - float(r.kl_fp16_alone or 0.0)) if rank_by == "kl" else 0.0
+
     results.sort(
         key=lambda r: (
+            measured(r),
             -sign * (r.metric_fp16_alone - int8_metric),
             -(int8_noise - r.noise_fp16_alone),
             -sign * (fp32_metric - r.metric_quantized_alone),
@@ -338,5 +397,9 @@ def analyze_sensitivity(
         layers=results,
         total_macs=int(sum(macs.values())),
         timings=timings,
+        ranking=ranking_text(rank_by),
         higher_is_better=met.higher_is_better,
+        rank_by=rank_by,
+        int8_cosine=int8_cosine,
+        int8_kl=int8_kl,
     )

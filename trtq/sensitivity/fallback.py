@@ -3,12 +3,15 @@
 Every candidate set is judged by evaluating the mixed model it gives, in full, on the evaluation data:
 single-layer numbers only decide the order in which layers are tried, never whether a set is good enough.
 
-Order (cost-aware): layers whose fallback alone recovers some of the metric come first, by metric recovered
-per unit of compute (MACs share, with a floor of `MIN_COST` of the total per layer, standing in for the
-reformat a precision switch costs, so that tiny layers are not free); then the others by output noise
-removed per unit of compute. The search finds the shortest prefix of that order whose mixed model meets
-the budget (doubling, then bisection), then tries to drop each chosen layer again, most expensive first,
-keeping every drop that still meets the budget. The result is a set no single removal can shrink.
+`rank_by="cosine"` or `"kl"` (the default, cosine): greedy forward selection on that continuous measure,
+re-evaluating the best candidates' gain given the layers already chosen (`trtq.sensitivity.search`).
+`rank_by="metric"`: a static order on the budget metric (cost-aware: layers whose fallback alone recovers
+some of the metric come first, by metric recovered per unit of compute; then the others by output noise
+removed per unit of compute), its shortest prefix that meets the budget (doubling, then bisection). Compute
+is the MACs share with a floor of `MIN_COST` of the total per layer, standing in for the reformat a precision
+switch costs, so tiny layers are not free. Both then try to drop each chosen layer again, most expensive
+first. Every evaluated set is recorded; the answer is the one meeting the budget with the highest INT8 share
+of MACs, and the non-dominated sets are the Pareto front (metric against INT8 share of MACs).
 """
 
 from __future__ import annotations
@@ -26,15 +29,16 @@ from trtq.errors import UsageError
 from trtq.metrics import Metric, MetricFn, resolve_metric
 from trtq.placement import PlacementConfig, QDQPlan, normalize, plan_qdq
 from trtq.sensitivity.analysis import (
+    RANK_BY,
     EvalData,
     SensitivityResult,
     calibrated,
-    planning_skeleton,
     quantized_model,
     replan,
 )
 from trtq.sensitivity.evaluate import run_model
 from trtq.sensitivity.macs import layer_macs
+from trtq.sensitivity.search import Judge, best_meeting, greedy_search, pareto_front, prefix_search
 
 __all__ = ["FallbackResult", "choose_fallback", "mixed_model", "resolve_names", "priority_order", "MIN_COST"]
 
@@ -56,11 +60,16 @@ class FallbackResult:
         met: whether `metric >= fp32_metric - max_drop / 100` (None without a budget).
         int8_mac_share: share of weighted-layer MACs that run INT8 in the mixed model.
         all_int8_mac_share: the same for the all-INT8 model.
-        evaluations: every mixed model evaluated during the search: nodes, metric, whether it met the budget.
+        evaluations: every mixed model evaluated (`trtq.sensitivity.search.Evaluation.to_json`): nodes, metric,
+            measure, INT8 share of MACs, whether it met the budget, its source and whether it is on the front.
         skipped_qdq: activations a re-plan wanted quantized but that have no calibrated amax (left FP).
         model: the mixed Q/DQ model (FP32 typed).
         plan: its plan.
         seconds: time spent choosing.
+        rank_by: how candidates were ranked (`trtq.sensitivity.analysis.RANK_BY`).
+        measure_name: the continuous measure every evaluation records (a `trtq.metrics` name).
+        fp32_measure, int8_measure: that measure for FP32 and all-INT8.
+        measure: that measure for the chosen set.
     """
 
     nodes: list[str]
@@ -79,6 +88,21 @@ class FallbackResult:
     seconds: float = 0.0
     higher_is_better: bool = True
     unit: str = "fraction"
+    rank_by: str = "cosine"
+    measure_name: str = "cosine"
+    fp32_measure: float | None = None
+    int8_measure: float | None = None
+    measure: float | None = None
+
+    @property
+    def front(self) -> list[dict[str, Any]]:
+        """The Pareto front: evaluations no other beats on both INT8 share of MACs and metric."""
+        return [e for e in self.evaluations if e.get("front")]
+
+    @property
+    def searched(self) -> int:
+        """Mixed models the search evaluated (not counting the analysis's alone-FP16 models)."""
+        return sum(1 for e in self.evaluations if e.get("source", "search") == "search")
 
     @property
     def drop(self) -> float:
@@ -99,6 +123,12 @@ class FallbackResult:
             "met": self.met,
             "int8_mac_share": self.int8_mac_share,
             "all_int8_mac_share": self.all_int8_mac_share,
+            "rank_by": self.rank_by,
+            "measure": self.measure_name,
+            "fp32_measure": self.fp32_measure,
+            "int8_measure": self.int8_measure,
+            "mixed_measure": self.measure,
+            "pareto": sorted(self.front, key=lambda e: -e["int8_mac_share"]),
             "evaluations": self.evaluations,
             "skipped_qdq": self.skipped_qdq,
             "seconds": round(self.seconds, 3),
@@ -170,78 +200,6 @@ def priority_order(sensitivity: SensitivityResult, min_cost: float = MIN_COST) -
     return [layer.node for layer, _ in first] + [layer.node for layer in rest]
 
 
-class _Judge:
-    """Evaluates mixed models for real and remembers every result."""
-
-    def __init__(
-        self,
-        fp32: onnx.ModelProto,
-        amax: Mapping[str, float],
-        placement: PlacementConfig | None,
-        data: EvalData,
-        met: Metric,
-        reference: dict[str, np.ndarray],
-        fp32_value: float,
-        max_drop: float | None,
-        macs: Mapping[str, int],
-    ) -> None:
-        self.fp32, self.amax, self.placement = fp32, amax, placement
-        self.data, self.met, self.reference = data, met, reference
-        self.fp32_value, self.max_drop = fp32_value, max_drop
-        self.macs = dict(macs)
-        self.skeleton = planning_skeleton(fp32, placement)
-        self.seen: dict[frozenset[str], float] = {}
-        self.log: list[dict[str, Any]] = []
-
-    def metric(self, nodes: Sequence[str]) -> float:
-        key = frozenset(nodes)
-        if key not in self.seen:
-            model, _ = mixed_model(self.fp32, self.amax, sorted(key), self.placement, self.skeleton)
-            outputs = run_model(model, self.data.feeds())
-            value = self.met(self.reference, outputs, self.data.targets)
-            self.seen[key] = value
-            self.log.append({"nodes": list(nodes), "metric": value, "met": self.ok(value)})
-        return self.seen[key]
-
-    def ok(self, value: float) -> bool | None:
-        return None if self.max_drop is None else self.met.meets(self.fp32_value, value, self.max_drop)
-
-    def meets(self, nodes: Sequence[str]) -> bool:
-        return bool(self.ok(self.metric(nodes)))
-
-
-def _search(judge: _Judge, forced: list[str], order: list[str], prune_limit: int) -> list[str]:
-    """Shortest prefix of `order` (after `forced`) that meets the budget, then greedy removals.
-
-    Prefix lengths 1, 2, 4, ... are evaluated until one meets the budget (the whole order last), then the
-    length is bisected between the last failure and that success.
-    """
-    order = [n for n in order if n not in forced]
-    if judge.meets(forced):
-        return list(forced)
-    lo, hi = 0, min(1, len(order))
-    while hi and not judge.meets(forced + order[:hi]):
-        if hi == len(order):
-            return forced + order  # not reachable: everything analysed is out of INT8
-        lo, hi = hi, min(2 * hi, len(order))
-    if not hi:
-        return list(forced)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if judge.meets(forced + order[:mid]):
-            hi = mid
-        else:
-            lo = mid
-    chosen = order[:hi]
-    if 1 < len(chosen) <= prune_limit:
-        # Most expensive first: a removal that still meets the budget saves the most compute.
-        for node in sorted(chosen, key=lambda n: (-judge.macs.get(n, 0), chosen.index(n))):
-            trial = [n for n in chosen if n != node]
-            if judge.meets(forced + trial):
-                chosen = trial
-    return forced + chosen
-
-
 def _mac_share(plan: QDQPlan, macs: Mapping[str, int]) -> float:
     total = sum(macs.values())
     return sum(macs.get(n, 0) for n in plan.quantized_nodes) / total if total else 0.0
@@ -261,6 +219,10 @@ def choose_fallback(
     input_name: str | Sequence[str] | None = None,
     batch_size: int = 32,
     prune_limit: int = 12,
+    rank_by: str = "cosine",
+    top_k: int = 6,
+    greedy_limit: int = 16,
+    workers: int | None = None,
 ) -> FallbackResult:
     """Choose the layers to keep out of INT8 and build the mixed model.
 
@@ -280,6 +242,11 @@ def choose_fallback(
         metric, targets, input_name, batch_size: as for `analyze_sensitivity`; the metric must be the one
             the ranking used.
         prune_limit: try dropping chosen layers again only when at most this many were chosen.
+        rank_by: "cosine" or "kl" (greedy forward selection on that measure) or "metric" (a static order on
+            the budget metric); `--fallback N` takes the N first of `sensitivity`'s own ranking.
+        top_k: candidates re-evaluated per greedy step.
+        greedy_limit: greedy additions before the rest is a prefix search in the last estimated order.
+        workers: parallel evaluations of a greedy step (default: the CPUs available).
 
     Returns:
         The chosen set, the measured metric of the mixed model, and the model.
@@ -293,6 +260,10 @@ def choose_fallback(
     start = time.perf_counter()
     if max_drop is not None and (not np.isfinite(max_drop) or max_drop < 0):
         raise UsageError(f"--max-drop must be a number >= 0, not {max_drop}")
+    if rank_by not in RANK_BY:
+        raise UsageError(f"--rank-by {rank_by!r}: choose one of {', '.join(RANK_BY)}")
+    if top_k < 1:
+        raise UsageError(f"top_k {top_k}: re-evaluate at least 1 candidate per step")
     fp32n = normalize(fp32)
     full_plan = plan_qdq(fp32n, placement)
     layers = list(full_plan.quantized_nodes)
@@ -319,34 +290,56 @@ def choose_fallback(
         raise UsageError("--max-drop needs the sensitivity ranking (run the analysis first)")
 
     reference = run_model(fp32n, ev_data.feeds())
-    fp32_value = met(reference, reference, ev_data.targets)
     macs = layer_macs(fp32n, ev_data.sample())
-    judge = _Judge(fp32n, amax, placement, ev_data, met, reference, fp32_value, max_drop, macs)
+    judge = Judge(fp32n, amax, placement, ev_data, met, reference, max_drop, macs, rank_by, workers)
+    fp32_value = judge.fp32_value
 
+    if sensitivity is not None:
+        judge.seed(sensitivity)
     if max_drop is None:
         chosen = forced
     else:
         assert sensitivity is not None
-        chosen = _search(judge, forced, priority_order(sensitivity), prune_limit)
+        if rank_by == "metric":
+            chosen = prefix_search(judge, forced, priority_order(sensitivity), prune_limit)
+        else:
+            floor = MIN_COST / max(len(layers), 1)
+            total = max(sum(macs.values()), 1)
+            order = [n for n in sensitivity.ranked_nodes if n in layers]
+            chosen = greedy_search(
+                judge, forced, order, lambda n: max(macs.get(n, 0) / total, floor),
+                top_k=top_k, limit=greedy_limit, prune_limit=prune_limit,
+            )  # fmt: skip
+        best = best_meeting(judge, forced)
+        if best is not None and best.int8_mac_share > judge.evaluate(chosen).int8_mac_share:
+            chosen = best.nodes
 
     model, plan = mixed_model(fp32n, amax, chosen, placement)
     plan, skipped = calibrated(plan, amax)
-    value = judge.metric(chosen)
+    final = judge.evaluate(chosen, full=frozenset(chosen) not in judge.exact)  # the answer, run in full
+    value = final.metric
+    int8 = judge.evaluate([])
+    pareto_front(judge)
     return FallbackResult(
         nodes=list(chosen),
         metric=value,
         fp32_metric=fp32_value,
-        int8_metric=sensitivity.int8_metric if sensitivity is not None else judge.metric([]),
+        int8_metric=sensitivity.int8_metric if sensitivity is not None else judge.evaluate([]).metric,
         metric_name=met.name,
         max_drop=max_drop,
         met=judge.ok(value),
         int8_mac_share=_mac_share(plan, macs),
         all_int8_mac_share=_mac_share(full_plan, macs),
-        evaluations=judge.log,
+        evaluations=[e.to_json() for e in judge.log],
         skipped_qdq=skipped,
         model=model,
         plan=plan,
         seconds=time.perf_counter() - start,
         higher_is_better=met.higher_is_better,
         unit=met.unit,
+        rank_by=rank_by,
+        measure_name=judge.measure_name,
+        fp32_measure=judge.measure(reference, reference, ev_data.targets),
+        int8_measure=int8.measure,
+        measure=final.measure,
     )

@@ -19,6 +19,7 @@ __all__ = [
     "format_points",
     "metric_info",
     "budget_unit",
+    "pareto_markdown",
     "SENSITIVITY_FORMAT",
 ]
 
@@ -163,6 +164,40 @@ def sensitivity_figure(sensitivity: SensitivityResult, chosen: list[str] | None 
     return fig
 
 
+def _rank_words(rank_by: str) -> str:
+    if rank_by == "metric":
+        return "the budget metric (a static order, cheapest recovery first)"
+    what = "mean output cosine to FP32" if rank_by == "cosine" else "output KL to FP32"
+    return f"{what}, re-measured each step given the layers already FP16 (greedy)"
+
+
+def pareto_markdown(choice: FallbackResult, plot: str | None = None, rows: int = 12) -> list[str]:
+    """The Pareto front table (highest INT8 share first, the chosen set marked) and the trade-off plot."""
+    metric, measure = choice.metric_name, choice.measure_name
+    front = sorted(choice.front, key=lambda e: -e["int8_mac_share"])
+    chosen = frozenset(choice.nodes)
+    lines = [
+        f"Pareto front of the {len(choice.evaluations)} evaluated sets ({metric} against INT8 share of MACs; "
+        "`--max-drop` takes the set meeting the budget with the highest INT8 share):",
+        "",
+        f"| INT8 share of MACs | layers FP16 | {metric} | {measure} | budget | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in front[:rows]:
+        met = "—" if e.get("met") is None else "met" if e["met"] else "not met"
+        mark = "**chosen**" if frozenset(e["nodes"]) == chosen else ""
+        lines.append(
+            f"| {100 * e['int8_mac_share']:.1f}% | {len(e['nodes'])} | {format_metric(metric, e['metric'])} | "
+            f"{e['measure']:.5f} | {met} | {mark} |"
+        )
+    if len(front) > rows:
+        lines.append(f"| … | {len(front) - rows} more in sensitivity.json | | | | |")
+    lines.append("")
+    if plot:
+        lines += [f"![FP16 fallback trade-off]({plot})", ""]
+    return lines
+
+
 def _short(node: str, width: int = 48) -> str:
     return node if len(node) <= width else "…" + node[-(width - 1) :]
 
@@ -173,8 +208,10 @@ def sensitivity_markdown(
     plot: str | None = None,
     top: int = 15,
     mixed_name: str = "model.trt.onnx",
+    tradeoff: str | None = None,
 ) -> str:
-    """The report.md section: FP32 / all-INT8 / mixed table, the budget verdict, the top layers, the plot."""
+    """The report.md section: FP32 / all-INT8 / mixed table, the budget verdict, the Pareto front and its plot,
+    the top layers, the per-layer plot."""
     metric = choice.metric_name if choice is not None else sensitivity.metric if sensitivity else "metric"
     lines: list[str] = []
     samples = sensitivity.samples if sensitivity is not None else None
@@ -201,8 +238,9 @@ def sensitivity_markdown(
             verdict = "met" if choice.met else "**not met** (even with every analysed layer in FP16)"
             lines.append(
                 f"Budget: at most {choice.max_drop:g} {budget_unit(metric)} worse than FP32: {verdict}; measured "
-                f"drop {choice.drop:.2f} {budget_unit(metric)}, from {len(choice.evaluations)} full evaluations of candidate "
-                "mixed models (the chosen set is the measured one, not a sum of single-layer numbers)."
+                f"drop {choice.drop:.2f} {budget_unit(metric)}, from {choice.searched} evaluations of candidate "
+                "mixed models (the chosen set is the measured one, not a sum of single-layer numbers); candidates "
+                f"ranked by {_rank_words(choice.rank_by)}."
             )
         else:
             lines.append(f"Fallback set given by the user ({len(choice.nodes)} layer(s)), measured as above.")
@@ -210,6 +248,8 @@ def sensitivity_markdown(
         if choice.nodes:
             lines.append("Kept out of INT8: " + ", ".join(f"`{n}`" for n in choice.nodes) + ".")
             lines.append("")
+        if choice.max_drop is not None and choice.front:
+            lines += pareto_markdown(choice, tradeoff)
         if choice.skipped_qdq:
             lines.append(
                 f"{len(choice.skipped_qdq)} Q/DQ that re-planning asked for had no calibrated scale and were "

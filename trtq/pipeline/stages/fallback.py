@@ -1,7 +1,7 @@
 """Sensitivity and FP16 fallback: rank the quantized layers, keep the fewest in FP16 within the budget.
 
-Writes sensitivity.json and sensitivity.png (and sensitivity.md where the sink wants it, as `trtq
-sensitivity` does); replaces `ctx.plan` with the mixed plan, which the quantize stage then applies, so the
+Writes sensitivity.json, sensitivity.png and, when a budget chose the set, tradeoff.png (and sensitivity.md where
+the sink wants it, as `trtq sensitivity` does); replaces `ctx.plan` with the mixed plan, which the quantize stage then applies, so the
 mixed graph is written by the same code whether it comes from `trtq build --max-drop` or `trtq sensitivity`.
 """
 
@@ -48,6 +48,7 @@ class FallbackStage:
         from trtq.progress import status
         from trtq.sensitivity import analyze_sensitivity, choose_fallback
         from trtq.sensitivity.report import plot_sensitivity, sensitivity_document, sensitivity_markdown
+        from trtq.sensitivity.tradeoff import plot_tradeoff
 
         cfg = ctx.config.fallback
         fp32, plan = ctx.need("fp32", self.name), ctx.need("plan", self.name)
@@ -63,13 +64,18 @@ class FallbackStage:
             "input_name": ctx.input_names,
             "batch_size": batch,
         }
-        sens = analyze_sensitivity(fp32, amax, data, plan=plan, workers=cfg.workers, **kw) if rank else None
+        sens = None
+        if rank:
+            sens = analyze_sensitivity(
+                fp32, amax, data, plan=plan, workers=cfg.workers, rank_by=cfg.rank_by, **kw
+            )
         choice = None
         if cfg.enabled:
-            with status("choosing the FP16 fallback set (evaluating mixed models)"):
+            with status(f"choosing the FP16 fallback set (ranked by {cfg.rank_by}, evaluating mixed models)"):
                 choice = choose_fallback(
-                    fp32, amax, data, sensitivity=sens, max_drop=cfg.max_drop, fallback=cfg.layers, **kw
-                )
+                    fp32, amax, data, sensitivity=sens, max_drop=cfg.max_drop, fallback=cfg.layers,
+                    rank_by=cfg.rank_by, top_k=cfg.top_k, workers=cfg.workers, **kw,
+                )  # fmt: skip
             ctx.plan = choice.plan
         ctx.write_json(A.SENSITIVITY_JSON, sensitivity_document(sens, choice))
         plot = None
@@ -78,7 +84,13 @@ class FallbackStage:
             if path is not None:
                 plot_sensitivity(sens, path, choice.nodes if choice else None)
                 plot = A.SENSITIVITY_PNG
-        section = sensitivity_markdown(sens, choice, plot, mixed_name=self.mixed_artifact)
+        tradeoff = None
+        if choice is not None and choice.max_drop is not None:
+            path = ctx.artifact_path(A.TRADEOFF_PNG)
+            if path is not None:
+                plot_tradeoff(choice, path)
+                tradeoff = A.TRADEOFF_PNG
+        section = sensitivity_markdown(sens, choice, plot, mixed_name=self.mixed_artifact, tradeoff=tradeoff)
         if ctx.wants(A.SENSITIVITY_MD):
             ctx.write_text(A.SENSITIVITY_MD, "# trtq sensitivity\n\n" + section)
         ctx.result.sensitivity = SensitivitySummary(sens, choice)
