@@ -65,7 +65,9 @@ def main() -> None:
 
     res = weight_ptq(fp32, plan, feeds(cal_x), ["bias-correction"], act_amax=amax, batches=4)
     bc = run_model(insert_qdq(fp32, plan, amax, weights=res), feeds(held_x))
-    print(f"all-INT8 + bias-correction: agreement {agreement(bc):.3f} cosine {cosine(ref, bc):.4f}", flush=True)
+    print(
+        f"all-INT8 + bias-correction: agreement {agreement(bc):.3f} cosine {cosine(ref, bc):.4f}", flush=True
+    )
 
     t0 = time.perf_counter()
     sens = analyze_sensitivity(fp32, amax, held_x, plan=plan, batch_size=25, rank_by="cosine")
@@ -82,11 +84,17 @@ def main() -> None:
         rows.append((rank_by, len(choice.nodes), 1 - choice.int8_mac_share, choice.metric, choice.measure,
                      choice.searched, secs, choice.met))  # fmt: skip
         print(rows[-1], choice.nodes, flush=True)
-    print(f"\n--max-drop {args.max_drop:g} on {args.held} held-out images ({args.calib} calibration), entropy:\n")
-    print("| --rank-by | layers FP16 | FP16 share of MACs | agreement | cosine | evaluations | seconds | met |")
+    print(
+        f"\n--max-drop {args.max_drop:g} on {args.held} held-out images ({args.calib} calibration), entropy:\n"
+    )
+    print(
+        "| --rank-by | layers FP16 | FP16 share of MACs | agreement | cosine | evaluations | seconds | met |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {100 * r[2]:.1f}% | {r[3]:.3f} | {r[4]:.4f} | {r[5]} | {r[6]:.0f} | {r[7]} |")
+        print(
+            f"| {r[0]} | {r[1]} | {100 * r[2]:.1f}% | {r[3]:.3f} | {r[4]:.4f} | {r[5]} | {r[6]:.0f} | {r[7]} |"
+        )
 
 
 if __name__ == "__main__":
