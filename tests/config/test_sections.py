@@ -38,6 +38,8 @@ from trtq.errors import UsageError
         (FallbackConfig(max_drop=float("nan")), "--max-drop nan"),
         (FallbackConfig(layers=-2), "--fallback -2: give a number of layers >= 0"),
         (FallbackConfig(workers=0), "--workers 0: give at least 1"),
+        (FallbackConfig(rank_by="top1"), "--rank-by 'top1': choose cosine, kl or metric"),
+        (FallbackConfig(top_k=0), "--rank-top-k 0: give a number of candidates >= 1"),
         (FallbackConfig(metric="cosin"), "--metric 'cosin' is not a registered metric; .*or give package.module:function"),
         (TypingConfig(data_max=0), "data_max 0: must be positive"),
         (ValidationConfig(metrics=("nope",)), "--metric 'nope' is not a registered metric"),
@@ -85,6 +87,9 @@ def test_fallback_and_typing_from_args():
     assert FallbackConfig.from_args(Namespace(fallback="/a, /b.*")).layers == ("/a", "/b.*")
     fb = FallbackConfig.from_args(Namespace(max_drop=1.0, metric="cosine", workers=2))
     assert fb == FallbackConfig(max_drop=1.0, metric="cosine", workers=2) and fb.enabled
+    assert fb.rank_by == "cosine" and fb.top_k == 6  # the continuous measure by default
+    fb = FallbackConfig.from_args(Namespace(max_drop=1.0, rank_by="metric", rank_top_k=3))
+    assert (fb.rank_by, fb.top_k) == ("metric", 3)
     assert not FallbackConfig().enabled and FallbackConfig(layers=0).enabled
     typing = TypingConfig.from_args(Namespace(no_typed=True, keep_fp32=["a,b"], keep_fp32_op_type=["Gemm"]))
     assert typing == TypingConfig(enabled=False, keep_fp32_nodes=("a", "b"), keep_fp32_op_types=("Gemm",))

@@ -81,3 +81,25 @@ def test_directions_units_and_which_are_automatic():
     ]
     assert all(get_metric(n).kind == "fidelity" for n in higher)
     assert not get_metric("cosine").usable({"ids": REF["ids"]}, None)  # needs a float output
+
+
+def test_output_kl_against_torch_kl_div():
+    import torch
+
+    from trtq.metrics.fidelity import output_kl
+
+    ref = {"logits": RNG.standard_normal((16, 10)).astype(np.float32), "ids": np.arange(16)}
+    out = {
+        "logits": ref["logits"] + RNG.standard_normal((16, 10)).astype(np.float32) * 0.3,
+        "ids": np.arange(16),
+    }
+    p = torch.log_softmax(torch.from_numpy(ref["logits"]).double(), -1)
+    q = torch.log_softmax(torch.from_numpy(out["logits"]).double(), -1)
+    expected = torch.nn.functional.kl_div(q, p, reduction="batchmean", log_target=True).item()  # KL(p || q)
+    assert output_kl(ref, out) == pytest.approx(expected, rel=1e-9)
+    assert output_kl(ref, ref) == 0.0
+    # rows inside a sample (a detector's per-box scores) are averaged; outputs add up
+    boxes = {"s": np.stack([ref["logits"], out["logits"]], axis=1)}
+    assert output_kl(boxes, {"s": boxes["s"][:, ::-1]}) > 0
+    assert output_kl({**ref, "b": ref["logits"]}, {**out, "b": out["logits"]}) == pytest.approx(2 * expected)
+    assert not get_metric("output_kl").higher_is_better and get_metric("output_kl").kind == "fidelity"

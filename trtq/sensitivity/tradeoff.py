@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trtq.sensitivity.fallback import FallbackResult
-from trtq.sensitivity.report import metric_info
+from trtq.sensitivity.report import format_metric, metric_info
 
 __all__ = ["plot_tradeoff", "tradeoff_figure"]
 
@@ -67,7 +67,7 @@ def tradeoff_figure(choice: FallbackResult) -> Any:
                        color=color, label=f"{label} ({len(pts)})", zorder=2)  # fmt: skip
         front = sorted(choice.front, key=lambda e: e["int8_mac_share"])
         if key == "metric" and front:
-            ax.step([100 * e["int8_mac_share"] for e in front], [scale * e[key] for e in front], where="post",
+            ax.step([100 * e["int8_mac_share"] for e in front], [scale * e[key] for e in front], where="pre",
                     color="#2b7bba", linewidth=1.6, label="Pareto front (metric vs INT8 MACs)", zorder=3)  # fmt: skip
         elif front:
             ax.plot([100 * e["int8_mac_share"] for e in front], [scale * e[key] for e in front], color="#2b7bba",
@@ -84,15 +84,17 @@ def tradeoff_figure(choice: FallbackResult) -> Any:
             x, y = 100 * choice.int8_mac_share, scale * mine
             ax.scatter([x], [y], marker="*", s=260, color="#c0392b", edgecolor="black", zorder=5,
                        label="chosen")  # fmt: skip
-            value = f"{y:.2f}{'%' if unit else ''}" if key == "metric" else f"{y:.4f}"
+            value = format_metric(name, mine) if key == "metric" else f"{y:.4f}"
             text = f"chosen: {len(chosen)} layer(s) FP16\n{x:.1f}% of MACs INT8, {name} {value}"
-            ax.annotate(text, (x, y), xytext=(-12, -34), textcoords="offset points", ha="right", fontsize=8,
+            right = x < 60  # the label goes where the axes have room
+            ax.annotate(text, (x, y), xytext=(14 if right else -14, -36), textcoords="offset points",
+                        ha="left" if right else "right", fontsize=8,
                         arrowprops={"arrowstyle": "-", "color": "0.4"},
                         bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})  # fmt: skip
         ax.set_xlabel("INT8 share of MACs (%)")
         ax.set_ylabel(f"{name}{unit}")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
     budget = f", --max-drop {choice.max_drop:g}" if choice.max_drop is not None else ""
     fig.suptitle(
         f"FP16 fallback trade-off: {choice.metric_name} against INT8 share of MACs "
