@@ -155,6 +155,7 @@ OVERRIDE_CASES = {
     "max_drop": (0.5, lambda c: c.fallback.max_drop, 0.5),
     "fallback": (["/a", "/b"], lambda c: c.fallback.layers, ("/a", "/b")),
     "metric": ("cosine", lambda c: c.fallback.metric, "cosine"),
+    "rank_by": ("kl", lambda c: c.fallback.rank_by, "kl"),
     "build_engine": (False, lambda c: c.engine.enabled, False),
     "smoothquant": (0.5, lambda c: c.calibration.smoothquant, 0.5),
 }
