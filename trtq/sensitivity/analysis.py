@@ -143,14 +143,6 @@ class SensitivityResult:
         d = layer.metric_fp16_alone - self.int8_metric
         return d if self.higher_is_better else -d
 
-    def measure_fp16_alone(self, layer: LayerSensitivity, rank_by: str) -> float | None:
-        """`layer`'s alone-FP16 value of a continuous measure (`MEASURES` key), None if not measured."""
-        return layer.cosine_fp16_alone if rank_by == "cosine" else layer.kl_fp16_alone
-
-    def int8_measure(self, rank_by: str) -> float | None:
-        """The all-INT8 model's value of a continuous measure (`MEASURES` key), None if not measured."""
-        return self.int8_cosine if rank_by == "cosine" else self.int8_kl
-
     @property
     def ranked_nodes(self) -> list[str]:
         """Node names, most sensitive first."""

@@ -142,13 +142,13 @@ class Judge:
 
     def seed(self, sensitivity: SensitivityResult) -> None:
         """Record the analysis's all-INT8 and alone-FP16 models (when it measured this judge's measure)."""
-        rank_by = next((k for k, v in MEASURES.items() if v == self.measure_name), "cosine")
-        int8 = sensitivity.int8_measure(rank_by)
+        kl = self.measure_name == MEASURES["kl"]
+        int8 = sensitivity.int8_kl if kl else sensitivity.int8_cosine
         if int8 is None or sensitivity.metric != self.met.name:
             return
         self.record([], sensitivity.int8_metric, int8, self.share([]), "analysis")
         for layer in sensitivity.layers:
-            value = sensitivity.measure_fp16_alone(layer, rank_by)
+            value = layer.kl_fp16_alone if kl else layer.cosine_fp16_alone
             if value is not None:
                 share = self.share([layer.node])
                 self.record([layer.node], layer.metric_fp16_alone, value, share, "analysis")

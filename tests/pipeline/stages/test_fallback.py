@@ -91,14 +91,21 @@ def test_build_writes_table_plot_and_mixed_graph(tmp_path, digits_npz, make_mode
     assert sorted(layer["rank"] for layer in doc["layers"]) == [1, 2, 3, 4]
     assert doc["fallback"]["met"] is True and doc["fallback"]["rank_by"] == "cosine"
     front = doc["fallback"]["pareto"]
-    assert front and all(e["front"] for e in front) and any(e["nodes"] == doc["fallback"]["nodes"] for e in front)
+    assert (
+        front
+        and all(e["front"] for e in front)
+        and any(e["nodes"] == doc["fallback"]["nodes"] for e in front)
+    )
     assert (tmp_path / "run" / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "run" / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "run" / "report.md").read_text()
     assert (
         "## Sensitivity and FP16 fallback" in report and "![per-layer sensitivity](sensitivity.png)" in report
     )
-    assert "![FP16 fallback trade-off](tradeoff.png)" in report and "| INT8 share of MACs | layers FP16 |" in report
+    assert (
+        "![FP16 fallback trade-off](tradeoff.png)" in report
+        and "| INT8 share of MACs | layers FP16 |" in report
+    )
     assert "| FP32 |" in report and "all INT8" in report and "mixed" in report
     assert result.sensitivity.fallback.metric >= doc["fp32_metric"] - 0.01
     assert (
