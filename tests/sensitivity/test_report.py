@@ -63,9 +63,10 @@ def test_markdown_table_verdict_and_ranking():
     assert "| FP32 | 100.00% | 0.0% |" in md and "| all INT8 | 80.00% | 90.0% |" in md
     assert "| mixed, 1 layer(s) FP16 (model.mixed.onnx) | 99.00% | 75.0% |" in md
     assert (
-        "Budget: at most 2 percentage points worse than FP32: met; measured drop 1.00 percentage points, from 3 full"
-        in md
+        "Budget: at most 2 percentage points worse than FP32: met; measured drop 1.00 percentage points, from 3 "
+        "evaluations" in md
     )
+    assert "candidates ranked by mean output cosine to FP32, re-measured each step" in md
     assert "Kept out of INT8: `/l0/Conv`." in md
     assert "| 1 | `/l0/Conv` | Conv | 14.3% | 90.00% | 95.00% (+15.00 pt) | yes |" in md
     assert "| 2 | `/l1/Conv` | Conv | 28.6% | 89.00% | 94.00% (+14.00 pt) |  |" in md
@@ -90,3 +91,18 @@ def test_the_chart_is_a_png_written_atomically(tmp_path):
     path = plot_sensitivity(_sens(25), tmp_path / "s.png", chosen=["/l0/Conv"], top=20)
     assert path == tmp_path / "s.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["s.png"]
+
+
+def test_pareto_table_lists_the_front_with_the_chosen_set_and_the_plot():
+    def ev(nodes, metric, share, front):
+        return {"nodes": nodes, "metric": metric, "measure": 0.99 + share / 100, "int8_mac_share": share,
+                "met": metric >= 0.98, "source": "search", "front": front}  # fmt: skip
+
+    evals = [ev([], 0.8, 0.9, True), ev(["/l1/Conv"], 0.85, 0.7, False), ev(["/l0/Conv"], 0.99, 0.75, True)]
+    choice = _choice(evaluations=evals, measure_name="cosine")
+    md = sensitivity_markdown(_sens(), choice, tradeoff="tradeoff.png")
+    assert "Pareto front of the 3 evaluated sets" in md and "![FP16 fallback trade-off](tradeoff.png)" in md
+    assert "| 90.0% | 0 | 80.00% | 0.99900 | not met |  |" in md
+    assert "| 75.0% | 1 | 99.00% | 0.99750 | met | **chosen** |" in md and "| 70.0% |" not in md  # dominated
+    doc = sensitivity_document(_sens(), choice)["fallback"]
+    assert [e["int8_mac_share"] for e in doc["pareto"]] == [0.9, 0.75] and doc["measure"] == "cosine"

@@ -221,7 +221,7 @@ def choose_fallback(
     prune_limit: int = 12,
     rank_by: str = "cosine",
     top_k: int = 6,
-    greedy_limit: int = 16,
+    greedy_limit: int = 12,
     workers: int | None = None,
 ) -> FallbackResult:
     """Choose the layers to keep out of INT8 and build the mixed model.
@@ -245,7 +245,7 @@ def choose_fallback(
         rank_by: "cosine" or "kl" (greedy forward selection on that measure) or "metric" (a static order on
             the budget metric); `--fallback N` takes the N first of `sensitivity`'s own ranking.
         top_k: candidates re-evaluated per greedy step.
-        greedy_limit: greedy additions before the rest is a prefix search in the last estimated order.
+        greedy_limit: the greedy search runs when the prefix search on the measure needs at most this many layers.
         workers: parallel evaluations of a greedy step (default: the CPUs available).
 
     Returns:

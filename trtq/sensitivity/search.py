@@ -5,11 +5,13 @@ and remembers every one as an `Evaluation`: the set, its budget metric, its cont
 cosine or output KL to FP32) and its INT8 share of MACs. The alone-FP16 variants of the sensitivity analysis
 are evaluations too (the same mixed models), so they join the record without running again.
 
-`greedy_search` (`--rank-by cosine|kl`): starting from the forced layers, each step re-evaluates the `top_k`
-remaining candidates with the highest estimated gain per unit of compute, given what is already FP16 (the
-estimate of the others stays from the last time they were measured: layers that only help together show
-their gain once their partner is in), and adds the best one; a step whose candidates include sets that meet
-the budget ends the search with the one that keeps the most MACs in INT8. `prefix_search` (`--rank-by
+`greedy_search` (`--rank-by cosine|kl`): first the shortest prefix of the static order on the measure that meets
+the budget (an upper bound, cheap); then, when that bound is small enough to afford it, a greedy search from the
+forced layers: each step re-evaluates the `top_k` remaining candidates with the highest estimated gain per unit
+of compute, given what is already FP16 (the estimate of the others stays from the last time they were measured:
+layers that only help together show their gain once their partner is in), and adds the best one; a step whose
+candidates include sets that meet the budget ends it. The answer is the recorded set meeting the budget with the
+most MACs INT8. `prefix_search` (`--rank-by
 metric`) is the static order of `trtq.sensitivity.fallback.priority_order`, shortest prefix by doubling and
 bisection. Both finish by trying to drop each chosen layer again, most expensive first.
 
@@ -238,10 +240,15 @@ def greedy_search(
     cost: Callable[[str], float],
     *,
     top_k: int = 6,
-    limit: int = 16,
+    limit: int = 12,
     prune_limit: int = 12,
 ) -> list[str]:
-    """Greedy forward selection on the judge's measure (see the module doc).
+    """Greedy forward selection on the judge's measure, bounded by a prefix search (see the module doc).
+
+    First the shortest prefix of the static order on the measure (alone-FP16 gain per unit of compute) that
+    meets the budget: an upper bound found in about 2 log2(L) evaluations. When it holds at most `limit`
+    layers beyond `forced`, the greedy search runs for at most that many additions; the recorded set meeting
+    the budget with the most MACs INT8 (either search's) is then pruned.
 
     Args:
         judge: evaluates sets (already seeded with the analysis's alone-FP16 models, when it has them).
@@ -249,7 +256,7 @@ def greedy_search(
         candidates: the layers that may be added, in a stable order (ties).
         cost: a layer's compute cost (MACs share with a floor).
         top_k: candidates re-evaluated per step.
-        limit: after this many greedy additions, the rest is a prefix search in the last estimated order.
+        limit: the largest upper bound (layers) for which the greedy search runs.
         prune_limit: see `prune`.
     """
     chosen = list(forced)
@@ -267,25 +274,25 @@ def greedy_search(
     def rank(n: str) -> tuple[float, int]:
         return (-estimate[n] / cost(n), position[n])
 
-    steps = 0
-    while remaining:
-        ranked = sorted(remaining, key=rank)
-        if steps >= limit:
-            return prefix_search(judge, chosen, ranked, prune_limit)
-        top = ranked[: max(1, top_k)]
+    upper = prefix_search(judge, forced, sorted(remaining, key=rank), prune_limit=0)
+    if not judge.evaluate(upper).met:
+        return upper  # not reachable: every candidate is out of INT8
+    steps = len(upper) - len(forced)
+    while remaining and steps <= limit and len(chosen) - len(forced) < steps:
+        top = sorted(remaining, key=rank)[: max(1, top_k)]
         step = judge.evaluate_many(chosen, top)
         for n in top:
             estimate[n] = judge.gain(current, step[n])
-        meeting = [n for n in top if step[n].met]
-        if meeting:
-            pick = max(meeting, key=lambda n: (step[n].int8_mac_share, _better(judge, step[n]), -position[n]))
-            return prune(judge, forced, chosen[len(forced) :] + [pick], prune_limit)
+        if any(step[n].met for n in top):
+            break  # the best of these is among the recorded sets meeting the budget
         pick = min(top, key=rank)
         chosen.append(pick)
         current = step[pick]
         remaining.remove(pick)
-        steps += 1
-    return chosen  # not reachable: every candidate is out of INT8
+    best = best_meeting(judge, forced)
+    assert best is not None  # `upper` meets the budget
+    ordered = [n for n in best.nodes if n not in forced]
+    return prune(judge, forced, ordered, prune_limit)
 
 
 def _better(judge: Judge, e: Evaluation) -> tuple[float, float]:
