@@ -8,13 +8,15 @@ EfficientNet-Lite1 (published ImageNet weights), images split as in `bench_accur
 odd positions are held out), entropy calibration, top-1 agreement with FP32 as the budget metric. One sensitivity
 analysis serves every search; each search's chosen set is re-evaluated in full. Prints, per `--rank-by`, the
 layers kept FP16, the FP16 share of MACs, the mixed model's agreement and cosine, the evaluations and the time;
-writes each search's tradeoff.png into `--out`. The all-INT8 row with `--weight-ptq bias-correction` is measured
-on the same split (weight methods change the INT8 graph, not the fallback search).
+writes each search's tradeoff.png into `--out`, with the analysis (sensitivity.json, reused by the next run with
+the same split). The all-INT8 row with `--weight-ptq bias-correction` is measured on the same split (weight methods
+change the INT8 graph, not the fallback search).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -32,6 +34,7 @@ def main() -> None:
     ap.add_argument("--max-drop", type=float, default=1.0)
     ap.add_argument("--rank-by", default="metric,cosine", help="comma list of --rank-by values to compare")
     ap.add_argument("--out", type=Path, default=Path("bench_fallback"))
+    ap.add_argument("--no-bias-correction", action="store_true", help="skip the bias-corrected all-INT8 row")
     args = ap.parse_args()
 
     from bench_accuracy import lite_model, load_images
@@ -41,7 +44,7 @@ def main() -> None:
     from trtq.metrics.fidelity import cosine
     from trtq.placement import normalize, plan_qdq
     from trtq.qdq import insert_qdq
-    from trtq.sensitivity import analyze_sensitivity, choose_fallback
+    from trtq.sensitivity import SensitivityResult, analyze_sensitivity, choose_fallback
     from trtq.sensitivity.evaluate import run_model
     from trtq.sensitivity.tradeoff import plot_tradeoff
     from trtq.weights import weight_ptq
@@ -63,17 +66,22 @@ def main() -> None:
         key = next(iter(ref))
         return float((outputs[key].argmax(1) == ref[key].argmax(1)).mean())
 
-    res = weight_ptq(fp32, plan, feeds(cal_x), ["bias-correction"], act_amax=amax, batches=4)
-    bc = run_model(insert_qdq(fp32, plan, amax, weights=res), feeds(held_x))
-    print(
-        f"all-INT8 + bias-correction: agreement {agreement(bc):.3f} cosine {cosine(ref, bc):.4f}", flush=True
-    )
+    if not args.no_bias_correction:
+        res = weight_ptq(fp32, plan, feeds(cal_x), ["bias-correction"], act_amax=amax, batches=4)
+        bc = run_model(insert_qdq(fp32, plan, amax, weights=res), feeds(held_x))
+        print(f"all-INT8 + bias-correction: agreement {agreement(bc):.3f} cosine {cosine(ref, bc):.4f}",
+              flush=True)  # fmt: skip
 
+    args.out.mkdir(parents=True, exist_ok=True)
+    saved = args.out / "sensitivity.json"  # the analysis, reused by a later run with the same split
     t0 = time.perf_counter()
-    sens = analyze_sensitivity(fp32, amax, held_x, plan=plan, batch_size=25, rank_by="cosine")
+    if saved.exists():
+        sens = SensitivityResult.from_json(json.loads(saved.read_text()))
+    else:
+        sens = analyze_sensitivity(fp32, amax, held_x, plan=plan, batch_size=25, rank_by="cosine")
+        saved.write_text(json.dumps(sens.to_json()))
     print(f"analysis {len(sens.layers)} layers: {time.perf_counter() - t0:.0f} s; all-INT8 agreement "
           f"{sens.int8_metric:.3f} cosine {sens.int8_cosine:.4f}", flush=True)  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for rank_by in args.rank_by.split(","):
         t0 = time.perf_counter()
