@@ -45,7 +45,6 @@ NOT_A_MODULE = {
     "tests/pipeline/test_identity.py": "build and the stage commands write the same bytes",
     "tests/finetune/test_cli.py": "trtq qat from the command line (trtq/cli/qat.py)",
     "tests/cli/test_startup.py": "every command's --help/--version stays light (the CLI as a whole)",
-    "tests/export/test_exporters.py": "both torch exporters end to end, across the export package and the stages",
     "tests/pipeline/stages/test_run_folder.py": "what a whole build writes into its run folder",
     "tests/plugins/toy_trtq_plugin.py": "a plugin module outside trtq, used by tests/test_plugins.py",
     "tests/weights/test_methods.py": "the weight methods on cases built for each (until split per module)",
