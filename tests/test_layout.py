@@ -22,7 +22,7 @@ PENDING: dict[str, str] = {}
 #: Test files that test the repository or a behaviour across modules rather than one module.
 NOT_A_MODULE = {
     "tests/test_docs.py": "the docs: generated CLI page, links",
-    "tests/test_readme.py": "the README quickstart, executed",
+    "tests/test_readme.py": "the README executed: quickstart, every trtq command, the Python example",
     "tests/test_docker.py": "the container files",
     "tests/test_scripts.py": "scripts/ that need a GPU",
     "tests/test_layout.py": "this file",
@@ -30,7 +30,6 @@ NOT_A_MODULE = {
     "tests/pipeline/test_identity.py": "build and the stage commands write the same bytes",
     "tests/finetune/test_cli.py": "trtq qat end to end against the shared QAT run (parser: tests/cli/test_qat.py)",
     "tests/cli/test_startup.py": "every command's --help/--version stays light (the CLI as a whole)",
-    "tests/export/test_exporters.py": "both torch exporters end to end, across the export package and the stages",
     "tests/pipeline/stages/test_run_folder.py": "what a whole build writes into its run folder",
     "tests/plugins/toy_trtq_plugin.py": "a plugin module outside trtq, used by tests/test_plugins.py",
     "tests/pipeline/test_transformers.py": "transformer models (HF BERT, ViTs, sentence encoders) through trtq build",

@@ -1,5 +1,4 @@
-"""`trtq.rundir.checks`: --force replaces only trtq's own folders (never the current folder, its parents, home or
-root, nor one holding an input), messages that fit the caller, and one-line errors for full and read-only disks."""
+"""trtq.rundir.checks: which run folders may be made or replaced, and one-line file-system errors."""
 
 from __future__ import annotations
 
@@ -9,42 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.rundir.cases import hidden, run
-from trtq.errors import TrtqError, UsageError, set_cli
-from trtq.rundir import check_out_folder
-
-
-def test_force_never_touches_a_folder_trtq_did_not_make(tmp_path: Path) -> None:
-    out = tmp_path / "mine"
-    out.mkdir()
-    (out / "mine.txt").write_text("user data")
-    os.chmod(out, 0o755)
-    with pytest.raises(UsageError, match=r"mine\.txt.*replaces only folders trtq made"):
-        run(out, force=True)
-    assert (out / "mine.txt").read_text() == "user data" and sorted(os.listdir(out)) == ["mine.txt"]
-    assert out.stat().st_mode & 0o777 == 0o755 and hidden(tmp_path) == []
-
-
-def test_force_refuses_a_trtq_folder_holding_a_users_file_and_names_it(tmp_path: Path) -> None:
-    out = tmp_path / "r"
-    run(out)
-    (out / "notes.txt").write_text("mine")
-    with pytest.raises(UsageError, match=r"notes\.txt"):
-        run(out, force=True)
-    assert (out / "notes.txt").read_text() == "mine" and (out / "report.md").read_text() == "new"
-
-
-def test_an_earlier_run_needs_force_and_the_message_fits_the_caller(tmp_path: Path) -> None:
-    out = tmp_path / "r"
-    run(out)
-    with pytest.raises(UsageError, match=r"pass force=True"):  # the Python API
-        run(out)
-    set_cli(True)
-    try:
-        with pytest.raises(UsageError, match=r"pass --force"):
-            run(out)
-    finally:
-        set_cli(False)
+from trtq.errors import UsageError
+from trtq.rundir.checks import check_out_folder, existing_parent, foreign_entries, listing, os_error_message
+from trtq.rundir.marker import RunMarker
 
 
 @pytest.mark.parametrize("which", ["cwd", "parent", "home", "root"])
@@ -65,42 +31,46 @@ def test_force_never_replaces_the_current_folder_its_parents_home_or_root(
     assert (work / "precious.txt").read_text() == "x"
 
 
-def test_force_refuses_a_folder_that_holds_an_input_of_the_run(tmp_path: Path) -> None:
-    out = tmp_path / "r"
-    run(out, files={"model.onnx": "m"})
-    with pytest.raises(UsageError, match=r"model\.onnx is an input of this run but lies inside"):
-        run(out, force=True, inputs=[str(out / "model.onnx"), None])
+def test_a_new_or_empty_folder_is_fine_and_a_file_or_link_is_refused(tmp_path: Path) -> None:
+    check_out_folder(tmp_path / "new", False)
+    (tmp_path / "empty").mkdir()
+    check_out_folder(tmp_path / "empty", False)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UsageError, match=r"--out .*f is a file, not a folder"):
+        check_out_folder(tmp_path / "f", True)
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        check_out_folder(tmp_path / "link", True, option="--qat-out")
 
 
-def test_a_full_disk_is_one_line_with_the_free_space_and_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = Path.write_text
-
-    def full(self: Path, *a: object, **k: object) -> int:
-        if self.name.startswith(".model.onnx"):
-            raise OSError(errno.ENOSPC, "No space left on device", str(self))
-        return real(self, *a, **k)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Path, "write_text", full)
-    with pytest.raises(
-        TrtqError, match=r"no space left on the device of .* MiB free\); free some space"
-    ) as e:
-        run(tmp_path / "r", files={"report.md": "x", "model.onnx": "m"})
-    assert "\n" not in str(e.value)
-    assert sorted(os.listdir(tmp_path)) == []
+def test_foreign_entries_are_what_the_marker_does_not_list(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "mine.txt").write_text("x")
+    assert foreign_entries(tmp_path) == {"a.json", "mine.txt"}  # no marker: nothing is trtq's
+    RunMarker(command="build", state="complete", files=["a.json"]).write(tmp_path)
+    assert foreign_entries(tmp_path) == {"mine.txt"}
 
 
-def test_a_read_only_folder_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = Path.mkdir
+def test_listing_names_a_few_and_counts_the_rest() -> None:
+    assert listing(["b", "a"]) == "a, b"
+    assert listing([f"f{i}" for i in range(8)], limit=3) == "f0, f1, f2 and 5 more"
 
-    def read_only(self: Path, *a: object, **k: object) -> None:
-        if ".partial-" in self.name:
-            raise OSError(errno.EROFS, "Read-only file system", str(self))
-        real(self, *a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Path, "mkdir", read_only)
-    with pytest.raises(
-        TrtqError, match=rf"{tmp_path} is on a read-only file system; choose a writable --out"
-    ):
-        run(tmp_path / "r")
+def test_file_system_errors_are_one_line_naming_the_folder(tmp_path: Path) -> None:
+    target = tmp_path / "run" / "model.onnx"
+    full = os_error_message(OSError(errno.ENOSPC, "No space left", str(target)), written=3 * 2**20)
+    assert full.startswith(f"no space left on the device of {tmp_path / 'run'} (the run had written 3.0 MiB")
+    assert "MiB free" in full and "\n" not in full
+    assert os_error_message(OSError(errno.EROFS, "ro"), tmp_path) == (
+        f"{tmp_path} is on a read-only file system; choose a writable --out"
+    )
+    assert "no permission to write in" in os_error_message(OSError(errno.EACCES, "denied", str(target)))
+    staging = tmp_path / ".run.partial-12.34-abc123"
+    assert f"{tmp_path} is on a read-only" in os_error_message(OSError(errno.EROFS, "ro"), staging / "x")
+    assert os_error_message(OSError(errno.EIO, "I/O error")) == "a file operation failed: I/O error"
+
+
+def test_existing_parent_walks_up_to_a_folder_that_exists(tmp_path: Path) -> None:
+    assert existing_parent(tmp_path / "a" / "b" / "c") == tmp_path
+    assert existing_parent(tmp_path) == tmp_path
+    assert os.path.isdir(existing_parent(Path("/no/such/place")))
