@@ -84,13 +84,15 @@ def tradeoff_figure(choice: FallbackResult) -> Any:
             x, y = 100 * choice.int8_mac_share, scale * mine
             ax.scatter([x], [y], marker="*", s=260, color="#c0392b", edgecolor="black", zorder=5,
                        label="chosen")  # fmt: skip
-            value = format_metric(name, mine) if key == "metric" else f"{y:.4f}"
+            value = format_metric(name, mine) if key == "metric" else f"{y:.5f}"
             text = f"chosen: {len(chosen)} layer(s) FP16\n{x:.1f}% of MACs INT8, {name} {value}"
-            right = x < 60  # the label goes where the axes have room
-            ax.annotate(text, (x, y), xytext=(14 if right else -14, -36), textcoords="offset points",
+            lo, hi = ax.get_ylim()
+            right, low = x < 60, (y - lo) < 0.35 * (hi - lo)  # the label goes where the axes have room
+            ax.annotate(text, (x, y), xytext=(14 if right else -14, 30 if low else -36), textcoords="offset points",
                         ha="left" if right else "right", fontsize=8,
                         arrowprops={"arrowstyle": "-", "color": "0.4"},
                         bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})  # fmt: skip
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel("INT8 share of MACs (%)")
         ax.set_ylabel(f"{name}{unit}")
         ax.grid(True, alpha=0.3)
