@@ -86,8 +86,9 @@ def tradeoff_figure(choice: FallbackResult) -> Any:
                        label="chosen")  # fmt: skip
             value = format_metric(name, mine) if key == "metric" else f"{y:.5f}"
             text = f"chosen: {len(chosen)} layer(s) FP16\n{x:.1f}% of MACs INT8, {name} {value}"
-            lo, hi = ax.get_ylim()
-            right, low = x < 60, (y - lo) < 0.35 * (hi - lo)  # the label goes where the axes have room
+            (left, end), (lo, hi) = ax.get_xlim(), ax.get_ylim()
+            right = (x - left) < 0.5 * (end - left)  # the label goes where the axes have room
+            low = (y - lo) < 0.35 * (hi - lo)
             ax.annotate(text, (x, y), xytext=(14 if right else -14, 30 if low else -36), textcoords="offset points",
                         ha="left" if right else "right", fontsize=8,
                         arrowprops={"arrowstyle": "-", "color": "0.4"},
