@@ -103,11 +103,19 @@ def head_concats(index: GraphIndex) -> list[onnx.NodeProto]:
 
 
 def _is_dfl(node: onnx.NodeProto, index: GraphIndex) -> bool:
-    """Ultralytics' DFL: a Conv with a constant `[1, bins, 1, 1]` weight turning bin probabilities into a distance."""
+    """Ultralytics' DFL: a Conv with the constant weight `arange(bins)` as `[1, bins, 1, 1]` reading a Softmax
+    over the bins; it turns bin probabilities into a box distance (decoding, not a learned layer)."""
+    import numpy as np
+
     if node.op_type != "Conv" or len(node.input) < 2 or not index.is_const(node.input[1]):
         return False
     shape = index.const_shape(node.input[1])
-    return len(shape) == 4 and shape[0] == 1 and shape[2:] == (1, 1) and shape[1] > 1
+    if len(shape) != 4 or shape[0] != 1 or shape[2:] != (1, 1) or shape[1] < 2:
+        return False
+    if not np.array_equal(index.array(node.input[1]).reshape(-1), np.arange(shape[1], dtype=np.float32)):
+        return False
+    source = _through_copies(index, node.input[0])
+    return source is not None and source.op_type == "Softmax"
 
 
 def head_region(index: GraphIndex) -> tuple[dict[str, str], set[str]]:
