@@ -32,7 +32,9 @@ class V8DflDetector(nn.Module):
         self.p4 = _conv(32, 32, 3, 2)  # stride 16
         self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
         self.fuse = _conv(64, 32)
-        self.cv2 = nn.ModuleList(nn.Sequential(_conv(32, 32), nn.Conv2d(32, 4 * reg_max, 1)) for _ in range(2))
+        self.cv2 = nn.ModuleList(
+            nn.Sequential(_conv(32, 32), nn.Conv2d(32, 4 * reg_max, 1)) for _ in range(2)
+        )
         self.cv3 = nn.ModuleList(nn.Sequential(_conv(32, 32), nn.Conv2d(32, classes, 1)) for _ in range(2))
         self.dfl = nn.Conv2d(reg_max, 1, 1, bias=False).requires_grad_(False)
         self.dfl.weight.data[:] = torch.arange(reg_max, dtype=torch.float32).view(1, reg_max, 1, 1)

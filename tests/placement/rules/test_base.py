@@ -60,7 +60,10 @@ def test_built_in_rules_run_in_todays_order_and_all_but_the_opt_in_ones_by_defau
     assert default_rule_names() == tuple(DEFAULTS)
     assert [r.name for r in default_weighted_rules()] == DEFAULTS[:8]
     assert [r.name for r in default_pattern_rules()] == DEFAULTS[8:15]
-    assert [r.name for r in make_rules(PostPassRule, BUILT_IN)] == ["ConcatSharedScale", "ConcatThroughResize"]
+    assert [r.name for r in make_rules(PostPassRule, BUILT_IN)] == [
+        "ConcatSharedScale",
+        "ConcatThroughResize",
+    ]
     assert rule_names(PatternRule) == BUILT_IN[9:16]
 
 
@@ -202,6 +205,7 @@ def test_a_plugin_rule_registers_like_a_built_in(plugin):
         "ExcludedByName",
         "ExcludedByOpType",
         "KeepFirstLast",
+        "DetectionHead",
         "NonConstantWeight",
         "KeepAttentionFP16",
         "AttentionMatMul",

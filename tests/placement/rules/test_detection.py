@@ -74,7 +74,8 @@ def test_ultralytics_dfl_is_decoding_and_its_softmax_is_not_attention(onnx_graph
     assert plan.decision_for("/Softmax").rule == "DetectionPostprocess"
     # the prediction layers are the convs that write the bins and the logits, one per level and branch
     assert _rules(plan, "DetectionHead") == {
-        "/dfl/Conv", *(f"/{b}.{lvl}/{b}.{lvl}.1/Conv" for b in ("cv2", "cv3") for lvl in (0, 1))
+        "/dfl/Conv",
+        *(f"/{b}.{lvl}/{b}.{lvl}.1/Conv" for b in ("cv2", "cv3") for lvl in (0, 1)),
     }
     qdq_runs(m, plan)
 
@@ -108,7 +109,9 @@ def test_neck_resize_and_concat_commute_and_their_qs_share_one_scale(onnx_graph)
     assert shared_only.activations == plan.activations  # only the scale groups change
 
 
-@pytest.mark.parametrize("name", ["tiny_cnn", "residual_block", "transformer_block", "concat", "squeeze_excitation"])
+@pytest.mark.parametrize(
+    "name", ["tiny_cnn", "residual_block", "transformer_block", "concat", "squeeze_excitation"]
+)
 def test_networks_without_a_detection_head_get_the_same_plan(onnx_graph, name):
     m = onnx_graph(name)
     with_rules = plan_qdq(m)
