@@ -152,8 +152,9 @@ def coco_evaluate(
         ev.params.maxDets = [1, 10, int(max_det)]
         ev.evaluate()
         ev.accumulate()
-        ev.summarize()
+    # COCOeval.summarize's own reduction at maxDets[2] (its stats[0] is fixed at 100 detections per image)
     precision = ev.eval["precision"]  # [IoU thresholds, recall, classes, area, max dets]
+    every, at50 = precision[:, :, :, 0, -1], precision[0, :, :, 0, -1]
     per_class = []
     for k, cat in enumerate(ev.params.catIds):
         if not counts[cat - 1]:
@@ -162,8 +163,10 @@ def coco_evaluate(
         p50 = precision[0, :, k, 0, -1]
         ap = float(np.mean(p[p > -1])) if np.any(p > -1) else 0.0
         ap50 = float(np.mean(p50[p50 > -1])) if np.any(p50 > -1) else 0.0
-        per_class.append(ClassAP(cat - 1, _name(names, cat - 1), ap, ap50, int(counts[cat - 1])))
-    return CocoResult(max(float(ev.stats[0]), 0.0), max(float(ev.stats[1]), 0.0), per_class)
+        per_class.append(ClassAP(int(cat) - 1, _name(names, cat - 1), ap, ap50, int(counts[cat - 1])))
+    overall = float(np.mean(every[every > -1])) if np.any(every > -1) else 0.0
+    overall50 = float(np.mean(at50[at50 > -1])) if np.any(at50 > -1) else 0.0
+    return CocoResult(overall, overall50, per_class)
 
 
 def _name(names: tuple[str, ...], k: int) -> str:
