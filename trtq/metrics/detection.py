@@ -89,7 +89,8 @@ def _decoder(targets: Any) -> Any:
 
 
 def detections_in_images(outputs: Outputs, targets: Any) -> list[Any]:
-    """The outputs decoded and mapped back to each original image's pixels (clipped to the image)."""
+    """The outputs decoded and mapped back to each original image's pixels (clipped to the image; boxes left
+    empty by the clipping are dropped)."""
     from trtq.decoders import Detections
 
     dets = _decoder(targets)(outputs)
@@ -103,7 +104,8 @@ def detections_in_images(outputs: Outputs, targets: Any) -> list[Any]:
         )
         b[:, 0::2] = np.clip(b[:, 0::2], 0, w)
         b[:, 1::2] = np.clip(b[:, 1::2], 0, h)
-        out.append(Detections(b, d.scores, d.labels))
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])  # a box wholly outside the image matches nothing
+        out.append(Detections(b[keep], d.scores[keep], d.labels[keep]))
     return out
 
 
