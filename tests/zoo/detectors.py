@@ -16,7 +16,15 @@ import torch
 
 from tests.zoo.registry import model
 
-__all__ = ["TinyYolo", "FixedBoxes", "make_detection_folder", "letterbox_inverse", "FIXED_BOXES"]
+__all__ = [
+    "TinyYolo",
+    "FixedBoxes",
+    "TinySegmenter",
+    "make_detection_folder",
+    "make_mask_folder",
+    "letterbox_inverse",
+    "FIXED_BOXES",
+]
 
 #: fixed_boxes' detections in input pixels of a 32x32 input: (x1, y1, x2, y2, class, score)
 FIXED_BOXES = (
@@ -128,4 +136,44 @@ def make_detection_folder(
         (root / "instances.json").write_text(
             json.dumps({"images": images, "annotations": anns, "categories": cats})
         )
+    return root
+
+
+class TinySegmenter(torch.nn.Module):
+    """Conv stem, a 1x1 class head and 2x nearest upsampling: [batch, classes, H, W] scores on (N, 3, H, W)."""
+
+    def __init__(self, classes: int = 3, width: int = 8) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, width, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(width, classes, 1),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(self.body(x), scale_factor=2.0, mode="nearest")
+
+
+@model("tiny_segmenter")
+def tiny_segmenter(classes: int = 3, seed: int | None = 0) -> torch.nn.Module:
+    """Per-pixel class scores [batch, classes, H, W] (stride-2 convs, nearest upsampling), random init."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return TinySegmenter(classes).eval()
+
+
+def make_mask_folder(root: Path, count: int = 4, size: tuple[int, int] = (40, 32), classes: int = 3) -> Path:
+    """Random PNG images (width, height) with PNG label masks in `masks/` (random rectangles, some 255)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    w, h = size
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(root / f"img_{i}.png")
+        mask = np.zeros((h, w), np.uint8)
+        for c in range(1, classes):
+            x0, y0 = rng.integers(0, w // 2), rng.integers(0, h // 2)
+            mask[y0 : y0 + h // 2, x0 : x0 + w // 2] = c
+        mask[:2, :2] = 255
+        Image.fromarray(mask, mode="L").save(root / "masks" / f"img_{i}.png")
     return root
