@@ -54,16 +54,17 @@ class Preprocess:
     pad_value: int = 114
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "size": self.size,
             "resize": self.resize,
             "mean": list(self.mean),
             "std": list(self.std),
             "channels": self.channels,
             "interpolation": self.interpolation,
-            "letterbox": self.letterbox,
-            "pad_value": self.pad_value,
         }
+        if self.letterbox:  # recorded only where used, so earlier runs' records read the same
+            doc.update(letterbox=True, pad_value=self.pad_value)
+        return doc
 
     def with_overrides(self, **kw: Any) -> Preprocess:
         kw = {k: v for k, v in kw.items() if v is not None}
