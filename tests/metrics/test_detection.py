@@ -1,5 +1,6 @@
-"""COCO mAP: the ground truth against itself is 1.0; values agree with faster-coco-eval run independently on the
-same JSON files; per-class AP; letterboxed outputs map back to the original images; FP32 as the reference."""
+"""COCO mAP: the ground truth against itself is 1.0; values agree with pycocotools run independently on the
+same JSON files (trtq computes with faster-coco-eval, the reference here is pycocotools, read from the files);
+per-class AP; letterboxed outputs map back to the original images; FP32 as the reference."""
 
 from __future__ import annotations
 
@@ -55,9 +56,13 @@ def test_ground_truth_against_itself_is_one():
     assert sum(c.instances for c in r.classes) == sum(len(c) for c in gt_c)
 
 
-def _faster_coco_eval(tmp: Path, sizes, gt_b, gt_c, dets, classes: int) -> tuple[float, float, list[float]]:
-    """mAP50-95, mAP50 and per-class AP from faster-coco-eval, reading JSON files written here."""
-    from faster_coco_eval import COCO, COCOeval_faster
+def _pycocotools(tmp: Path, sizes, gt_b, gt_c, dets, classes: int) -> tuple[float, float, list[float]]:
+    """mAP50-95, mAP50 and per-class AP from pycocotools (the reference COCOeval), reading JSON files written here."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     images = [{"id": i + 1, "width": int(w), "height": int(h)} for i, (h, w) in enumerate(sizes)]
     anns, res = [], []
@@ -72,11 +77,12 @@ def _faster_coco_eval(tmp: Path, sizes, gt_b, gt_c, dets, classes: int) -> tuple
     cats = [{"id": k + 10, "name": str(k)} for k in range(classes)]
     (tmp / "gt.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
     (tmp / "dt.json").write_text(json.dumps(res))
-    gt = COCO(str(tmp / "gt.json"))
-    ev = COCOeval_faster(gt, gt.loadRes(str(tmp / "dt.json")), "bbox")
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(tmp / "gt.json"))
+        ev = COCOeval(gt, gt.loadRes(str(tmp / "dt.json")), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
     precision = ev.eval["precision"]
     per_class = []
     for k in range(classes):
@@ -86,10 +92,10 @@ def _faster_coco_eval(tmp: Path, sizes, gt_b, gt_c, dets, classes: int) -> tuple
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_agrees_with_faster_coco_eval(tmp_path, seed):
+def test_agrees_with_pycocotools(tmp_path, seed):
     sizes, gt_b, gt_c, dets = _scene(seed)
     ours = coco_evaluate(gt_b, gt_c, sizes, dets, num_classes=3, max_det=100)
-    ref50_95, ref50, ref_classes = _faster_coco_eval(tmp_path, sizes, gt_b, gt_c, dets, 3)
+    ref50_95, ref50, ref_classes = _pycocotools(tmp_path, sizes, gt_b, gt_c, dets, 3)
     assert 0.1 < ours.map50_95 < 0.95  # a real, imperfect case
     assert ours.map50_95 == pytest.approx(ref50_95, abs=1e-6)
     assert ours.map50 == pytest.approx(ref50, abs=1e-6)

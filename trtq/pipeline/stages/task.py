@@ -127,7 +127,7 @@ def detection_section(ctx: RunContext, runs: Any) -> Any:
 def _markdown(results: dict[str, Any], labelled: bool) -> str:
     against = "the labels" if labelled else "FP32's detections (no labels)"
     lines = [
-        f"COCO mAP (pycocotools) against {against}.",
+        f"COCO mAP (faster-coco-eval) against {against}.",
         "",
         "| model | mAP50-95 | mAP50 |",
         "|---|---|---|",
