@@ -71,7 +71,8 @@ def preprocess_from_args(args: Any) -> Any:
         return None
     from trtq.data import PRESETS
 
-    preset = getattr(args, "preset", "imagenet")
+    # --task detect letterboxes by default (the yolo preset); every other task starts from imagenet
+    preset = getattr(args, "preset", "yolo" if getattr(args, "task", None) == "detect" else "imagenet")
     if preset not in PRESETS:
         raise UsageError(f"--preset {preset!r}: choose from {', '.join(PRESETS)}")
     pre = PRESETS[preset]
