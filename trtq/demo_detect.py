@@ -212,7 +212,7 @@ class TrainSettings:
     """How the demo detector is trained: scenes, epochs, batch, learning rate, seed."""
 
     scenes: int = 2000
-    epochs: int = 12
+    epochs: int = 10
     batch: int = 32
     lr: float = 4e-3
     seed: int = 0

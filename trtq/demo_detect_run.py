@@ -257,7 +257,7 @@ def run_detect_demo(
     files = prepare_detect_demo(root / "demo", settings, cache=cache)
     result = build(
         str(files.model), calib_data=str(files.calib), eval_data=str(files.val), out=root / "run", calib=calib,
-        task="detect", decoder="yolov8", preset="yolo", size=SCENE_SIZE, seed=seed,
+        task="detect", decoder="yolov8", preset="yolo", preprocess={"size": SCENE_SIZE}, seed=seed,
         placement=PlacementConfig(disable_rules=tuple(disable_rules)), **build_overrides,
     )  # fmt: skip
     return DetectDemoResult(files, result, detect_build_command(files, root / "run", calib, disable_rules))
