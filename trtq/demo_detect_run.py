@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,7 @@ def trained_detector(
         try:
             model.load_state_dict(torch.load(str(path), weights_only=True))
             return model.eval(), 0.0, True
-        except (RuntimeError, OSError, EOFError, ValueError):
+        except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
             pass  # an unreadable cache file (an older layout, a torn write): train again and replace it
     model, seconds = train_detector(settings, progress=progress)
     try:
@@ -152,11 +153,14 @@ def prepare_detect_demo(
     settings: TrainSettings | None = None,
     *,
     cache: Path | None = None,
-    calib_scenes: int = CALIB_SCENES,
-    val_scenes: int = VAL_SCENES,
+    calib_scenes: int | None = None,
+    val_scenes: int | None = None,
     progress: Any = None,
 ) -> DetectDemoFiles:
-    """Write the detection demo's data folders and trained model under `out` (see the module doc)."""
+    """Write the detection demo's data folders and trained model under `out` (see the module doc).
+
+    `calib_scenes` and `val_scenes` default to `CALIB_SCENES` and `VAL_SCENES`.
+    """
     import torch
 
     from trtq.files import atomic_path
@@ -166,10 +170,10 @@ def prepare_detect_demo(
     model, seconds, cached = trained_detector(settings, cache, progress)
     calib = root / "data" / "calib"
     val = root / "data" / "val"
-    write_scene_folder(
-        calib, make_scenes(calib_scenes, seed=settings.seed + 1000), labels=False, prefix="calib"
-    )
-    write_scene_folder(val, make_scenes(val_scenes, held_out=True, seed=settings.seed), prefix="val")
+    n_calib = CALIB_SCENES if calib_scenes is None else calib_scenes
+    n_val = VAL_SCENES if val_scenes is None else val_scenes
+    write_scene_folder(calib, make_scenes(n_calib, seed=settings.seed + 1000), labels=False, prefix="calib")
+    write_scene_folder(val, make_scenes(n_val, held_out=True, seed=settings.seed), prefix="val")
     ts_path, sd_path = root / "digits_detector.ts", root / "digits_detector.pt"
     with atomic_path(ts_path) as tmp:
         torch.jit.save(torch.jit.trace(model, torch.zeros(1, 3, SCENE_SIZE, SCENE_SIZE)), str(tmp))
