@@ -71,6 +71,10 @@ def _bad_folder(det, name: str, edit) -> Path:
         ),
         ("labels_option", ("--labels", "does not exist")),
         ("threshold", ("--conf-threshold 2.0: give a number in [0, 1]",)),
+        (
+            "choose_metric",
+            ("--choose-metric map50_95 needs evaluation data with detection targets (--task detect)",),
+        ),
     ],
 )
 def test_bad_input_exits_2_in_one_line(det, tmp_path, capsys, case, needles):
@@ -89,6 +93,8 @@ def test_bad_input_exits_2_in_one_line(det, tmp_path, capsys, case, needles):
         extra = ["--labels", str(tmp_path / "none.json")]
     elif case == "threshold":
         extra = ["--conf-threshold", "2"]
+    elif case == "choose_metric":
+        model, extra = det["cnn"], ["--task", "classify", "--calib", "all", "--choose-metric", "map50_95"]
     code, _, err = _build(["--model", str(model), "--calib-data", str(det["data"]), "--eval-data", str(data), *extra],
                           tmp_path / "r", capsys)  # fmt: skip
     assert code == 2

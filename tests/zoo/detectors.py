@@ -70,7 +70,10 @@ class FixedBoxes(torch.nn.Module):
             head[:4, a] = torch.tensor([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
             head[4 + c, a] = s
         head[:4, len(FIXED_BOXES) :] = torch.tensor([16.0, 16.0, 2.0, 2.0])[:, None]
-        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        # the second conv is wide enough to be quantized (Q/DQ in the INT8 graph), its output weighted by 0
+        self.conv = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3)
+        )
         self.register_buffer("head", head[None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

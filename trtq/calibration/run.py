@@ -114,6 +114,7 @@ def calibrate(
     percentile: float | None = None,
     format: str | QuantFormat = "int8",
     threads: int | None = None,
+    optional: Sequence[str] = (),
 ) -> Calibration:
     """Compute per-tensor amax for every method in `methods` from one pass of the FP32 model.
 
@@ -128,6 +129,9 @@ def calibrate(
         percentile: shortcut for `params["percentile"]`.
         format: the quantization format the thresholds are for.
         threads: ONNX Runtime intra-op threads (default: its choice).
+        optional: tensors of `tensors` that are wanted but not required (the calibration cache's extra
+            tensors): one that holds NaN/Inf (an attention mask's -inf) is dropped with a note instead of
+            failing the run.
 
     Returns:
         The thresholds of every method; `method` is the first one requested.
@@ -163,6 +167,8 @@ def calibrate(
             total = None
 
     seen = 0
+    maybe = set(optional)
+    notes: list[str] = []
     runner = OnnxRuntimeRunner(proto, extra_outputs=from_graph, threads=threads, name="calibration")
     with runner:
         meta = runner.input_metadata()
@@ -177,6 +183,11 @@ def calibrate(
             outputs = runner.infer(model_feed) if from_graph else {}
             activations = {t: (model_feed[t] if t in model_feed else outputs[t]) for t in tensors}
             del outputs
+            for t in [t for t in tensors if t in maybe and not np.isfinite(activations[t]).all()]:
+                tensors.remove(t)
+                del activations[t]
+                collector.tensors.pop(t, None)
+                notes.append(f"calibration.cache leaves out {t!r}: it holds NaN or Inf (batch {index})")
             collector.collect(activations, batch_index=index)  # NaN/Inf -> NonFiniteActivation (TrtqError)
             del activations
             seen += 1
@@ -184,7 +195,6 @@ def calibrate(
         raise UsageError("the calibration data yielded no batches; check --calib-data")
 
     amax: dict[str, dict[str, float]] = {}
-    notes: list[str] = []
     min_amax = fmt.min_amax
     dead = [t for t in tensors if collector[t].absmax == 0.0]
     for t in dead:

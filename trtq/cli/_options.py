@@ -160,7 +160,8 @@ def _preset_help() -> str:
 
     return (
         f"preprocessing preset: {', '.join(PRESETS)}; imagenet: resize 256, centre crop 224, ImageNet mean/std "
-        "(default, except for timm models, which get their own data config)"
+        "(default, except for timm models, which get their own data config); yolo: letterbox to 640 (aspect kept, "
+        "grey 114 padding), RGB / 255 (default with --task detect)"
     )
 
 
@@ -291,7 +292,8 @@ def _metric_help() -> str:
     return (
         f"metric of the budget (and reported by validation): {', '.join(METRICS.names())}; NAME@OUTPUT for one "
         "output (cosine@pooler_output), or package.module:function(fp32_outputs, outputs[, targets]) -> float "
-        "(default top1_accuracy with labels, else top1_agreement)"
+        "(default top1_accuracy with labels, map50_95 with --task detect, miou with --task segment, else "
+        "top1_agreement)"
     )
 
 
@@ -299,7 +301,7 @@ def add_fallback_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sensitivity and FP16 fallback")
     g.add_argument("--max-drop", type=float, default=S,
                    help="keep the fewest layers FP16 so the metric is at most this much below FP32 (percentage "
-                   "points for top-1 and other fraction metrics)")  # fmt: skip
+                   "points for top-1, mAP and other fraction metrics: 0.5 = half a mAP point)")  # fmt: skip
     g.add_argument(
         "--fallback", default=S, help="N (keep the N most sensitive layers FP16) or node names/regexes"
     )

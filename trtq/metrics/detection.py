@@ -1,8 +1,9 @@
 """Detection metrics: COCO mAP50-95 and mAP50 through faster-coco-eval's `COCOeval` (not a hand-written AP).
 
 faster-coco-eval is a C++ implementation of pycocotools' COCOeval with the same matching and 101-point
-interpolation (tests compare the two on the same data); it is ~50x faster, which sensitivity analysis needs:
-it evaluates the metric once per layer.
+interpolation (tests compare the two on the same data). A whole evaluation here is 4-5x faster with it than
+with pycocotools (20 images, 300 detections each: 0.2 s against 0.9 s), which sensitivity analysis needs: it
+evaluates the metric once per layer and candidate.
 
 The outputs are decoded with the run's decoder (`trtq.data.DetectionTargets.decoder`, bound by the task stage;
 yolov8 with COCO evaluation settings otherwise), mapped from input pixels back to each original image (the

@@ -28,6 +28,7 @@ from trtq.pipeline.stages import (
     FallbackStage,
     PlacementStage,
     QuantizeStage,
+    TaskStage,
     TypingStage,
 )
 from trtq.rundir import check_out_folder, staged_dir
@@ -177,7 +178,7 @@ def sensitivity_folder(
         raise UsageError("--eval-data is required: the layers are ranked on it")
     inputs = load_inputs(config, source=resolve_model(fp32))
     mixed = A.TYPED_ONNX if config.typing.enabled else A.MIXED_ONNX
-    stages: list[Any] = [PlacementStage(), FallbackStage(always_rank=True, mixed_artifact=mixed)]
+    stages: list[Any] = [TaskStage(), PlacementStage(), FallbackStage(always_rank=True, mixed_artifact=mixed)]
     if config.fallback.enabled:
         stages += [QuantizeStage(artifact=A.MIXED_ONNX), TypingStage()]
     with staged_dir(Path(config.out), config.force, command="sensitivity", inputs=inputs_paths) as staging:

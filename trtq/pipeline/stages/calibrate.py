@@ -145,7 +145,7 @@ class CalibrateStage:
             extra = [t for t in float_tensors(fp32) if t not in set(planned)]  # type: ignore[arg-type]
         cal = calibrate(
             fp32, ctx.feeds(data), planned + extra, methods,
-            num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format,
+            num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format, optional=extra,
         )  # fmt: skip
         every = {m: dict(v) for m, v in cal.amax.items()}
         if extra:

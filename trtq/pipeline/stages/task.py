@@ -132,8 +132,10 @@ def _markdown(results: dict[str, Any], labelled: bool) -> str:
         "| model | mAP50-95 | mAP50 |",
         "|---|---|---|",
     ]
+    from trtq.report import MODEL_LABELS
+
     for label, r in results.items():
-        lines.append(f"| {label} | {100 * r.map50_95:.2f}% | {100 * r.map50:.2f}% |")
+        lines.append(f"| {MODEL_LABELS.get(label, label)} | {100 * r.map50_95:.2f}% | {100 * r.map50:.2f}% |")
     worst_of = results.get("int8") or next(iter(results.values()))
     ref = results.get("fp32")
     rows = sorted(worst_of.classes, key=lambda c: (c.map50_95 if c.map50_95 is not None else 0.0, c.id))
