@@ -13,7 +13,7 @@ straight from a Sigmoid (through copy ops) and another does not. Then:
 - `DetectionPostprocess` records that the decoding arithmetic between those layers and the outputs (Softplus or
   DFL's Softmax, anchor offsets, strides, the Sigmoid, the Concat) and post-processing (TopK,
   NonMaxSuppression, Gather/GatherElements on boxes, and everything after them) get no Q/DQ, ever;
-- `NeckResizeConcat` records that nearest Resize/Upsample and the neck's Concats commute with Q/DQ (TensorRT
+- `NeckResizeConcat` records that Resize/Upsample and the neck's Concats (those next to a Resize) commute with Q/DQ (TensorRT
   moves a Concat's output Q in front of each input, and through a nearest Resize), and `ConcatThroughResize`
   gives one scale to Concats whose Qs TensorRT would move onto the same tensor (an FPN's lateral output read by
   an Upsample into one Concat and directly by another), so the layer that writes it has one INT8 output scale.
@@ -214,20 +214,36 @@ def _nearest(node: onnx.NodeProto) -> bool:
     return True  # the default mode of Resize and Upsample
 
 
+def _neck_concat(node: onnx.NodeProto, index: GraphIndex) -> bool:
+    """Whether a Concat is part of an FPN/PAN neck: an input is a Resize's output, or is also read by a Resize
+    (the tensor the top-down path upsamples, joined again on the bottom-up path)."""
+    for t in index.tensor_inputs(node):
+        p = _through_copies(index, t)
+        if p is not None and p.op_type in _RESIZE_OPS:
+            return True
+        if any(c.op_type in _RESIZE_OPS for c in index.consumers_of(t)):
+            return True
+    return False
+
+
+_RESIZE_OPS = ("Resize", "Upsample")
+
+
 @register_rule(order=500)
 class NeckResizeConcat(PatternRule):
-    """Resize/Upsample and Concat get no Q/DQ of their own: TensorRT moves the Q of a Concat's output in front of
-    each input and across a nearest Resize; `ConcatSharedScale` and `ConcatThroughResize` give those one scale."""
+    """Resize/Upsample and the Concats of an FPN/PAN neck get no Q/DQ of their own: TensorRT moves the Q of a
+    Concat's output in front of each input and across a nearest Resize; `ConcatSharedScale` and
+    `ConcatThroughResize` give those one scale. Other Concats are not this rule's candidates."""
 
     op_types = ("Resize", "Upsample", "Concat")
 
     def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
-        if not ctx.index.tensor_inputs(node):
-            return None  # shape arithmetic (a Reshape's target shape), not a tensor of the network
         if node.op_type == "Concat":
+            if not _neck_concat(node, ctx.index):
+                return None  # shape arithmetic, an Inception block: nothing to record
             return Verdict(
                 [],
-                "Concat commutes with Q/DQ: TensorRT moves its output's Q in front of every input (one scale)",
+                "neck Concat commutes with Q/DQ: TensorRT moves its output's Q in front of every input (one scale)",
             )
         if _nearest(node):
             return Verdict(
