@@ -302,6 +302,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "conf_threshold": ("task", "conf_threshold"),
     "iou_threshold": ("task", "iou_threshold"),
     "max_det": ("task", "max_det"),
+    "reference_conf": ("task", "reference_conf"),
     "labels": ("task", "labels"),
     "calib": ("calibration", "method"),
     "percentile": ("calibration", "params"),

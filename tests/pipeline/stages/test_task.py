@@ -71,6 +71,7 @@ def test_labelled_detection_reports_map_for_every_model(coco_run: Path):
         "iou_threshold": 0.7,
         "max_det": 300,
         "num_classes": None,
+        "reference_conf": 0.25,
     }
     per_class = det["models"]["int8"]["per_class"]
     assert [(c["name"], c["instances"]) for c in per_class] == [

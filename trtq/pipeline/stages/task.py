@@ -96,7 +96,7 @@ def _bind_detection(cfg: Any, outputs: dict[str, Any], data: Any, option: str) -
             "class ids are 0-based; COCO categories count in id order",
         )
     settings = DecodeSettings(cfg.conf_threshold, cfg.iou_threshold, cfg.max_det, cfg.num_classes)
-    bound = BoundDecoder(decoder, settings, classes)
+    bound = BoundDecoder(decoder, settings, classes, cfg.reference_conf)
     return lambda t: t.with_decoder(bound)
 
 
@@ -133,14 +133,16 @@ def detection_section(ctx: RunContext, runs: Any) -> Any:
         "reference": "labels" if targets.labelled else "fp32 detections",
         "decoder": None if bound is None else bound.decoder.name,
         "num_classes": None if bound is None else bound.num_classes,
-        "settings": None if bound is None else vars(bound.settings),
+        "settings": None
+        if bound is None
+        else {**vars(bound.settings), "reference_conf": bound.reference_conf},
         "models": {label: r.to_json() for label, r in results.items()},
     }
     return ReportSection("Detection", _markdown(results, targets.labelled), key="detection", data=doc)
 
 
 def _markdown(results: dict[str, Any], labelled: bool) -> str:
-    against = "the labels" if labelled else "FP32's detections (no labels)"
+    against = "the labels" if labelled else "FP32's confident detections (no labels; --reference-conf)"
     lines = [
         f"COCO mAP (faster-coco-eval) against {against}.",
         "",
