@@ -37,7 +37,7 @@ FIXED_BOXES = (
 class TinyYolo(torch.nn.Module):
     """Conv stem to stride 4, a box branch and a class branch; output [batch, 4 + classes, (size / 4) ** 2]."""
 
-    def __init__(self, classes: int = 3, size: int = 32, width: int = 8) -> None:
+    def __init__(self, classes: int = 3, size: int = 32, width: int = 16) -> None:
         super().__init__()
         self.stem = torch.nn.Sequential(
             torch.nn.Conv2d(3, width, 3, stride=2, padding=1), torch.nn.SiLU(),
