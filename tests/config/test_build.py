@@ -163,6 +163,7 @@ OVERRIDE_CASES = {
     "conf_threshold": (0.25, lambda c: c.task.conf_threshold, 0.25),
     "iou_threshold": (0.65, lambda c: c.task.iou_threshold, 0.65),
     "max_det": (100, lambda c: c.task.max_det, 100),
+    "reference_conf": (0.5, lambda c: c.task.reference_conf, 0.5),
     "labels": ("l.json", lambda c: c.task.labels, "l.json"),
 }
 

@@ -33,6 +33,7 @@ def test_defaults_are_todays_classification():
         (TaskConfig(task="detect", iou_threshold=1.5), r"--iou-threshold 1.5: give a number in \[0, 1\]"),
         (TaskConfig(task="detect", iou_threshold=float("nan")), "--iou-threshold nan"),
         (TaskConfig(task="detect", max_det=0), "--max-det 0: keep at least 1 detection per image"),
+        (TaskConfig(task="detect", reference_conf=1.2), r"--reference-conf 1.2: give a number in \[0, 1\]"),
         (TaskConfig(task="detect", num_classes=0), "--num-classes 0: give a positive number of classes"),
         (TaskConfig(labels="x.json"), "--labels x.json applies to --task detect or segment"),
     ],
@@ -58,7 +59,7 @@ def test_recorded_and_read_back():
     )  # fmt: skip
     doc = cfg.to_dict()
     assert doc["task"] == {"task": "detect", "decoder": "yolov8", "num_classes": 3, "conf_threshold": 0.25,
-                           "iou_threshold": 0.65, "max_det": 100, "labels": "l.json"}  # fmt: skip
+                           "iou_threshold": 0.65, "max_det": 100, "reference_conf": 0.25, "labels": "l.json"}  # fmt: skip
     assert BuildConfig.from_dict(doc).task == cfg.task
     assert (
         BuildConfig.from_dict({k: v for k, v in doc.items() if k != "task"}).task == TaskConfig()

@@ -154,3 +154,13 @@ def test_segmentation_errors(tmp_path):
     Image.fromarray(np.zeros((32, 40), np.uint8)).save(folder / "masks" / "extra.png")
     with pytest.raises(UsageError, match=r"label image .*extra.png is for image 'extra', which is not in"):
         load_segmentation(folder, PRE)
+
+
+def test_a_subset_keeps_each_image_with_its_boxes(tmp_path):
+    ds = load_detection(make_detection_folder(tmp_path / "c"), PRE)
+    sub = ds.subset(2, seed=1)
+    for f, boxes, size in zip(sub.files, sub.targets.boxes, sub.targets.sizes):
+        i = ds.files.index(f)
+        assert (boxes == ds.targets.boxes[i]).all() and (size == ds.targets.sizes[i]).all()
+    with pytest.raises(UsageError, match=r"--eval-data .* contains no images"):
+        load_detection(tmp_path, PRE, what="--eval-data")

@@ -153,6 +153,18 @@ def test_without_labels_fp32_is_the_reference():
     assert METRICS.get("map50")({"o": ref}, {"o": moved}, t) == pytest.approx(1.0)  # still a match at IoU 0.5
 
 
+def test_without_labels_only_fp32s_confident_detections_are_the_ground_truth():
+    sizes = np.array([[64, 64]])
+    ref = _yolo_head([[(5, 5, 20, 20, 0, 0.9), (30, 30, 50, 60, 1, 0.1)]])  # the 0.1 box is FP32's noise
+    only_confident = _yolo_head([[(5, 5, 20, 20, 0, 0.9)]])
+    t = _targets(sizes, [np.zeros((0, 4))], [np.zeros(0)], labelled=False)
+    m = METRICS.get("map50_95")
+    assert m({"o": ref}, {"o": ref}, t) == pytest.approx(1.0)  # the noise ranks after every match
+    assert m({"o": ref}, {"o": only_confident}, t) == pytest.approx(1.0)  # missing FP32's noise costs nothing
+    strict = BoundDecoder(DECODERS.get("yolov8"), DecodeSettings(), 3, reference_conf=0.05)
+    assert m({"o": ref}, {"o": only_confident}, replace(t, decoder=strict)) == pytest.approx(0.5)
+
+
 def test_the_bound_decoder_and_settings_are_used():
     sizes = np.array([[64, 64]])
     head = _yolo_head([[(5, 5, 20, 20, 0, 0.9), (30, 30, 50, 60, 1, 0.2)]])

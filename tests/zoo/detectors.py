@@ -37,7 +37,7 @@ FIXED_BOXES = (
 class TinyYolo(torch.nn.Module):
     """Conv stem to stride 4, a box branch and a class branch; output [batch, 4 + classes, (size / 4) ** 2]."""
 
-    def __init__(self, classes: int = 3, size: int = 32, width: int = 8) -> None:
+    def __init__(self, classes: int = 3, size: int = 32, width: int = 16) -> None:
         super().__init__()
         self.stem = torch.nn.Sequential(
             torch.nn.Conv2d(3, width, 3, stride=2, padding=1), torch.nn.SiLU(),
@@ -180,3 +180,19 @@ def make_mask_folder(root: Path, count: int = 4, size: tuple[int, int] = (40, 32
         mask[:2, :2] = 255
         Image.fromarray(mask, mode="L").save(root / "masks" / f"img_{i}.png")
     return root
+
+
+@model("outlier_yolo")
+def outlier_yolo(classes: int = 3, seed: int | None = 0) -> torch.nn.Module:
+    """tiny_yolo whose head input has one channel at 1000 that the head ignores: a per-tensor INT8 scale for it
+    (minmax) rounds the other channels to zero, so INT8 loses the boxes unless the head convs stay FP16."""
+    net = tiny_yolo(classes, seed=seed)
+    with torch.no_grad():
+        last = net.stem[4]
+        last.weight[0] = 0.0
+        last.bias[0] = 1000.0
+        net.box.weight.mul_(4.0)  # boxes and scores that vary from image to image
+        net.cls.weight.mul_(4.0)
+        net.box.weight[:, 0] = 0.0
+        net.cls.weight[:, 0] = 0.0
+    return net.eval()

@@ -202,6 +202,9 @@ def add_task_args(p: argparse.ArgumentParser) -> None:
                    help="NMS IoU threshold (default 0.7, Ultralytics' v8/v11 validation default)")  # fmt: skip
     g.add_argument("--max-det", type=int, default=S,
                    help="detections kept per image after NMS (default 300)")  # fmt: skip
+    g.add_argument("--reference-conf", type=float, default=S,
+                   help="without labels: FP32's detections scoring at least this are the ground truth (default "
+                   "0.25)")  # fmt: skip
 
 
 def _rules_help() -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trtq.config.calibration import CalibrationConfig
-from trtq.config.data import DataConfig
+from trtq.config.data import DataConfig, with_preset
 from trtq.config.sections import (
     ExportConfig,
     FallbackConfig,
@@ -263,7 +263,7 @@ class BuildConfig:
     def with_overrides(self, **overrides: Any) -> BuildConfig:
         """A copy with keyword settings applied (the names of `OVERRIDES`, or whole sections by name)."""
         cfg = self
-        overrides = _with_preset(overrides)
+        overrides = with_preset(overrides)
         for key, value in overrides.items():
             if key == "engine" and isinstance(value, EngineOptions) and not isinstance(value, EngineConfig):
                 value = EngineConfig(**{f.name: getattr(value, f.name) for f in fields(EngineOptions)},
@@ -302,6 +302,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "conf_threshold": ("task", "conf_threshold"),
     "iou_threshold": ("task", "iou_threshold"),
     "max_det": ("task", "max_det"),
+    "reference_conf": ("task", "reference_conf"),
     "labels": ("task", "labels"),
     "calib": ("calibration", "method"),
     "percentile": ("calibration", "params"),
@@ -327,30 +328,6 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "metric": ("fallback", "metric"),
     "build_engine": ("engine", "enabled"),
 }
-
-
-def _with_preset(overrides: dict[str, Any]) -> dict[str, Any]:
-    """`preset="yolo"` as the preprocessing: the preset, with the fields of a `preprocess` dict over it."""
-    if "preset" not in overrides:
-        return overrides
-    from trtq.data import PRESETS, Preprocess
-
-    out = dict(overrides)
-    name = out.pop("preset")
-    if name not in PRESETS:
-        raise UsageError(f"preset {name!r}: choose from {', '.join(PRESETS)}")
-    fields_given = out.get("preprocess")
-    if fields_given is None:
-        out["preprocess"] = PRESETS[name]
-    elif isinstance(fields_given, dict):
-        merged = {**PRESETS[name].to_json(), **fields_given}
-        merged.update(mean=tuple(merged["mean"]), std=tuple(merged["std"]))
-        out["preprocess"] = Preprocess(**merged).with_overrides()
-    else:
-        raise UsageError(
-            "give preset= with a preprocess dict of fields to change, or a whole preprocess= alone"
-        )
-    return out
 
 
 def placement_from_args(args: Any, base: PlacementConfig | None = None) -> PlacementConfig:

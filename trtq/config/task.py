@@ -38,6 +38,8 @@ class TaskConfig:
             validation used 0.6-0.65).
         max_det: detections kept per image after NMS (300, Ultralytics' validation default); COCO evaluation
             counts this many per image.
+        reference_conf: without labels, FP32's detections scoring at least this are the ground truth (0.25,
+            Ultralytics' prediction default: what FP32 would report, not its low-confidence tail).
         labels: where the labels are: a COCO .json, a folder of YOLO .txt files or of PNG masks; None = found
             beside the images (instances.json, labels/*.txt, *.txt, masks/*.png).
     """
@@ -48,6 +50,7 @@ class TaskConfig:
     conf_threshold: float = 0.001
     iou_threshold: float = 0.7
     max_det: int = 300
+    reference_conf: float = 0.25
     labels: str | None = None
 
     @property
@@ -70,6 +73,7 @@ class TaskConfig:
         for option, value in (
             ("--conf-threshold", self.conf_threshold),
             ("--iou-threshold", self.iou_threshold),
+            ("--reference-conf", self.reference_conf),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise UsageError(f"{option} {value!r}: give a number in [0, 1]")
@@ -98,6 +102,7 @@ class TaskConfig:
             "conf_threshold": "conf_threshold",
             "iou_threshold": "iou_threshold",
             "max_det": "max_det",
+            "reference_conf": "reference_conf",
             "labels": "labels",
         }
         return from_args(base or cls(), args, mapping)

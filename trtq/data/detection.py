@@ -40,14 +40,14 @@ BOX_TOLERANCE = 1.0
 _COCO_NAMES = ("instances.json", "annotations.json")
 
 
-def image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path, what: str = "data folder") -> list[Path]:
     """The images of a detection folder: its `images/` sub-folder's when it has one, else its own."""
     from trtq.data.load import IMAGE_EXTENSIONS
 
     root = folder / "images" if (folder / "images").is_dir() else folder
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise UsageError(f"data folder {folder} contains no images (looked in {root})")
+        raise UsageError(f"{what} {folder} contains no images (looked in {root})")
     return files
 
 
@@ -205,7 +205,7 @@ def load_detection(
     what: str = "data",
 ) -> DataSource:
     """A detection source: the folder's images, their boxes (when labelled) and each image's geometry."""
-    files = image_files(folder)
+    files = image_files(folder, what)
     found = Path(labels) if labels is not None else find_labels(folder, files) if with_labels else None
     if found is not None and not found.exists():
         raise UsageError(f"--labels {found} does not exist")
@@ -234,7 +234,7 @@ def load_segmentation(
     what: str = "data",
 ) -> DataSource:
     """A segmentation source: the folder's images and their label images through the same geometry."""
-    files = image_files(folder)
+    files = image_files(folder, what)
     found = Path(labels) if labels is not None else find_labels(folder, files, True) if with_labels else None
     if found is not None and not found.is_dir():
         raise UsageError(f"--labels {found}: give the folder of PNG label images (STEM.png per image)")

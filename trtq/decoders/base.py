@@ -120,11 +120,13 @@ class Decoder:
 
 @dataclass(frozen=True)
 class BoundDecoder:
-    """A decoder with its settings and the model's class count, as a run's detection targets carry it."""
+    """A decoder with its settings and the model's class count, as a run's detection targets carry it;
+    `reference_conf`: without labels, the reference's detections scoring at least this are the ground truth."""
 
     decoder: Decoder
     settings: DecodeSettings = field(default_factory=DecodeSettings)
     num_classes: int | None = None
+    reference_conf: float = 0.25
 
     def __call__(self, outputs: Outputs) -> list[Detections]:
         return self.decoder(outputs, self.settings)

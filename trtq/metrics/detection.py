@@ -8,8 +8,9 @@ evaluates the metric once per layer and candidate.
 The outputs are decoded with the run's decoder (`trtq.data.DetectionTargets.decoder`, bound by the task stage;
 yolov8 with COCO evaluation settings otherwise), mapped from input pixels back to each original image (the
 letterbox's scale and padding undone, clipped to the image), and evaluated against the labels. Without labels,
-FP32's detections (above the confidence threshold, after NMS, each with score 1) are the ground truth, so the
-value is the candidate's agreement with FP32 in mAP. COCO evaluation counts `max_det` detections per image.
+FP32's confident detections (after NMS, scoring at least `reference_conf`, 0.25: what FP32 would report) are the
+ground truth, so the value is the candidate's agreement with FP32 in mAP; FP32 against itself is 1.0 (its
+detections below 0.25 rank after every match). COCO evaluation counts `max_det` detections per image.
 """
 
 from __future__ import annotations
@@ -197,8 +198,10 @@ def evaluate_detection(reference: Outputs, outputs: Outputs, targets: Any, what:
     if t.labelled:
         boxes, classes = list(t.boxes), list(t.classes)
     else:
+        keep = _decoder(t).reference_conf
         ref = detections_in_images(reference, t)
-        boxes, classes = [d.boxes for d in ref], [d.labels for d in ref]
+        boxes = [d.boxes[d.scores >= keep] for d in ref]
+        classes = [d.labels[d.scores >= keep] for d in ref]
     bound = _decoder(t)
     seen = [int(c.max()) + 1 for c in classes if len(c)] + [int(d.labels.max()) + 1 for d in got if len(d)]
     num_classes = bound.num_classes or (len(t.names) if t.names else 0) or max(seen, default=1)

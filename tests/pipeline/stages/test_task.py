@@ -15,8 +15,8 @@ from tests.zoo.detectors import (
     fixed_boxes,
     make_detection_folder,
     make_mask_folder,
+    outlier_yolo,
     tiny_segmenter,
-    tiny_yolo,
 )
 from tests.zoo.models import export_model
 from trtq.config import BuildConfig
@@ -32,12 +32,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "yolo": make_detection_folder(root / "yolo", fmt="yolo"),
         "masks": make_mask_folder(root / "masks"),
         "fixed": root / "fixed.onnx",
-        "tiny": root / "tiny.onnx",
         "seg": root / "seg.onnx",
+        "outlier": root / "outlier.onnx",
     }
     export_model(fixed_boxes(), x, out["fixed"], output_names=("output0",))
-    export_model(tiny_yolo(), x, out["tiny"], output_names=("output0",))
     export_model(tiny_segmenter(), x, out["seg"], output_names=("out",))
+    export_model(outlier_yolo(), x, out["outlier"], output_names=("output0",))
+    out["unlabelled"] = make_detection_folder(root / "unlabelled")
+    (out["unlabelled"] / "instances.json").unlink()
     return out
 
 
@@ -71,6 +73,7 @@ def test_labelled_detection_reports_map_for_every_model(coco_run: Path):
         "iou_threshold": 0.7,
         "max_det": 300,
         "num_classes": None,
+        "reference_conf": 0.25,
     }
     per_class = det["models"]["int8"]["per_class"]
     assert [(c["name"], c["instances"]) for c in per_class] == [
@@ -105,19 +108,23 @@ def test_python_api_with_yolo_labels_and_the_decoders_settings(files: dict[str, 
 def test_without_labels_fp32_is_the_reference_and_max_drop_is_in_map_points(
     files: dict[str, Path], tmp_path: Path
 ):
-    result = trtq.build(
-        str(files["tiny"]), str(files["coco"]) , tmp_path / "r", task="detect", labels=None, build_engine=False,
-        preprocess={"size": 32, "resize": None, "mean": [0, 0, 0], "std": [1, 1, 1], "letterbox": True},
-        metric="map50_95", max_drop=0.5, calib="minmax",
-    )  # fmt: skip
-    v = result.validation
-    assert v.value("fp32", "map50_95") == pytest.approx(1.0)  # FP32 against itself
-    assert 0.0 < v.value("int8", "map50_95") <= 1.0
-    det = next(s for s in result.sections if s.key == "detection").data
+    common = dict(task="detect", preset="yolo", preprocess={"size": 32}, calib="minmax", build_engine=False)
+    plain = trtq.build(str(files["outlier"]), str(files["unlabelled"]), tmp_path / "a", **common)
+    v = plain.validation
+    assert v.value("fp32", "map50_95") == pytest.approx(1.0)  # FP32 against its own detections
+    assert v.value("int8", "map50_95") < 0.9  # the outlier channel's scale zeroes the head's inputs
+    det = next(s for s in plain.sections if s.key == "detection").data
     assert det["labelled"] is False and det["reference"] == "fp32 detections"
-    fb = result.to_json()["sensitivity"]["fallback"]
+    mixed = trtq.build(str(files["outlier"]), str(files["unlabelled"]), tmp_path / "b", metric="map50_95",
+                       max_drop=0.5, **common)  # fmt: skip
+    fb = mixed.to_json()["sensitivity"]["fallback"]
     assert fb["metric"] == "map50_95" and fb["max_drop_points"] == 0.5 and fb["met"]
-    assert fb["drop_points"] == pytest.approx(100 * (fb["fp32_metric"] - fb["mixed_metric"]))
+    assert fb["nodes"] == ["/box/Conv"]  # the box branch's input is what INT8 loses
+    assert (
+        fb["drop_points"] == pytest.approx(100 * (fb["fp32_metric"] - fb["mixed_metric"]))
+        and fb["drop_points"] <= 0.5
+    )
+    assert mixed.validation.value("int8", "map50_95") >= 0.995
 
 
 def test_segmentation_reports_miou(files: dict[str, Path], tmp_path: Path):

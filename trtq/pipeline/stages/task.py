@@ -11,7 +11,7 @@ from typing import Any
 from trtq.errors import UsageError
 from trtq.pipeline.context import RunContext
 
-__all__ = ["TaskStage", "detection_section", "WORST_CLASSES"]
+__all__ = ["TaskStage", "task_binding", "detection_section", "WORST_CLASSES"]
 
 #: Classes report.md lists (lowest INT8 AP first).
 WORST_CLASSES = 5
@@ -41,31 +41,44 @@ class TaskStage:
         fp32 = ctx.need("fp32", self.name)
         with OnnxRuntimeRunner(fp32, name="fp32") as runner:
             outputs = runner.infer(next(iter(ctx.feeds(data.subset(min(2, len(data)), ctx.config.seed), 2))))
-        cfg = ctx.config.task
-        if cfg.task == "detect":
-            bind = _bind_detection(ctx, outputs)
-        else:
-            bind = _bind_segmentation(ctx, outputs)
+        bind = task_binding(ctx.config.task, outputs, data)
         for attr in ("calib", "eval"):
             ds = getattr(ctx.inputs, attr)
             if ds is not None and ds.targets is not None and ds.targets.kind in ("detection", "segmentation"):
                 setattr(ctx.inputs, attr, replace(ds, targets=bind(ds.targets)))
 
 
-def _check_classes(ctx: RunContext, highest: int | None, classes: int | None, what: str) -> None:
+def task_binding(cfg: Any, outputs: dict[str, Any], data: Any, option: str = "--eval-data") -> Any:
+    """`targets -> targets` with the run's decoder (detection) or class count (segmentation) bound, after checking
+    the model's `outputs` (a batch of FP32 outputs) and the labels of `data` against each other.
+
+    Args:
+        cfg: the task section (`trtq.config.TaskConfig`).
+        outputs: the reference model's outputs on a batch of `data`.
+        data: the labelled (or unlabelled) evaluation data.
+        option: the option the data came from, for messages.
+
+    Raises:
+        UsageError: outputs the decoder cannot read (naming the shape it expected), or a class id in the labels
+            beyond the model's classes.
+    """
+    if cfg.task == "detect":
+        return _bind_detection(cfg, outputs, data, option)
+    return _bind_segmentation(outputs, data, option)
+
+
+def _check_classes(data: Any, option: str, highest: int | None, classes: int | None, what: str) -> None:
     if highest is None or classes is None or highest < classes:
         return
-    data = ctx.inputs.validation
     raise UsageError(
-        f"--eval-data {data.name}: the labels hold class id {highest} but the model scores {classes} classes "  # type: ignore[union-attr]
+        f"{option} {data.name}: the labels hold class id {highest} but the model scores {classes} classes "
         f"(0..{classes - 1}); check the labels ({what}) or the model"
     )
 
 
-def _bind_detection(ctx: RunContext, outputs: dict[str, Any]) -> Any:
+def _bind_detection(cfg: Any, outputs: dict[str, Any], data: Any, option: str) -> Any:
     from trtq.decoders import BoundDecoder, DecodeSettings, resolve_decoder
 
-    cfg = ctx.config.task
     decoder = resolve_decoder(cfg.decoder_name)
     decoder(outputs)  # the shapes it reads: one line naming the shape it expected otherwise
     classes = decoder.num_classes(outputs) or cfg.num_classes
@@ -73,29 +86,31 @@ def _bind_detection(ctx: RunContext, outputs: dict[str, Any]) -> Any:
         raise UsageError(
             f"--num-classes {cfg.num_classes}, but the model's outputs hold {classes} classes (decoder {decoder.name})"
         )
-    data = ctx.inputs.validation
     targets = data.targets if data is not None else None
     if targets is not None and targets.labelled:
         _check_classes(
-            ctx, targets.max_class, classes, "class ids are 0-based; COCO categories count in id order"
+            data,
+            option,
+            targets.max_class,
+            classes,
+            "class ids are 0-based; COCO categories count in id order",
         )
     settings = DecodeSettings(cfg.conf_threshold, cfg.iou_threshold, cfg.max_det, cfg.num_classes)
-    bound = BoundDecoder(decoder, settings, classes)
+    bound = BoundDecoder(decoder, settings, classes, cfg.reference_conf)
     return lambda t: t.with_decoder(bound)
 
 
-def _bind_segmentation(ctx: RunContext, outputs: dict[str, Any]) -> Any:
+def _bind_segmentation(outputs: dict[str, Any], data: Any, option: str) -> Any:
     import numpy as np
 
     from trtq.metrics.segmentation import IGNORE, predicted_classes
 
     predicted_classes(outputs)  # the shape it reads
     classes = int(np.asarray(next(iter(outputs.values()))).shape[1])
-    data = ctx.inputs.validation
     targets = data.targets if data is not None else None
     if targets is not None and targets.labelled:
         masks = targets.masks[targets.masks != IGNORE]
-        _check_classes(ctx, int(masks.max()) if masks.size else None, classes, "255 = ignore")
+        _check_classes(data, option, int(masks.max()) if masks.size else None, classes, "255 = ignore")
     return lambda t: replace(t, num_classes=classes)
 
 
@@ -118,14 +133,16 @@ def detection_section(ctx: RunContext, runs: Any) -> Any:
         "reference": "labels" if targets.labelled else "fp32 detections",
         "decoder": None if bound is None else bound.decoder.name,
         "num_classes": None if bound is None else bound.num_classes,
-        "settings": None if bound is None else vars(bound.settings),
+        "settings": None
+        if bound is None
+        else {**vars(bound.settings), "reference_conf": bound.reference_conf},
         "models": {label: r.to_json() for label, r in results.items()},
     }
     return ReportSection("Detection", _markdown(results, targets.labelled), key="detection", data=doc)
 
 
 def _markdown(results: dict[str, Any], labelled: bool) -> str:
-    against = "the labels" if labelled else "FP32's detections (no labels)"
+    against = "the labels" if labelled else "FP32's confident detections (no labels; --reference-conf)"
     lines = [
         f"COCO mAP (faster-coco-eval) against {against}.",
         "",
