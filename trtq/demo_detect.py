@@ -237,6 +237,8 @@ def train_detector(settings: TrainSettings, progress: Any = None) -> tuple[Digit
     Returns:
         The model in eval mode and the training time in seconds.
     """
+    from trtq.progress import track
+
     scenes = make_scenes(settings.scenes, seed=settings.seed)
     x = scenes_tensor(scenes.images)
     boxes = [torch.from_numpy(b) for b in scenes.boxes]
@@ -256,9 +258,10 @@ def train_detector(settings: TrainSettings, progress: Any = None) -> tuple[Digit
         gen = torch.Generator().manual_seed(settings.seed)
         model.train()
         done = 0
-        for _ in range(settings.epochs):
+        for epoch in range(settings.epochs):
             perm = torch.randperm(len(x), generator=gen).tolist()
-            for i in range(0, len(x), settings.batch):
+            batches = range(0, len(x), settings.batch)
+            for i in track(batches, f"training the demo detector, epoch {epoch + 1}/{settings.epochs}"):
                 b = perm[i : i + settings.batch]
                 loss = detector_loss(model, x[b], [boxes[j] for j in b], [labels[j] for j in b])
                 opt.zero_grad()
