@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from tests.zoo.registry import graph, model
 
-__all__ = ["V8DflDetector", "TopKHead"]
+__all__ = ["V8DflDetector", "TopKHead", "NmsHead"]
 
 
 def _conv(c_in: int, c_out: int, k: int = 3, s: int = 1) -> nn.Sequential:
@@ -81,6 +81,29 @@ class TopKHead(nn.Module):
         return picked * 2.0 + 1.0, top
 
 
+class NmsHead(nn.Module):
+    """One image's boxes decoded from a conv head (Exp sizes around a fixed grid), scores through a Sigmoid,
+    torchvision's `nms` (ONNX NonMaxSuppression) and the kept boxes gathered. Input (1, 3, 16, 16)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = _conv(3, 16, 3, 2)
+        self.box = nn.Conv2d(16, 4, 1)
+        self.score = nn.Conv2d(16, 1, 1)
+        from torchvision.ops import nms  # imported here, not while tracing
+
+        self.nms = nms
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.body(x)
+        size = self.box(f)[0].flatten(1).T.exp() * 4.0  # (A, 4)
+        centre = torch.arange(size.shape[0], dtype=torch.float32)[:, None].repeat(1, 2) * 2.0
+        boxes = torch.cat([centre - size[:, :2], centre + size[:, 2:]], 1)
+        scores = self.score(f)[0].flatten().sigmoid()
+        keep = self.nms(boxes, scores, 0.5)
+        return boxes[keep], scores[keep]
+
+
 @model("digits_detector")
 def digits_detector(seed: int = 0) -> nn.Module:
     """The demo's DigitsDetector (trtq.demo_detect), random init: (N, 3, 96, 96) -> (N, 14, 180)."""
@@ -121,3 +144,14 @@ def topk_head_onnx(seed: int = 0) -> onnx.ModelProto:
     """TopKHead exported: images (N, 3, 16, 16) -> boxes (N, 5, 4), scores (N, 5)."""
     torch.manual_seed(seed)
     return _export(TopKHead().eval(), 16, ("boxes", "scores"))
+
+
+@graph("nms_head")
+def nms_head_onnx(seed: int = 0) -> onnx.ModelProto:
+    """NmsHead exported (static batch 1): images (1, 3, 16, 16) -> boxes (K, 4), scores (K,) after NMS."""
+    from tests.zoo.models import export_model
+
+    torch.manual_seed(seed)
+    sample = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+    return export_model(NmsHead().eval(), sample, input_names=["images"], output_names=["boxes", "scores"],
+                        dynamic=None)  # fmt: skip

@@ -94,6 +94,20 @@ def test_post_processing_is_never_quantized_and_its_layers_are_left_alone(onnx_g
     qdq_runs(m, plan)
 
 
+def test_nms_and_the_box_decoding_before_it_get_no_qdq_and_the_convs_stay_int8(onnx_graph):
+    m = onnx_graph("nms_head")
+    plan = plan_qdq(m)
+    post = {d.node: d for d in plan.decisions if d.rule == "DetectionPostprocess"}
+    assert "post-processing (NonMaxSuppression)" in post["/NonMaxSuppression"].reason
+    assert {"Exp", "Mul", "Sub", "Add", "Concat", "Sigmoid", "Gather"} <= {d.op_type for d in post.values()}
+    assert set(plan.quantized_nodes) == {n.name for n in m.graph.node if n.op_type == "Conv"}
+    index = _index(m)
+    region, _ = head_region(index)
+    produced = {o for n in index.nodes if n.name in region for o in n.output}
+    assert not produced & set(plan.activations)
+    qdq_runs(m, plan)
+
+
 def test_neck_resize_and_concat_commute_and_their_qs_share_one_scale(onnx_graph):
     m = onnx_graph("digits_detector")
     plan = plan_qdq(m)
