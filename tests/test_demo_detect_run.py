@@ -102,7 +102,7 @@ def test_the_result_json_adds_the_demo_facts(tmp_path):
 @pytest.mark.slow
 def test_trtq_demo_task_detect_end_to_end(tmp_path, monkeypatch, capsys):
     """The real CLI path on a small budget: 48 training scenes, one epoch, 16 + 24 scenes to calibrate and score
-    (about 25 s for both runs on the loaded CI machine; the default budget trains for about two minutes)."""
+    (about 30 s for both runs and the printed command on the loaded CI machine; the default budget trains for about two minutes)."""
     monkeypatch.setenv("TRTQ_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(run_mod, "CALIB_SCENES", 16)
     monkeypatch.setattr(run_mod, "VAL_SCENES", 24)
@@ -130,6 +130,14 @@ def test_trtq_demo_task_detect_end_to_end(tmp_path, monkeypatch, capsys):
     assert len(list((out / "demo" / "data" / "val" / "labels").glob("*.txt"))) == 24
     plan = json.loads((out / "run" / "placement.json").read_text())
     assert sum(d["rule"] == "DetectionHead" for d in plan["decisions"]) == 4
+    # the printed command, run by hand, writes the same INT8 graph
+    cmd = doc["demo"]["command"]
+    cmd[cmd.index("--out") + 1] = str(tmp_path / "by-hand")
+    assert main([*cmd[1:], "--quiet"]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "by-hand" / "model.int8.onnx").read_bytes() == (
+        out / "run" / "model.int8.onnx"
+    ).read_bytes()
     # a second run finds the weights in the cache and prints the FP32/INT8/typed mAP
     assert main([*args, "--force"]) == 0
     text = capsys.readouterr().out
