@@ -128,6 +128,10 @@ def test_trtq_demo_task_detect_end_to_end(tmp_path, monkeypatch, capsys):
         assert 0.0 <= models[label]["map50_95"] <= models[label]["map50"] <= 1.0
     assert (out / "demo" / "data" / "val" / "instances.json").is_file()
     assert len(list((out / "demo" / "data" / "val" / "labels").glob("*.txt"))) == 24
+    from trtq.rundir import read_marker
+
+    marker = read_marker(out)  # the demo folder is trtq's, complete, and lists what trtq wrote
+    assert marker.state == "complete" and marker.command == "demo" and set(marker.files) >= {"demo", "run"}
     plan = json.loads((out / "run" / "placement.json").read_text())
     assert sum(d["rule"] == "DetectionHead" for d in plan["decisions"]) == 4
     # the printed command, run by hand, writes the same INT8 graph

@@ -253,7 +253,7 @@ def run_detect_demo(
 
     from trtq.pipeline import build
     from trtq.placement import PlacementConfig
-    from trtq.rundir import prepare_out_dir, record
+    from trtq.rundir import finish_in_place, prepare_out_dir, record
 
     settings = replace(settings, seed=seed) if settings is not None else TrainSettings(seed=seed)
     root = prepare_out_dir(out, force, command="demo")
@@ -264,4 +264,5 @@ def run_detect_demo(
         task="detect", decoder="yolov8", preset="yolo", preprocess={"size": SCENE_SIZE}, seed=seed,
         placement=PlacementConfig(disable_rules=tuple(disable_rules)), **build_overrides,
     )  # fmt: skip
+    finish_in_place(root)
     return DetectDemoResult(files, result, detect_build_command(files, root / "run", calib, disable_rules))
