@@ -31,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--calib", default="entropy", help="calibration method (any registered one, or all; default entropy)"
     )
     p.add_argument("--force", action="store_true", help="replace an existing demo folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the demo data, training and calibration (default 0)"
+    )
     det = p.add_argument_group("detection demo (--task detect)")
     det.add_argument(
         "--epochs",
