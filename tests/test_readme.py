@@ -40,6 +40,8 @@ PARSE_ONLY = {
     "(HF folders are built for real in tests/pipeline/test_transformers.py)",
     "trtq:trt11 build": "runs in the GPU image of docker/ (no Docker engine here) and downloads resnet50's "
     "weights; parsed as the image's entry point `trtq` receives it",
+    "--model yolov8n.onnx": "yolov8n.onnx, calib_images/ and val_with_labels/ stand for the user's detector and "
+    "data (the demo detector's `trtq build --task detect` runs for real in tests/test_demo_detect_run.py)",
 }
 
 #: Options appended when a demo-folder command runs here, so the whole test stays near a minute on a loaded

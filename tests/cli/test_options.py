@@ -13,7 +13,7 @@ from trtq.config import BuildConfig, CalibrationConfig
 
 #: Options that keep an argparse default on purpose (the command's own file names and switches).
 OWN_DEFAULTS = {
-    "bench": {"artifacts", "force"}, "calibrate": {"tensors", "out", "trt_cache", "plots"}, "demo": {"out", "calib", "force", "seed"},
+    "bench": {"artifacts", "force"}, "calibrate": {"tensors", "out", "trt_cache", "plots"}, "demo": {"task", "out", "calib", "force", "seed", "epochs", "train_scenes", "disable_rule"},
     "engine": {"onnx", "plan_out", "typed"}, "export": {"out", "shape"},
     "quantize": {"calibration", "out", "trt_out", "plan_out", "method"}, "sensitivity": {"calibration", "method"},
     "validate": {"candidate", "reference", "batch_size", "result_out"},

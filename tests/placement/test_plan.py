@@ -123,6 +123,13 @@ ACTS: dict[str, tuple[str, Callable[[QDQPlan], bool]]] = {
         "transformer_block",
         lambda p: p.decision_for("softmax") is not None and p.decision_for("ln2") is not None,
     ),
+    "DetectionHead": (
+        "digits_detector",
+        lambda p: p.decision_for("/box.0/box.0.1/Conv").rule == "DetectionHead",
+    ),
+    "DetectionPostprocess": ("digits_detector", lambda p: p.decision_for("/Sigmoid") is not None),
+    "NeckResizeConcat": ("digits_detector", lambda p: p.decision_for("/up/Resize") is not None),
+    "ConcatThroughResize": ("digits_detector", lambda p: [len(g) for g in p.scale_groups] == [3]),
 }
 
 

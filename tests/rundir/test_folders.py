@@ -17,6 +17,8 @@ from trtq.files import write_json, write_text
 from trtq.rundir import (
     MARKER,
     clean_stale,
+    finish_in_place,
+    open_runs,
     prepare_out_dir,
     read_marker,
     remove_run_folder,
@@ -146,6 +148,9 @@ def test_in_place_folders_record_every_artifact_written_into_them(tmp_path: Path
     _run(out / "run")  # a staged run inside it (QAT's run/): recorded once in place, its staging folder never
     marker = read_marker(out)
     assert marker.state == "in-place" and marker.files == ["checkpoints", "metrics.json", "run"]
+    assert open_runs() == [out.resolve()]  # an interruption now reports it as incomplete
+    finish_in_place(out)
+    assert read_marker(out).state == "complete" and open_runs() == []
     prepare_out_dir(out, True)  # an earlier in-place run is trtq's: replaced
     assert os.listdir(out) == [MARKER]
     (out / "mine.txt").write_text("x")

@@ -39,6 +39,7 @@ def choose_method(
     methods: Sequence[str] | None = None,
     metric: str = "cosine",
     threads: int | None = None,
+    targets: object = None,
 ) -> tuple[str, dict[str, dict[str, float]]]:
     """Pick the method whose Q/DQ model is most faithful to FP32 on held-out batches.
 
@@ -51,6 +52,7 @@ def choose_method(
         methods: methods to compare (default: all in the calibration).
         metric: the registered metric that decides (higher or lower is better as the metric says).
         threads: ONNX Runtime intra-op threads.
+        targets: the held-out samples' targets, for task metrics (`--choose-metric map50_95` on detection data).
 
     Returns:
         (best method, method -> {metric: value} for the deciding metric, "mse", and "top1_agreement" where the
@@ -81,7 +83,7 @@ def choose_method(
         with OnnxRuntimeRunner(qmodel, threads=threads, name=f"qdq-{m}") as runner:
             names = list(runner.input_metadata())
             out = _concat([runner.infer({n: b[n] for n in names}) for b in batches])
-        scores[m] = {x.name: x(ref, out, None) for x in reported}
+        scores[m] = {x.name: x(ref, out, targets) for x in reported}
     order = {m: i for i, m in enumerate(scores)}
     best = min(
         scores,

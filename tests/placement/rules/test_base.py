@@ -34,17 +34,21 @@ BUILT_IN = [
     "ExcludedByName",
     "ExcludedByOpType",
     "KeepFirstLast",
+    "DetectionHead",
     "NonConstantWeight",
     "KeepAttentionFP16",
     "AttentionMatMul",
     "SmallConv",
     "SmallOrGemv",
+    "DetectionPostprocess",
     "TransformerHighPrecision",
     "ResidualAdd",
     "Int8Elementwise",
     "PoolingChain",
     "Commuting",
+    "NeckResizeConcat",
     "ConcatSharedScale",
+    "ConcatThroughResize",
 ]
 #: Built-in rules that run only when enabled by name.
 OPT_IN = ["KeepAttentionFP16"]
@@ -54,10 +58,13 @@ DEFAULTS = [n for n in BUILT_IN if n not in OPT_IN]
 def test_built_in_rules_run_in_todays_order_and_all_but_the_opt_in_ones_by_default():
     assert rule_names() == BUILT_IN
     assert default_rule_names() == tuple(DEFAULTS)
-    assert [r.name for r in default_weighted_rules()] == DEFAULTS[:7]
-    assert [r.name for r in default_pattern_rules()] == DEFAULTS[7:12]
-    assert [r.name for r in make_rules(PostPassRule, BUILT_IN)] == ["ConcatSharedScale"]
-    assert rule_names(PatternRule) == BUILT_IN[8:13]
+    assert [r.name for r in default_weighted_rules()] == DEFAULTS[:8]
+    assert [r.name for r in default_pattern_rules()] == DEFAULTS[8:15]
+    assert [r.name for r in make_rules(PostPassRule, BUILT_IN)] == [
+        "ConcatSharedScale",
+        "ConcatThroughResize",
+    ]
+    assert rule_names(PatternRule) == BUILT_IN[9:16]
 
 
 def test_every_rule_has_a_docstring_a_kind_and_a_unique_name():
@@ -198,6 +205,7 @@ def test_a_plugin_rule_registers_like_a_built_in(plugin):
         "ExcludedByName",
         "ExcludedByOpType",
         "KeepFirstLast",
+        "DetectionHead",
         "NonConstantWeight",
         "KeepAttentionFP16",
         "AttentionMatMul",

@@ -57,6 +57,13 @@ class CalibrateStage:
             raise UsageError(
                 "--calib-data is required (or --calib-cache to take scales from a TensorRT cache)"
             )
+        elif len(cfg.methods) > 1 and ctx.inputs.validation is not None:
+            from trtq.metrics import resolve_metric
+
+            try:  # a task metric needs the targets it scores against
+                resolve_metric(cfg.choose_metric, ctx.inputs.validation.targets_kind)
+            except UsageError as e:
+                raise UsageError(str(e).replace("--metric", "--choose-metric")) from None
 
     def run(self, ctx: RunContext) -> None:
         from trtq.precision import measure_ranges
@@ -152,7 +159,7 @@ class CalibrateStage:
             with ctx.clock("choose_method"):
                 choose_method(
                     cal, lambda a: insert_qdq(fp32, plan, a, format=ctx.config.format),  # type: ignore[arg-type]
-                    list(ctx.feeds(held)), reference_model=fp32, metric=cfg.choose_metric,
+                    list(ctx.feeds(held)), reference_model=fp32, metric=cfg.choose_metric, targets=held.targets,
                 )  # fmt: skip
         summary = CalibrationSummary(
             method=cal.method, methods=list(methods), tensors=len(cal.tensors), source="data", samples=len(data),

@@ -1,7 +1,7 @@
 """Placement rules: small named classes, each deciding one thing and saying why, registered by name.
 
 `base` defines the three kinds (`WeightedRule`, `PatternRule`, `PostPassRule`), the registry `RULES` and
-`@register_rule`; `weighted`, `patterns` and `transformer` hold the built-in rules. Importing this package registers them.
+`@register_rule`; `weighted`, `patterns`, `transformer` and `detection` hold the built-in rules. Importing this package registers them.
 `PlacementConfig(enable_rules=..., disable_rules=...)` chooses which rules `plan_qdq` runs.
 """
 
@@ -24,6 +24,14 @@ from trtq.placement.rules.base import (
     make_rules,
     register_rule,
     rule_names,
+)
+from trtq.placement.rules.detection import (
+    ConcatThroughResize,
+    DetectionHead,
+    DetectionPostprocess,
+    NeckResizeConcat,
+    head_concats,
+    head_region,
 )
 from trtq.placement.rules.patterns import (
     Commuting,
@@ -75,6 +83,12 @@ __all__ = [
     "KeepAttentionFP16",
     "TransformerHighPrecision",
     "attention_role",
+    "DetectionHead",
+    "DetectionPostprocess",
+    "NeckResizeConcat",
+    "ConcatThroughResize",
+    "head_concats",
+    "head_region",
     "Rule",
     "PostPassRule",
     "ConcatSharedScale",
