@@ -30,10 +30,20 @@ from trtq.calibrators import (
 from trtq.errors import TrtqError, UsageError
 from trtq.formats import QuantFormat, get_format
 from trtq.progress import track
+from trtq.runners.onnxrt import OUTPUT_BUDGET, PartRunner
 
-__all__ = ["calibrate", "resolve_methods", "make_calibrators", "load_model", "SUMMARY_QUANTILES"]
+__all__ = [
+    "calibrate",
+    "resolve_methods",
+    "make_calibrators",
+    "load_model",
+    "SUMMARY_QUANTILES",
+    "ACTIVATION_BUDGET",
+]
 
 SUMMARY_QUANTILES = (0.5, 0.99, 0.999, 0.9999, 0.99999)
+#: Bytes of activations one calibration inference may expose (see `calibrate`'s `activation_budget`).
+ACTIVATION_BUDGET = OUTPUT_BUDGET
 
 
 def load_model(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
@@ -114,6 +124,7 @@ def calibrate(
     percentile: float | None = None,
     format: str | QuantFormat = "int8",
     threads: int | None = None,
+    activation_budget: int = ACTIVATION_BUDGET,
 ) -> Calibration:
     """Compute per-tensor amax for every method in `methods` from one pass of the FP32 model.
 
@@ -128,6 +139,9 @@ def calibrate(
         percentile: shortcut for `params["percentile"]`.
         format: the quantization format the thresholds are for.
         threads: ONNX Runtime intra-op threads (default: its choice).
+        activation_budget: bytes of exposed activations one ONNX Runtime call may return: a batch is run a
+            few samples at a time (as many as fit, measured on its first sample) when the model's batch axis
+            is dynamic. The thresholds do not depend on it (the histograms are exact and order-free).
 
     Returns:
         The thresholds of every method; `method` is the first one requested.
@@ -167,6 +181,9 @@ def calibrate(
     with runner:
         meta = runner.input_metadata()
         input_names = list(meta)
+        # a few samples per call: the exposed activations are what this pass holds (the histograms are exact and
+        # order-free, so the split changes no threshold)
+        parts = PartRunner(runner, activation_budget if from_graph else 0)
         for index, feed in enumerate(track(batches, "calibrating", total=total)):
             missing = [n for n in input_names if n not in feed]
             if missing:
@@ -174,11 +191,14 @@ def calibrate(
                     f"calibration batch {index} has no input {missing[0]!r} (it has: {', '.join(map(str, feed))})"
                 )
             model_feed = {n: np.asarray(feed[n], dtype=meta[n][0]) for n in input_names}
-            outputs = runner.infer(model_feed) if from_graph else {}
-            activations = {t: (model_feed[t] if t in model_feed else outputs[t]) for t in tensors}
-            del outputs
-            collector.collect(activations, batch_index=index)  # NaN/Inf -> NonFiniteActivation (TrtqError)
-            del activations
+            if not from_graph:
+                collector.collect({t: model_feed[t] for t in tensors}, batch_index=index)
+            else:
+                for part, outputs in parts.parts(model_feed):
+                    activations = {t: (part[t] if t in part else outputs[t]) for t in tensors}
+                    del outputs
+                    collector.collect(activations, batch_index=index)  # NaN/Inf -> NonFiniteActivation
+                    del activations, part
             seen += 1
     if seen == 0:
         raise UsageError("the calibration data yielded no batches; check --calib-data")

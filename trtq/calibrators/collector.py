@@ -37,6 +37,7 @@ from trtq.errors import TrtqError, UsageError
 __all__ = ["HistogramCollector", "TensorHistogram", "CoarseHistogram", "NonFiniteActivation"]
 
 _CHUNK = 1 << 18  # elements histogrammed at a time: bounds temporaries and stays cache friendly
+_SMALL = 1 << 12  # chunks below this many elements are scatter-added (a bincount costs fine_bins per call)
 
 
 class NonFiniteActivation(TrtqError):
@@ -335,4 +336,8 @@ class HistogramCollector:
             f, i = fbuf[:k], ibuf[:k]
             np.abs(chunk, out=f)
             np.multiply(f, s, out=i, casting="unsafe")  # truncation == floor for |x| >= 0
-            rec.fine += np.bincount(i, minlength=self.fine_bins)
+            if k < _SMALL:  # a few values: scatter-add them, not a fine_bins-long bincount per call
+                np.add.at(rec.fine, i, 1)
+            else:
+                counts = np.bincount(i)  # as long as the largest index, at most fine_bins
+                rec.fine[: counts.size] += counts

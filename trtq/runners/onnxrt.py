@@ -10,14 +10,21 @@ keeps every other optimisation.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx
 
 from trtq.runners.base import BaseRunner, TensorMeta
 
-__all__ = ["OnnxRuntimeRunner", "QDQ_FUSION_OPTIMIZERS", "CUDA_PROVIDERS", "expose_tensors"]
+__all__ = [
+    "OnnxRuntimeRunner",
+    "QDQ_FUSION_OPTIMIZERS",
+    "CUDA_PROVIDERS",
+    "expose_tensors",
+    "PartRunner",
+    "OUTPUT_BUDGET",
+]
 
 #: ORT graph transformers that rewrite Q/DQ; disabled to execute Q/DQ as written. QDQSelectorActionTransformer
 #: turns Q/DQ into int8 kernels; WeightBiasQuantization quantizes conv biases to int32 with scale
@@ -162,6 +169,64 @@ class OnnxRuntimeRunner(BaseRunner):
     def output_names(self) -> list[str]:
         assert self.session is not None, "activate the runner first"
         return [o.name for o in self.session.get_outputs()]
+
+
+#: Bytes of outputs one `PartRunner` call may return (a model exposing its activations returns them all at once).
+OUTPUT_BUDGET = 256 << 20
+
+
+def _dynamic_batch(shape: Sequence[object]) -> bool:
+    """Whether the first axis of an input shape is dynamic (None, a negative number or a symbol)."""
+    if not shape:
+        return False
+    first = shape[0]
+    return first is None or isinstance(first, str) or (isinstance(first, int) and first < 0)
+
+
+class PartRunner:
+    """Run each feed a few samples at a time, so that one call's outputs stay within `budget` bytes.
+
+    A model that exposes its intermediate activations (calibration, FP16 range measurement) returns all of
+    them for the whole batch at once, and ONNX Runtime keeps every one of them alive until the call returns:
+    that, not the data, is what such a pass holds. The number of samples per call is measured on the first
+    sample (outputs bytes per sample); feeds are split only along a dynamic first axis that every input
+    shares, and results that fold samples one by one (histograms, maxima) do not depend on the split.
+
+    Args:
+        runner: an active runner (`OnnxRuntimeRunner` or any `BaseRunner`).
+        budget: bytes of outputs per call (0: never split).
+    """
+
+    def __init__(self, runner: BaseRunner, budget: int = OUTPUT_BUDGET) -> None:
+        self.runner = runner
+        self.budget = int(budget)
+        meta = runner.input_metadata()
+        splittable = self.budget > 0 and all(_dynamic_batch(shape) for _, shape in meta.values())
+        self.samples: int | None = None if splittable else 0  # None: not measured yet; 0: whole feeds
+        self.calls = 0
+
+    def parts(
+        self, feed: Mapping[str, np.ndarray]
+    ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """(part of the feed, its outputs) pairs covering `feed` in order; drop each before asking for the next."""
+        feed = {k: np.asarray(v) for k, v in feed.items()}
+        sizes = {int(v.shape[0]) if v.ndim else -1 for v in feed.values()}
+        size = sizes.pop() if len(sizes) == 1 else -1
+        start = 0
+        while True:
+            whole = self.samples == 0 or size <= 1
+            step = size if whole else 1 if self.samples is None else self.samples
+            part = feed if start == 0 and step >= size else {k: v[start : start + step] for k, v in feed.items()}
+            out = self.runner.infer(part)
+            self.calls += 1
+            if self.samples is None:
+                per_sample = sum(int(np.asarray(v).nbytes) for v in out.values()) // max(step, 1)
+                self.samples = max(1, self.budget // max(per_sample, 1))
+            yield part, out
+            del part, out
+            start += max(step, 1)
+            if whole or start >= size:
+                return
 
 
 def session_error(e: Exception, what: str) -> Exception:

@@ -150,16 +150,27 @@ class CalibrateStage:
                     "the calibration method was chosen on the calibration data itself (no --eval-data)"
                 )
             with ctx.clock("choose_method"):
+                # a reproducible held-out subset; its FP32 outputs are taken from the run's shared reference
+                idx = held.subset_indices(cfg.choose_samples or None, ctx.config.seed)
+                subset = held.subset(cfg.choose_samples or None, ctx.config.seed)
+                reference = {k: v[idx] for k, v in _joined(ctx.fp32_reference()).items()}
                 choose_method(
                     cal, lambda a: insert_qdq(fp32, plan, a, format=ctx.config.format),  # type: ignore[arg-type]
-                    list(ctx.feeds(held)), reference_model=fp32, metric=cfg.choose_metric,
+                    lambda: ctx.feeds(subset), reference_outputs=reference, metric=cfg.choose_metric,
                 )  # fmt: skip
+                cal.settings["choose_samples"] = int(len(idx))
         summary = CalibrationSummary(
             method=cal.method, methods=list(methods), tensors=len(cal.tensors), source="data", samples=len(data),
             choose_metric=cfg.choose_metric if len(methods) > 1 else None, scores=cal.scores,
             warnings=list(cal.warnings),
         )  # fmt: skip
         return cal, summary, every[cal.method]
+
+
+def _joined(batches: list[dict]) -> dict:
+    import numpy as np
+
+    return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in batches[0]}
 
 
 def _keep_only(cal: Calibration, tensors: list[str]) -> None:
