@@ -58,6 +58,7 @@ def choose_method(
         outputs are classifier logits).
     """
     from trtq.runners import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import INFER_SAMPLES, PartRunner
 
     deciding, tie = get_metric(metric), get_metric(TIE_BREAK_METRIC)
     if callable(heldout):
@@ -71,7 +72,10 @@ def choose_method(
     def run(model: onnx.ModelProto, name: str) -> list[dict[str, np.ndarray]]:
         with OnnxRuntimeRunner(model, threads=threads, name=name) as runner:
             names = list(runner.input_metadata())
-            return [runner.infer({n: b[n] for n in names}) for b in feeds()]
+            parts = PartRunner(
+                runner, 0, max_samples=INFER_SAMPLES
+            )  # a few samples per call: less ORT memory
+            return [parts.infer({n: b[n] for n in names}) for b in feeds()]
 
     if reference_outputs is None:
         if reference_model is None:

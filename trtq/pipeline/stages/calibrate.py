@@ -70,7 +70,8 @@ class CalibrateStage:
         else:
             cal, summary, cache_amax = self._from_data(ctx, fp32, plan)
             range_data = ctx.inputs.calib
-        cal.ranges = measure_ranges(fp32, itertools.islice(ctx.feeds(range_data), RANGE_BATCHES))
+        with ctx.clock("fp16_ranges"):
+            cal.ranges = measure_ranges(fp32, itertools.islice(ctx.feeds(range_data), RANGE_BATCHES))
         ctx.write_json(A.CALIBRATION_JSON, cal.to_dict())
         if cfg.cache is None:
             from trtq.calibration import write_trt_cache
@@ -136,10 +137,11 @@ class CalibrateStage:
         extra: list[str] = []
         if ctx.wants(A.CALIBRATION_CACHE):  # implicit INT8 needs every tensor: computed in the same pass
             extra = [t for t in float_tensors(fp32) if t not in set(planned)]  # type: ignore[arg-type]
-        cal = calibrate(
-            fp32, ctx.feeds(data), planned + extra, methods,
-            num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format,
-        )  # fmt: skip
+        with ctx.clock("calibration_pass"):
+            cal = calibrate(
+                fp32, ctx.feeds(data), planned + extra, methods,
+                num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format,
+            )  # fmt: skip
         every = {m: dict(v) for m, v in cal.amax.items()}
         if extra:
             _keep_only(cal, planned)
