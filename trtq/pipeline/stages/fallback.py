@@ -15,10 +15,13 @@ from trtq import artifacts as A
 from trtq.pipeline.context import RunContext
 from trtq.pipeline.results import ReportSection, SensitivitySummary
 
-__all__ = ["FallbackStage", "SECTION_TITLE"]
+__all__ = ["FallbackStage", "SECTION_TITLE", "CACHE_BYTES"]
 
 #: Title of the report.md section.
 SECTION_TITLE = "Sensitivity and FP16 fallback"
+#: Memory for the sensitivity pass's cached activations (`VariantEvaluator`): fewer checkpoints than the library
+#: default of 2 GiB, so `trtq build --max-drop` stays within about 2 GB on an ImageNet CNN (docs/performance.md).
+CACHE_BYTES = 512 << 20
 
 
 @dataclass
@@ -63,7 +66,13 @@ class FallbackStage:
             "input_name": ctx.input_names,
             "batch_size": batch,
         }
-        sens = analyze_sensitivity(fp32, amax, data, plan=plan, workers=cfg.workers, **kw) if rank else None
+        sens = (
+            analyze_sensitivity(
+                fp32, amax, data, plan=plan, workers=cfg.workers, cache_bytes=CACHE_BYTES, **kw
+            )
+            if rank
+            else None
+        )
         choice = None
         if cfg.enabled:
             with status("choosing the FP16 fallback set (evaluating mixed models)"):
