@@ -87,15 +87,24 @@ def test_staged_dir_refuses_a_non_empty_folder_without_force_and_replaces_it_wit
     out = tmp_path / "run"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    for force in (False, True):  # a folder trtq did not make is never replaced, --force or not
+        with (
+            pytest.raises(UsageError, match=r"holds files trtq did not write \(old\.txt\)"),
+            staged_dir(out, force),
+        ):
+            pytest.fail("must not start")
+    assert (out / "old.txt").read_text() == "old"
+    ours = tmp_path / "ours"
+    with staged_dir(ours, False) as staging:
+        (staging / "old.txt").write_text("old")
     with (
-        pytest.raises(UsageError, match="already exists and is not empty; pass --force"),
-        staged_dir(out, False),
+        pytest.raises(UsageError, match="holds an earlier trtq run; pass force=True"),
+        staged_dir(ours, False),
     ):
         pytest.fail("must not start")
-    assert (out / "old.txt").exists()
-    with staged_dir(out, force=True) as staging:
+    with staged_dir(ours, force=True) as staging:
         (staging / "new.txt").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in ours.iterdir()) == [".trtq-run", "new.txt"]
     (tmp_path / "file").write_text("x")
     with (
         pytest.raises(UsageError, match="--out .*file is a file, not a folder"),
@@ -109,17 +118,18 @@ def test_staged_dir_refuses_a_non_empty_folder_without_force_and_replaces_it_wit
 
 
 def test_prepare_out_dir_and_check_writable(tmp_path):
+    from trtq.files import write_text
+
     out = tmp_path / "o"
     assert prepare_out_dir(out, force=False) == out and out.is_dir()
-    (out / "f.txt").write_text("x")
-    (out / "sub").mkdir()
-    with pytest.raises(UsageError, match="--force"):
+    write_text(out / "f.txt", "x")  # written by trtq: recorded in the folder's marker
+    with pytest.raises(UsageError, match="holds an earlier trtq run; pass force=True"):
         prepare_out_dir(out, force=False)
     prepare_out_dir(out, force=True)
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == [".trtq-run"]
     check_writable(tmp_path / "new.onnx", force=False)
     (tmp_path / "new.onnx").write_text("x")
-    with pytest.raises(UsageError, match="new.onnx already exists; pass --force to overwrite it"):
+    with pytest.raises(UsageError, match="new.onnx already exists; pass force=True to overwrite it"):
         check_writable(tmp_path / "new.onnx", force=False)
     check_writable(tmp_path / "new.onnx", force=True)
 

@@ -195,7 +195,7 @@ def run_demo(
     """Prepare the demo under `out/` and build it into `out/run`."""
     from trtq.data import Preprocess
     from trtq.pipeline import build
-    from trtq.rundir import prepare_out_dir, record
+    from trtq.rundir import finish_in_place, prepare_out_dir, record
 
     root = prepare_out_dir(out, force, command="demo")
     record(root / "demo")  # the demo's own files, before the first one is written
@@ -205,4 +205,5 @@ def run_demo(
         str(files.model), calib_data=str(files.calib), eval_data=str(files.val), out=root / "run", calib=calib,
         preprocess=pre, seed=seed,
     )  # fmt: skip
+    finish_in_place(root)
     return DemoResult(files, result, demo_build_command(files, root / "run", calib))

@@ -103,6 +103,26 @@ def test_inf_inside_the_network_is_reported(convnet):
         calibrate(convnet, batches, [relu], ["entropy"])
 
 
+def test_an_optional_tensor_holding_inf_is_dropped_with_a_note_and_the_others_kept():
+    from onnx import TensorProto, helper
+
+    # r = Relu(x) is finite; m = Log(r) is -inf wherever r is 0 (like an attention mask's -inf)
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Log", ["r"], ["m"]),
+         helper.make_node("Add", ["r", "r"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
+    )  # fmt: skip
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    batches = [{"x": np.random.default_rng(i).standard_normal((4, 8)).astype(np.float32)} for i in range(2)]
+    cal = calibrate(model, batches, ["r", "m"], ["minmax"], optional=["m"])
+    assert list(cal.amax["minmax"]) == ["r"] and "m" not in cal.stats
+    assert cal.amax["minmax"]["r"] == pytest.approx(max(float(b["x"].max()) for b in batches))
+    assert any("leaves out 'm': it holds NaN or Inf (batch 0)" in w for w in cal.warnings)
+    with pytest.raises(TrtqError, match=r"'m'.*batch 0"):  # required: still an error
+        calibrate(model, batches, ["r", "m"], ["minmax"])
+
+
 def test_dead_tensor_is_clamped_with_a_warning(convnet):
     batches = [{"x": np.zeros((2, 3, 16, 16), np.float32)} for _ in range(2)]
     cal = calibrate(convnet, batches, ["x"], ["all"])

@@ -45,3 +45,25 @@ def test_named_tensors_in_order_and_unknown_ones_refused(convnet):
     with pytest.raises(UsageError, match="tensor 'nope' was not calibrated"):
         render_threshold_plots(cal, ["nope"])
     assert render_threshold_plots(cal, 0) == []
+
+
+def test_a_plot_reads_at_a_glance(convnet):
+    """Each method's line with its value in a legend below the axes (off the data), max |x| said to coincide with
+    minmax (its line lies on minmax's), and at most PLOT_BINS bars, not the 2048 that read as noise."""
+    from trtq.calibrators.plot import PLOT_BINS, threshold_figure
+
+    cal = calibrate(convnet, _batches(3), _acts(convnet), ["all"])
+    t = _acts(convnet)[1]
+    fig = threshold_figure(cal, t)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [x.get_text() for x in ax.get_legend().get_texts()]
+    for m in cal.methods:
+        assert f"{m}: {cal.amax[m][t]:.4g}" in labels
+    assert f"max |x|: {cal.amax['minmax'][t]:.4g} (same as minmax)" in labels
+    renderer = fig.canvas.get_renderer()
+    box, frame = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert not box.overlaps(frame) and box.y0 >= 0
+    (bars,) = ax.patches
+    edges = bars.get_data().edges
+    assert 16 < len(edges) - 1 <= PLOT_BINS

@@ -39,12 +39,12 @@ def test_calibration_from_args_reads_params_and_the_percentile_shortcut():
 
 def test_a_parameter_no_chosen_method_takes_is_refused_naming_who_takes_it():
     with pytest.raises(
-        UsageError, match="--calib-param percentile: not a parameter of entropy; it applies to percentile"
+        UsageError, match="--percentile: not a parameter of --calib entropy; it applies to --calib percentile"
     ):
         CalibrationConfig(method="entropy", params={"percentile": 99.9}).validate()
     with pytest.raises(UsageError, match="must be <= 100"):
         CalibrationConfig(method="percentile", params={"percentile": 101}).validate()
-    with pytest.raises(UsageError, match="cannot be combined with --calib all"):
+    with pytest.raises(UsageError, match="takes the scales from c.cache, so --calib all would not be used"):
         CalibrationConfig(method="all", cache="c.cache").validate()
 
 

@@ -13,7 +13,7 @@ import torch
 import torchvision
 
 import trtq
-import trtq.export.torch_export as torch_export
+import trtq.export.exporters as exporters
 from trtq.errors import TrtqError
 from trtq.export import export_onnx, resolve_model
 from trtq.runners import OnnxRuntimeRunner
@@ -65,17 +65,17 @@ def test_auto_says_which_ran_and_falls_back_to_dynamo(monkeypatch):
     result = export_onnx(module, IMAGE)
     assert result.exporter == "legacy" and result.exporter_reason.startswith("auto:")
     assert result.summary()["exporter"] == "legacy"
-    real = torch_export._export_file
+    real = exporters.export_file
 
     def legacy_breaks(*args):
         if args[-1] == "legacy":
             raise TrtqError("the legacy exporter failed: RuntimeError: stand-in")
         return real(*args)
 
-    monkeypatch.setattr(torch_export, "_export_file", legacy_breaks)
+    monkeypatch.setattr(exporters, "export_file", legacy_breaks)
     result = export_onnx(module, IMAGE)
     assert result.exporter == "dynamo" and "stand-in" in result.exporter_reason
-    monkeypatch.setattr(torch_export, "legacy_exporter_available", lambda: False)
+    monkeypatch.setattr(exporters, "legacy_exporter_available", lambda: False)
     result = export_onnx(module, IMAGE)
     assert result.exporter == "dynamo" and "no TorchScript-based exporter" in result.exporter_reason
 

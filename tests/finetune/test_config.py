@@ -33,6 +33,13 @@ def test_every_keyword_lands_in_its_section_field() -> None:
     assert set(VALUES) | {"percentile", "exclude", "engine"} == set(OVERRIDES)
 
 
+def test_no_method_given_means_the_build_default() -> None:
+    from trtq.config.calibration import DEFAULT_METHOD
+
+    assert QATConfig().calibration.method is None  # as for trtq build: None = the default method
+    assert DATA.validate().method == DEFAULT_METHOD == "entropy"
+
+
 def test_exclude_adds_to_the_placement_whatever_the_keyword_order() -> None:
     placement = PlacementConfig(exclude_nodes=("a",))
     one = QATConfig().with_overrides(exclude=["b"], placement=placement)

@@ -51,7 +51,7 @@ def test_export_file_from_a_random_sample_of_the_given_shape(tmp_path, make_mode
     assert result.artifacts == {"model.onnx": out} and sorted(p.name for p in tmp_path.iterdir()) == [
         "e.onnx"
     ]
-    with pytest.raises(UsageError, match="e.onnx already exists; pass --force"):
+    with pytest.raises(UsageError, match=r"e.onnx already exists; pass force=True"):
         export_file(BuildConfig(model=make_model("tiny_cnn")), out, shape="3,16,16")
     with pytest.raises(UsageError, match="output .*e.onnx is one of the inputs; choose another path"):
         export_file(BuildConfig(model=str(out), force=True), out)
@@ -102,6 +102,7 @@ def test_sensitivity_folder_needs_eval_data_and_stages_its_folder(model, tmp_pat
     ctx = sensitivity_folder(cfg, tmp_path / "c.json")
     names = sorted(p.name for p in (tmp_path / "s").iterdir())
     assert names == [
+        ".trtq-run",
         "placement.json",
         "sensitivity.json",
         "sensitivity.md",

@@ -16,8 +16,9 @@ from trtq.errors import TrtqError, UsageError, set_cli
 from trtq.files import write_json, write_text
 from trtq.rundir import (
     MARKER,
-    check_out_folder,
     clean_stale,
+    finish_in_place,
+    open_runs,
     prepare_out_dir,
     read_marker,
     remove_run_folder,
@@ -76,24 +77,6 @@ def test_an_earlier_run_needs_force_and_the_message_fits_the_caller(tmp_path: Pa
             _run(out)
     finally:
         set_cli(False)
-
-
-@pytest.mark.parametrize("which", ["cwd", "parent", "home", "root"])
-def test_force_never_replaces_the_current_folder_its_parents_home_or_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
-) -> None:
-    work = tmp_path / "work" / "here"
-    work.mkdir(parents=True)
-    (work / "precious.txt").write_text("x")
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    (tmp_path / "home").mkdir()
-    out = {"cwd": Path("."), "parent": Path(".."), "home": tmp_path / "home", "root": Path("/")}[which]
-    why = {"cwd": "is the current folder", "parent": "is a parent of the current folder",
-           "home": "is your home folder", "root": "is the root folder"}[which]  # fmt: skip
-    with pytest.raises(UsageError, match=why):
-        check_out_folder(out, True)
-    assert (work / "precious.txt").read_text() == "x"
 
 
 def test_force_refuses_a_folder_that_holds_an_input_of_the_run(tmp_path: Path) -> None:
@@ -165,28 +148,14 @@ def test_in_place_folders_record_every_artifact_written_into_them(tmp_path: Path
     _run(out / "run")  # a staged run inside it (QAT's run/): recorded once in place, its staging folder never
     marker = read_marker(out)
     assert marker.state == "in-place" and marker.files == ["checkpoints", "metrics.json", "run"]
+    assert open_runs() == [out.resolve()]  # an interruption now reports it as incomplete
+    finish_in_place(out)
+    assert read_marker(out).state == "complete" and open_runs() == []
     prepare_out_dir(out, True)  # an earlier in-place run is trtq's: replaced
     assert os.listdir(out) == [MARKER]
     (out / "mine.txt").write_text("x")
     with pytest.raises(UsageError, match=r"mine\.txt"):
         prepare_out_dir(out, True)
-
-
-def test_folders_and_files_follow_the_umask(tmp_path: Path) -> None:
-    old = os.umask(0o002)
-    try:
-        _run(tmp_path / "r", files={"model.onnx": "m"})
-    finally:
-        os.umask(old)
-    assert (tmp_path / "r").stat().st_mode & 0o777 == 0o775
-    assert (tmp_path / "r" / "model.onnx").stat().st_mode & 0o777 == 0o664
-    old = os.umask(0o077)
-    try:
-        _run(tmp_path / "private", files={"model.onnx": "m"})
-    finally:
-        os.umask(old)
-    assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
-    assert (tmp_path / "private" / "model.onnx").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_full_disk_is_one_line_with_the_free_space_and_leaves_nothing(

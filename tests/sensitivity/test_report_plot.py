@@ -71,4 +71,5 @@ def test_narrow_log_range_gets_several_readable_labels():
     assert 3 <= len(labelled) <= 8
     boxes = sorted((t.get_window_extent() for t in labelled), key=lambda b: b.x0)
     assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))
+    assert all("e-0" in t.get_text() and "$" not in t.get_text() for t in labelled)  # one notation throughout
     plt.close(fig)

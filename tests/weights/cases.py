@@ -47,3 +47,14 @@ def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 def feeds(x: np.ndarray, batch: int = 32):  # type: ignore[no-untyped-def]
     for s in range(0, len(x), batch):
         yield {"x": x[s : s + batch]}
+
+
+def quantized(model: onnx.ModelProto, x_cal: np.ndarray, methods, amax=None, **kw):  # type: ignore[no-untyped-def]
+    """`model` with `methods` applied (8 batches of `x_cal`) and its Q/DQ inserted; (Q/DQ model, WeightPTQ)."""
+    from trtq.qdq import insert_qdq
+    from trtq.weights import weight_ptq
+
+    plan = plan_of(model)
+    amax = amax or {t: float(np.abs(x_cal).max()) for t in plan.activations}
+    w = weight_ptq(model, plan, feeds(x_cal), methods, act_amax=amax, batches=8, **kw)
+    return insert_qdq(model, plan, amax, weights=w), w

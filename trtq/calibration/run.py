@@ -124,6 +124,7 @@ def calibrate(
     percentile: float | None = None,
     format: str | QuantFormat = "int8",
     threads: int | None = None,
+    optional: Sequence[str] = (),
     activation_budget: int = ACTIVATION_BUDGET,
 ) -> Calibration:
     """Compute per-tensor amax for every method in `methods` from one pass of the FP32 model.
@@ -139,6 +140,9 @@ def calibrate(
         percentile: shortcut for `params["percentile"]`.
         format: the quantization format the thresholds are for.
         threads: ONNX Runtime intra-op threads (default: its choice).
+        optional: tensors of `tensors` that are wanted but not required (the calibration cache's extra
+            tensors): one that holds NaN/Inf (an attention mask's -inf) is dropped with a note instead of
+            failing the run.
         activation_budget: bytes of exposed activations one ONNX Runtime call may return: a batch is run a
             few samples at a time (as many as fit, measured on its first sample) when the model's batch axis
             is dynamic. The thresholds do not depend on it (the histograms are exact and order-free).
@@ -177,6 +181,8 @@ def calibrate(
             total = None
 
     seen = 0
+    maybe = set(optional)
+    notes: list[str] = []
     runner = OnnxRuntimeRunner(proto, extra_outputs=from_graph, threads=threads, name="calibration")
     with runner:
         meta = runner.input_metadata()
@@ -191,20 +197,22 @@ def calibrate(
                     f"calibration batch {index} has no input {missing[0]!r} (it has: {', '.join(map(str, feed))})"
                 )
             model_feed = {n: np.asarray(feed[n], dtype=meta[n][0]) for n in input_names}
-            if not from_graph:
-                collector.collect({t: model_feed[t] for t in tensors}, batch_index=index)
-            else:
-                for part, outputs in parts.parts(model_feed):
-                    activations = {t: (part[t] if t in part else outputs[t]) for t in tensors}
-                    del outputs
-                    collector.collect(activations, batch_index=index)  # NaN/Inf -> NonFiniteActivation
-                    del activations, part
+            pieces = parts.parts(model_feed) if from_graph else iter([(model_feed, {})])
+            for part, outputs in pieces:
+                activations = {t: (part[t] if t in part else outputs[t]) for t in tensors}
+                del outputs
+                for t in [t for t in tensors if t in maybe and not np.isfinite(activations[t]).all()]:
+                    tensors.remove(t)
+                    del activations[t]
+                    collector.tensors.pop(t, None)
+                    notes.append(f"calibration.cache leaves out {t!r}: it holds NaN or Inf (batch {index})")
+                collector.collect(activations, batch_index=index)  # NaN/Inf -> NonFiniteActivation
+                del activations, part
             seen += 1
     if seen == 0:
         raise UsageError("the calibration data yielded no batches; check --calib-data")
 
     amax: dict[str, dict[str, float]] = {}
-    notes: list[str] = []
     min_amax = fmt.min_amax
     dead = [t for t in tensors if collector[t].absmax == 0.0]
     for t in dead:

@@ -7,21 +7,30 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trtq.artifacts import calib_plot_name
-from trtq.calibrators.histogram import NUM_BINS
 from trtq.errors import UsageError
 from trtq.files import write_bytes
 
 if TYPE_CHECKING:
     from trtq.calibration import Calibration
 
-__all__ = ["plot_thresholds", "render_threshold_plots", "disagreement", "clipping", "plot_order"]
+__all__ = [
+    "plot_thresholds",
+    "render_threshold_plots",
+    "threshold_figure",
+    "disagreement",
+    "clipping",
+    "plot_order",
+    "PLOT_BINS",
+]
 
 _COLORS = {"entropy": "tab:red", "minmax": "black", "percentile": "tab:green", "mse": "tab:blue"}
+#: Bins drawn: the calibration's 2048 would put several bins in one pixel column, which reads as noise.
+PLOT_BINS = 256
 #: colours for methods without one of their own (plugins), in order
 _SPARE = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 
@@ -78,9 +87,6 @@ def render_threshold_plots(
     calibration: Calibration, tensors_or_top_k: int | Sequence[str]
 ) -> list[tuple[str, bytes]]:
     """The plots of `plot_thresholds` as (file name, PNG bytes), most disagreeing tensor first."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if not calibration.histograms:
         raise UsageError(
             "this calibration has no histograms (they are kept in memory only, not in calibration.json); "
@@ -97,25 +103,7 @@ def render_threshold_plots(
     written: list[tuple[str, bytes]] = []
     colors = {m: _COLORS.get(m) or _SPARE[i % len(_SPARE)] for i, m in enumerate(calibration.methods)}
     for t in tensors:
-        rec = calibration.histograms[t]
-        hist = rec.coarse(NUM_BINS)
-        fig = Figure(figsize=(7, 3.6), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        if len(hist.counts):
-            ax.stairs(np.maximum(hist.counts, 0.8), hist.edges, fill=True, color="0.7", baseline=0.8)
-        ax.set_yscale("log")
-        for m in calibration.methods:
-            a = calibration.amax[m][t]
-            ax.axvline(a, color=colors[m], linewidth=1.2, label=f"{m}: {a:.4g}")
-        peak = max(abs(rec.min), abs(rec.max)) if rec.count else 0.0
-        if math.isfinite(peak) and peak > 0:
-            ax.axvline(peak, color="0.35", linewidth=1.0, linestyle="--", label=f"max |x|: {peak:.4g}")
-        ax.set_xlabel("|x|")
-        ax.set_ylabel("count")
-        ax.set_title(t if len(t) <= 70 else "..." + t[-67:], fontsize=9)
-        ax.legend(fontsize=8, loc="upper right")
-        fig.tight_layout()
+        fig = threshold_figure(calibration, t, colors)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})
         name = calib_plot_name(t)
@@ -123,3 +111,38 @@ def render_threshold_plots(
             name = calib_plot_name(f"{t}_{len(written)}")
         written.append((name, buf.getvalue()))
     return written
+
+
+def threshold_figure(calibration: Calibration, tensor: str, colors: dict[str, str] | None = None) -> Any:
+    """The Figure of one tensor's plot: its |x| histogram (log count, `PLOT_BINS` bins) with a vertical line at
+    each method's amax and at max |x|; the legend (each value) sits below the axes, where it hides nothing."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    colors = colors or {
+        m: _COLORS.get(m) or _SPARE[i % len(_SPARE)] for i, m in enumerate(calibration.methods)
+    }
+    rec = calibration.histograms[tensor]
+    hist = rec.coarse(PLOT_BINS)
+    lines = len(calibration.methods) + 1
+    rows = -(-lines // 3)
+    fig = Figure(figsize=(7, 3.4 + 0.2 * rows), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if len(hist.counts):
+        ax.stairs(np.maximum(hist.counts, 0.8), hist.edges, fill=True, color="0.7", baseline=0.8)
+    ax.set_yscale("log")
+    for m in calibration.methods:
+        a = calibration.amax[m][tensor]
+        ax.axvline(a, color=colors[m], linewidth=1.2, label=f"{m}: {a:.4g}")
+    peak = max(abs(rec.min), abs(rec.max)) if rec.count else 0.0
+    if math.isfinite(peak) and peak > 0:
+        same = [m for m in calibration.methods if f"{calibration.amax[m][tensor]:.4g}" == f"{peak:.4g}"]
+        note = f" (same as {', '.join(same)})" if same else ""  # its line then lies on theirs
+        ax.axvline(peak, color="0.35", linewidth=1.0, linestyle="--", label=f"max |x|: {peak:.4g}{note}")
+    ax.set_xlabel("|x|")
+    ax.set_ylabel("count")
+    ax.set_title(tensor if len(tensor) <= 70 else "..." + tensor[-67:], fontsize=9)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(lines, 3), frameon=False)
+    fig.tight_layout()
+    return fig

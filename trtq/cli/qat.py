@@ -134,7 +134,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p, required=True)
     add_output_args(p, what="QAT output folder to create")
     _add_data_args(p, base.data, base.train)
-    _add_calibration_args(p, base.calibration.method)
+    _add_calibration_args(p, base.method)
     _add_training_args(p, base.train, base.device)
     add_preprocess_args(p)
     add_placement_args(p)

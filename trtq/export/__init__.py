@@ -5,7 +5,9 @@ Modules:
     huggingface: Hugging Face folders loaded offline (`transformers`, the `trtq[hf]` extra).
     onnx_model: ONNX helpers the stages share (`load_onnx`, `onnx_inputs`, `check_input_shape`, ...).
     samples: the example input a model is exported with (`as_feed`) and its outputs (`flatten_outputs`).
-    torch_export: the export and its PyTorch vs ONNX Runtime parity check (`export_onnx`, `export_sample`).
+    torch_export: the export (`export_onnx`, `export_sample`).
+    exporters: the two torch exporters behind `--exporter` (legacy, dynamo).
+    parity: the PyTorch vs ONNX Runtime parity check and the dynamic sequence axis it proves.
 
 Every name is importable from `trtq.export` directly.
 """
@@ -23,15 +25,14 @@ from trtq.export.onnx_model import (
     set_model_limits,
     strip_identities,
 )
+from trtq.export.parity import check_parity, sequence_inputs
 from trtq.export.samples import DEFAULT_INPUT_NAME, Sample, as_feed, flatten_outputs, output_names
 from trtq.export.sources import SAVED_MODEL_SUFFIXES, ModelSource, SourceKind, input_channels, resolve_model
 from trtq.export.torch_export import (
     DEFAULT_OPSET,
     ExportResult,
-    check_parity,
     export_onnx,
     export_sample,
-    sequence_inputs,
 )
 
 __all__ = [

@@ -20,15 +20,15 @@ through: checked against the sample, not re-exported.
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
 
-from trtq.errors import TrtqError, UsageError
+from trtq.errors import UsageError
+from trtq.export.exporters import run_exporter
 from trtq.export.onnx_model import (
     OnnxInput,
     check_feed,
@@ -37,8 +37,8 @@ from trtq.export.onnx_model import (
     onnx_inputs,
     onnx_opset,
     set_model_limits,
-    strip_identities,
 )
+from trtq.export.parity import check_other_length, check_parity, ort_run, sequence_inputs
 from trtq.export.samples import DEFAULT_INPUT_NAME, Sample, as_feed, flatten_outputs, output_names
 from trtq.export.sources import ModelSource, input_channels, resolve_model
 
@@ -46,17 +46,13 @@ __all__ = [
     "DEFAULT_OPSET",
     "EXPORTERS",
     "ExportResult",
-    "check_parity",
     "export_onnx",
     "export_sample",
-    "sequence_inputs",
 ]
 
 DEFAULT_OPSET = 17
 #: The exporters `exporter=` accepts.
 EXPORTERS = ("auto", "dynamo", "legacy")
-#: The lowest opset the dynamo exporter writes.
-DYNAMO_MIN_OPSET = 18
 
 
 @dataclass
@@ -104,50 +100,6 @@ class ExportResult:
             "inputs": [i.to_json() for i in self.inputs],
             "outputs": list(self.outputs),
         }
-
-
-def check_parity(
-    spec: str, reference: Sequence[np.ndarray], got: Sequence[np.ndarray], rtol: float, atol: float
-) -> float:
-    """Compare every PyTorch output with ONNX Runtime's; raise when any differs beyond the tolerance.
-
-    Each output passes when max |ref - got| <= atol + rtol * max |ref| over its finite values; NaN/Inf both
-    produce are left for calibration to report by tensor name.
-
-    Args:
-        spec: the model, for the message.
-        reference: PyTorch's outputs, in order.
-        got: ONNX Runtime's outputs, in the same order.
-        rtol, atol: the tolerance.
-
-    Returns:
-        The largest absolute difference over all outputs.
-
-    Raises:
-        TrtqError: the output counts or shapes differ, the two disagree on which values are NaN/Inf, or an
-            output differs beyond the tolerance.
-    """
-    if len(reference) != len(got):
-        raise TrtqError(f"export of {spec}: {len(got)} outputs in ONNX vs {len(reference)} in PyTorch")
-    worst = 0.0
-    for r, g in zip(reference, got):
-        r = np.asarray(r).astype(np.float32)
-        if r.shape != g.shape:
-            raise TrtqError(f"export of {spec}: output shape {g.shape} in ONNX vs {r.shape} in PyTorch")
-        finite = np.isfinite(r)
-        if not np.array_equal(finite, np.isfinite(g)):
-            raise TrtqError(
-                f"export of {spec}: ONNX Runtime and PyTorch disagree on which outputs are NaN/Inf"
-            )
-        diff = float(np.max(np.abs(r[finite] - g[finite]))) if finite.any() else 0.0
-        worst = max(worst, diff)
-        bound = atol + rtol * float(np.max(np.abs(r[finite]))) if finite.any() else atol
-        if diff > bound:
-            raise TrtqError(
-                f"export of {spec}: ONNX Runtime and PyTorch disagree, max abs error {diff:.3g} > "
-                f"{bound:.3g}; the model may use ops the exporter mis-translates"
-            )
-    return worst
 
 
 def export_onnx(
@@ -241,14 +193,6 @@ def _describe(feed: Mapping[str, np.ndarray]) -> str:
     return "inputs " + ", ".join(f"{n} {a.dtype.name}{tuple(a.shape)}" for n, a in feed.items())
 
 
-def _ort_run(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    from trtq.runners.onnxrt import OnnxRuntimeRunner
-
-    with OnnxRuntimeRunner(model) as runner:
-        out = runner.infer(dict(feed))
-        return [out[n] for n in runner.output_names()]
-
-
 def _conv_input(module: object) -> tuple[int | None, ...]:
     """(None, C, None, None) from the module's first Conv2d, () when it has none."""
     import torch
@@ -298,7 +242,7 @@ def _export_torch(
             **{n: {0: "batch", **({1: "sequence"} if n in sequence else {})} for n in names},
             **{n: {0: "batch"} for n in out_names},
         }
-    onnx_model, used, reason = _run_exporter(
+    onnx_model, used, reason = run_exporter(
         module, args, names, out_names, opset, dynamic_axes, exporter, source.spec
     )
     kept = {i.name for i in onnx_model.graph.input}
@@ -309,150 +253,12 @@ def _export_torch(
             "input); leave it out of the sample"
         )
     set_model_limits(onnx_model, source.limits)
-    got = _ort_run(onnx_model, feed)
+    got = ort_run(onnx_model, feed)
     reference = [r.detach().cpu().numpy() for r in ref_list]
     worst = check_parity(source.spec, reference, got, rtol, atol)
     if dynamic_batch and sequence:
-        worst = max(worst, _check_other_length(source, module, onnx_model, feed, sequence, rtol, atol))
+        worst = max(worst, check_other_length(source, module, onnx_model, feed, sequence, rtol, atol))
     return onnx_model, worst, used, reason
-
-
-def sequence_inputs(feed: Mapping[str, np.ndarray]) -> list[str]:
-    """The inputs whose axis 1 the export makes the dynamic "sequence": integer inputs of rank >= 2.
-
-    Token ids, attention masks, token types and positions are `[batch, sequence]` integers; image and other
-    floating-point inputs keep their static non-batch dims.
-    """
-    return [n for n, a in feed.items() if a.dtype.kind in "iub" and a.ndim >= 2]
-
-
-def _check_other_length(
-    source: ModelSource,
-    module: Any,
-    onnx_model: onnx.ModelProto,
-    feed: Mapping[str, np.ndarray],
-    sequence: Sequence[str],
-    rtol: float,
-    atol: float,
-) -> float:
-    """Parity again on the sample cut to a shorter sequence: proves the exported sequence axis is dynamic."""
-    import torch
-
-    length = int(feed[sequence[0]].shape[1])
-    if length < 2:
-        return 0.0
-    short = {n: (a[:, : length // 2] if n in sequence else a) for n, a in feed.items()}
-    with torch.no_grad():
-        ref = flatten_outputs(module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in short.values())))
-    try:
-        got = _ort_run(onnx_model, short)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TrtqError(
-            f"export of {source.spec}: the ONNX graph does not run on a shorter sequence ({first}); the model "
-            "fixes its sequence length while tracing"
-        ) from None
-    return check_parity(f"{source.spec} (sequence {length // 2})", [r.numpy() for r in ref], got, rtol, atol)
-
-
-def legacy_exporter_available() -> bool:
-    """Whether the installed torch still has the TorchScript-based exporter (`dynamo=False`)."""
-    import inspect
-
-    import torch
-
-    try:
-        return "dynamo" in inspect.signature(torch.onnx.export).parameters and hasattr(torch.jit, "trace")
-    except (TypeError, ValueError):
-        return False
-
-
-def _run_exporter(
-    module: Any,
-    args: tuple,
-    names: list[str],
-    out_names: list[str],
-    opset: int,
-    dynamic_axes: Any,
-    exporter: str,
-    spec: str,
-) -> tuple[onnx.ModelProto, str, str]:
-    """Export with the exporter asked for; "auto": legacy while torch has it, dynamo when it is missing or fails."""
-    if exporter == "legacy":
-        return (
-            _export_file(module, args, names, out_names, opset, dynamic_axes, "legacy"),
-            "legacy",
-            "asked for",
-        )
-    if exporter == "dynamo":
-        return (
-            _export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"),
-            "dynamo",
-            "asked for",
-        )
-    if not legacy_exporter_available():
-        why = "auto: this torch has no TorchScript-based exporter"
-        return _export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"), "dynamo", why
-    try:
-        model = _export_file(module, args, names, out_names, opset, dynamic_axes, "legacy")
-        return (
-            model,
-            "legacy",
-            "auto: the TorchScript-based exporter is present (node names follow module paths)",
-        )
-    except TrtqError as e:
-        why = f"auto: the TorchScript-based exporter failed ({e}); the torch.export-based one worked"
-        return _export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"), "dynamo", why
-
-
-def _export_file(
-    module: Any,
-    args: tuple,
-    names: list[str],
-    out_names: list[str],
-    opset: int,
-    dynamic_axes: Any,
-    which: str,
-) -> onnx.ModelProto:
-    """One export into a temporary folder (so either exporter may write external data above 2 GB), loaded back."""
-    import tempfile
-    from pathlib import Path
-
-    import torch
-
-    from trtq.onnx_io import check_onnx_file
-
-    with tempfile.TemporaryDirectory(prefix="trtq-export-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                if which == "legacy":
-                    torch.onnx.export(
-                        module, args, str(path), input_names=names, output_names=out_names, opset_version=opset,
-                        dynamic_axes=dynamic_axes, do_constant_folding=True, training=torch.onnx.TrainingMode.EVAL,
-                        dynamo=False,
-                    )  # fmt: skip
-                else:
-                    if isinstance(module, torch.jit.ScriptModule):
-                        raise TrtqError(
-                            "the dynamo exporter cannot export a TorchScript model; use --exporter legacy (or auto)"
-                        )
-                    batch = torch.export.Dim("batch") if dynamic_axes else None
-                    shapes = tuple({0: batch} for _ in args) if batch is not None else None
-                    program = torch.onnx.export(
-                        module, args, None, input_names=names, output_names=out_names,
-                        opset_version=max(opset, DYNAMO_MIN_OPSET), dynamic_shapes=shapes, dynamo=True,
-                        optimize=True, verbose=False,
-                    )  # fmt: skip
-                    program.save(str(path))
-        except TrtqError:
-            raise
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise TrtqError(f"the {which} exporter failed: {type(e).__name__}: {first[:300]}") from None
-        check_onnx_file(path)
-        return strip_identities(onnx.load(str(path)))
 
 
 def export_sample(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from trtq.config import CalibrationConfig, ExportConfig, placement_from_args
+from trtq.config.calibration import DEFAULT_METHOD
 from trtq.config.sections import from_args, section_to_dict
 from trtq.errors import UsageError
 from trtq.finetune.sections import HandoffConfig, QATDataConfig, TrainConfig
@@ -95,7 +96,7 @@ class QATConfig:
         """The registered calibration method of the initial ranges (aliases resolved)."""
         from trtq.calibrators import canonical_method, list_calibrators
 
-        method = str(self.calibration.method).strip()
+        method = str(self.calibration.method or DEFAULT_METHOD).strip()
         name = canonical_method(method)
         if name not in list_calibrators():
             if method == "all" or "," in method:

@@ -25,6 +25,7 @@ from trtq.finetune import steps
 from trtq.finetune.config import QATConfig
 from trtq.finetune.determinism import reproducible
 from trtq.finetune.result import QATResult
+from trtq.rundir import finish_in_place
 
 __all__ = ["run_qat"]
 
@@ -78,6 +79,7 @@ def run_qat(
         steps.write_metrics(run)
         if config.handoff.enabled:
             steps.handoff(run)
+        finish_in_place(run.root)
         return run.result
 
 

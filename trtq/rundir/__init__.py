@@ -22,6 +22,7 @@ trtq wrote). The rules that follow from it:
 from trtq.rundir.checks import FS_ERRNOS, check_out_folder, os_error_message
 from trtq.rundir.folders import (
     clean_stale,
+    finish_in_place,
     note_written,
     open_runs,
     prepare_out_dir,
@@ -52,6 +53,7 @@ __all__ = [
     "note_written",
     "record",
     "open_runs",
+    "finish_in_place",
     "file_mode",
     "folder_mode",
     "current_umask",

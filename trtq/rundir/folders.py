@@ -284,6 +284,16 @@ def note_written(path: str | os.PathLike) -> None:
                     marker.write(root)
 
 
+def finish_in_place(out: str | os.PathLike) -> None:
+    """Close a folder from `prepare_out_dir` once its run is complete: its marker says so, and an interruption
+    of this process later no longer reports it as incomplete."""
+    absolute = Path(os.path.abspath(out))
+    marker = _OPEN.pop(absolute, None)
+    if marker is not None and absolute.is_dir():
+        marker.state = "complete"
+        marker.write(absolute)
+
+
 def open_runs() -> list[Path]:
     """Folders this process is writing in place (what an interrupted run leaves behind)."""
     return [p for p in _OPEN if p.is_dir()]

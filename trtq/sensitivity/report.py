@@ -145,8 +145,10 @@ def sensitivity_figure(sensitivity: SensitivityResult, chosen: list[str] | None 
         ax2.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
         if math.log10(max(positive) * 1.5 / floor) < 2:  # under two decades: label 2x and 5x too, compactly
             ax2.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
-            ax2.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
-            ax2.tick_params(axis="x", which="minor", labelsize=8)
+            compact = FuncFormatter(lambda v, _: f"{v:.0e}")
+            ax2.xaxis.set_minor_formatter(compact)
+            ax2.xaxis.set_major_formatter(compact)  # one notation: 1e-05 beside 2e-05, not $10^{-5}$
+            ax2.tick_params(axis="x", which="both", labelsize=8)
         else:
             ax2.xaxis.set_minor_formatter(NullFormatter())
     ax1.set_yticks(y)

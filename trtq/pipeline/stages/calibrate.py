@@ -140,7 +140,7 @@ class CalibrateStage:
         with ctx.clock("calibration_pass"):
             cal = calibrate(
                 fp32, ctx.feeds(data), planned + extra, methods,
-                num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format,
+                num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format, optional=extra,
             )  # fmt: skip
         every = {m: dict(v) for m, v in cal.amax.items()}
         if extra:

@@ -156,6 +156,8 @@ class TransformerHighPrecision(PatternRule):
     op_types = tuple(_HIGH_PRECISION)
 
     def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
+        if node.domain not in ("", "ai.onnx"):
+            return None  # a custom op of the same name (com.microsoft Gelu): not quantizable at all
         if node.op_type == "Gather" and not ctx.index.is_const(node.input[0]):
             return None  # shape and index arithmetic, not an embedding table
         if node.op_type in ("ReduceMean", "Pow", "Sqrt") and not _layernorm_statistic(node, ctx.index):

@@ -1,11 +1,11 @@
-"""`trtq build --weight-ptq ...`: the weights stage runs between calibration and quantization, is recorded in
-report.json / report.md and the configuration, and the INT8 weight storage writes a smaller model.int8.onnx."""
+"""`trtq.pipeline.stages.weights`: `trtq build --weight-ptq ...` runs the weights stage between calibration and
+quantization, records it in report.json / report.md and the configuration; INT8 weight storage writes INT8
+initializers into model.int8.onnx."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import onnx
 import pytest
 import torch
@@ -48,8 +48,15 @@ def test_build_with_bias_correction_and_int8_weights(tmp_path, digits_npz):
 
 
 def test_same_seed_same_bytes_with_weight_ptq(tmp_path, digits_npz):
-    a = _build(tmp_path, digits_npz, "a", weight_ptq="adaround,bias-correction", seed=3)
-    b = _build(tmp_path, digits_npz, "b", weight_ptq="adaround,bias-correction", seed=3)
+    from trtq.config.weights import WeightsConfig
+
+    # 20 learned-rounding steps per layer instead of 300: the same code path in a fraction of the time
+    weights = WeightsConfig(methods=("adaround", "bias-correction"), adaround_iters=20)
+    a = _build(tmp_path, digits_npz, "a", weights=weights, seed=3)
+    b = _build(tmp_path, digits_npz, "b", weights=weights, seed=3)
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["config"]["weights"]["adaround_iters"] == 20
+    assert report["weights"]["summary"]["adaround"]["flipped_fraction"] > 0  # the rounding did change weights
     assert (tmp_path / "a" / "model.int8.onnx").read_bytes() == (
         tmp_path / "b" / "model.int8.onnx"
     ).read_bytes()
@@ -63,17 +70,31 @@ def test_unknown_weight_method_is_a_usage_error(tmp_path, digits_npz):
         _build(tmp_path, digits_npz, "bad", weight_ptq="rounding")
 
 
-def test_cli_weight_options_reach_the_config():
-    import argparse
+def test_the_stage_is_active_with_methods_only_and_needs_calibration_data(run_context):
+    from dataclasses import replace
 
-    from trtq.cli import build as cli_build
-    from trtq.cli._options import config_from_args
+    from trtq.config import BuildConfig
+    from trtq.config.weights import WeightsConfig
+    from trtq.errors import UsageError
+    from trtq.pipeline.stages.weights import WeightsStage
 
-    p = argparse.ArgumentParser()
-    cli_build.add_arguments(p)
-    args = p.parse_args(["--model", "m.onnx", "--out", "o", "--calib-data", "c", "--weight-ptq", "bias-correction,clip",
-                         "--weight-storage", "int8", "--adaround-iters", "50"])  # fmt: skip
-    cfg = config_from_args(args)
-    assert cfg.weights.methods == ("clip", "bias-correction")
-    assert cfg.weights.storage == "int8" and cfg.weights.adaround_iters == 50
-    assert np.all([cfg.weights.batches == 4])
+    stage = WeightsStage()
+    assert not stage.active(run_context())
+    cfg = replace(BuildConfig(), weights=WeightsConfig(methods=("clip",)))
+    assert stage.active(run_context(cfg))
+    stage.check(run_context(cfg))  # calibration data present: fine
+    with pytest.raises(UsageError, match="--weight-ptq needs --calib-data"):
+        stage.check(run_context(cfg, calib=None))
+
+
+def test_the_report_section_lists_each_method_with_its_time_and_summary():
+    from trtq.pipeline.stages.weights import weights_markdown
+    from trtq.weights import WeightPTQ
+
+    res = WeightPTQ(methods=["clip", "bias-correction"], layers={"w": ("conv", "b"), "w2": ("fc", None)},
+                    summary={"clip": {"clipped_channels": 3, "mean_ratio": 0.912345}, "bias-correction": {"layers": 1}},
+                    seconds={"clip": 1.26, "bias-correction": 0.04, "statistics": 0.5})  # fmt: skip
+    text = weights_markdown(res)
+    assert "Methods: **clip, bias-correction** on 2 layers" in text
+    assert "| clip | 1.3 | clipped_channels 3, mean_ratio 0.9123 |" in text
+    assert "| bias-correction | 0.0 | layers 1 |" in text and "| (layer input statistics) | 0.5 |" in text

@@ -85,12 +85,15 @@ def test_conflicts_and_bad_values_exit_2_before_any_work(
 
     monkeypatch.setattr(importlib.import_module("trtq.pipeline.build"), "load_inputs", no_work)
     np.save(tmp_path / "d.npy", np.zeros((2, 3, 8, 8), np.float32))
+    for name in ("c.cache", "m.onnx"):  # files that exist, so the conflict is what is refused
+        (tmp_path / name).write_text("x")
+    extra = [str(tmp_path / a) if a in ("c.cache", "m.onnx") else a for a in extra]
     argv = ["build", "--model", "resnet18", "--calib-data", str(tmp_path / "d.npy"), "--out", str(tmp_path / "r"),
             *extra]  # fmt: skip
     assert main(argv) == 2
     (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert needle in line and line.startswith("trtq build: error: ")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.cache", "d.npy", "m.onnx"]
 
 
 def test_weights_or_checkpoint_with_an_onnx_model_is_refused():
