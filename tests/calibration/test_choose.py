@@ -116,3 +116,25 @@ def test_refusals(convnet):
         choose_method(cal, lambda a: convnet, _batches(2), reference_outputs=[{"y": None}])
     with pytest.raises(UsageError, match="--metric 'kl' is not a registered metric"):
         choose_method(cal, lambda a: convnet, _batches(1), reference_model=convnet, metric="kl")
+
+
+def test_a_task_metric_gets_the_held_out_targets(convnet):
+    from trtq.data import ClassLabels
+    from trtq.metrics import METRICS, register_metric
+
+    seen = []
+
+    @register_metric("test_targets_seen", needs="class")
+    def targets_seen(reference, outputs, targets):
+        """Records the targets it is given."""
+        seen.append(targets)
+        return 1.0
+
+    try:
+        good = calibrate(convnet, _batches(4), _acts(convnet), ["minmax"]).amax_for("minmax")
+        labels = ClassLabels([0, 1, 0, 1])
+        choose_method(Calibration(methods=["a"], amax={"a": good}), lambda a: _insert_qdq(convnet, a),
+                      _batches(2, seed=9), reference_model=convnet, metric="test_targets_seen", targets=labels)  # fmt: skip
+        assert seen and all(t is labels for t in seen)
+    finally:
+        METRICS.unregister("test_targets_seen")

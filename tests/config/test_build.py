@@ -157,6 +157,14 @@ OVERRIDE_CASES = {
     "metric": ("cosine", lambda c: c.fallback.metric, "cosine"),
     "build_engine": (False, lambda c: c.engine.enabled, False),
     "smoothquant": (0.5, lambda c: c.calibration.smoothquant, 0.5),
+    "task": ("detect", lambda c: c.task.task, "detect"),
+    "decoder": ("boxes", lambda c: c.task.decoder, "boxes"),
+    "num_classes": (4, lambda c: c.task.num_classes, 4),
+    "conf_threshold": (0.25, lambda c: c.task.conf_threshold, 0.25),
+    "iou_threshold": (0.65, lambda c: c.task.iou_threshold, 0.65),
+    "max_det": (100, lambda c: c.task.max_det, 100),
+    "reference_conf": (0.5, lambda c: c.task.reference_conf, 0.5),
+    "labels": ("l.json", lambda c: c.task.labels, "l.json"),
 }
 
 

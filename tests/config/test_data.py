@@ -45,3 +45,22 @@ def test_preprocessing_is_recorded_as_json_values():
     )
     doc = cfg.to_json()
     assert doc["calib_data"] == "c/" and doc["preprocess"]["size"] == 8 and doc["preprocess"]["mean"] == [0.5]
+
+
+def test_preset_keyword_with_preprocess_fields_over_it():
+    from trtq.config.data import with_preset
+    from trtq.data import PRESETS
+
+    assert with_preset({"calib": "mse"}) == {"calib": "mse"}
+    assert with_preset({"preset": "yolo"})["preprocess"] == PRESETS["yolo"]
+    got = with_preset({"preset": "yolo", "preprocess": {"size": 320}})["preprocess"]
+    assert got.size == 320 and got.letterbox and got.mean == (0.0, 0.0, 0.0) and isinstance(got.std, tuple)
+    with pytest.raises(UsageError, match="preset 'coco': choose from imagenet, raw, yolo"):
+        with_preset({"preset": "coco"})
+    with pytest.raises(UsageError, match="give preset= with a preprocess dict of fields to change"):
+        with_preset({"preset": "yolo", "preprocess": PRESETS["raw"]})
+
+
+def test_task_detect_letterboxes_by_default_on_the_command_line():
+    assert preprocess_from_args(Namespace(task="detect", size=320)).letterbox
+    assert not preprocess_from_args(Namespace(task="segment", size=200)).letterbox

@@ -101,3 +101,48 @@ def test_resize_then_centre_crop_and_raw_pixels(tmp_path: Path) -> None:
     assert raw.shape == (3, 20, 40) and raw.max() == 1.0 and raw.min() == 0.0
     with pytest.raises(UsageError, match="--resize 5 is smaller than --size 10"):
         load_image(tmp_path / "band.png", Preprocess(size=10, resize=5))
+
+
+def _ultralytics_letterbox(img: Image.Image, size: int) -> np.ndarray:
+    """Ultralytics' LetterBox arithmetic (centre, pad split with round(d -/+ 0.1)), resized with PIL here."""
+    w, h = img.size
+    r = min(size / h, size / w)
+    nw, nh = int(round(w * r)), int(round(h * r))
+    dw, dh = (size - nw) / 2, (size - nh) / 2
+    top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
+    canvas = np.full((size, size, 3), 114, np.uint8)
+    canvas[top : top + nh, left : left + nw] = np.asarray(img.resize((nw, nh), Image.BILINEAR))
+    return canvas.astype(np.float32).transpose(2, 0, 1) / 255.0
+
+
+@pytest.mark.parametrize("wh", [(48, 32), (31, 64), (40, 40), (17, 33)])
+def test_yolo_letterbox_keeps_aspect_pads_grey_and_maps_boxes_back(tmp_path: Path, wh) -> None:
+    from trtq.data import geometry
+
+    w, h = wh
+    rng = np.random.default_rng(0)
+    p = tmp_path / "i.png"
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(p)
+    pre = Preprocess(**{**PRESETS["yolo"].to_json(), "size": 32})
+    got = load_image(p, pre)
+    assert got.shape == (3, 32, 32)
+    assert got == pytest.approx(_ultralytics_letterbox(Image.open(p).convert("RGB"), 32), abs=1e-6)
+    sx, sy, ox, oy = geometry(w, h, pre)
+    assert sx == pytest.approx(sy, rel=0.05)  # the aspect kept (up to rounding to whole pixels)
+    corners = np.array([[0, 0], [w, h]], np.float64)
+    mapped = corners * [sx, sy] + [ox, oy]
+    assert mapped.min() >= 0 and mapped.max() <= 32 and 32 in np.round(mapped[1], 6)  # the long side fills
+    back = (mapped - [ox, oy]) / [sx, sy]
+    assert back == pytest.approx(corners)
+    assert (
+        PRESETS["yolo"].size == 640 and PRESETS["yolo"].mean == (0.0, 0.0, 0.0) and PRESETS["yolo"].letterbox
+    )
+
+
+def test_geometry_matches_the_resize_and_crop_of_every_preset() -> None:
+    from trtq.data import geometry
+
+    sx, sy, ox, oy = geometry(300, 200, PRESETS["imagenet"])  # shorter side 256, crop 224 centred
+    assert (sx, sy) == pytest.approx((384 / 300, 256 / 200)) and (ox, oy) == (-80.0, -16.0)
+    assert geometry(300, 200, PRESETS["raw"]) == (1.0, 1.0, 0.0, 0.0)
+    assert geometry(300, 200, Preprocess(size=100, resize=None)) == pytest.approx((1 / 3, 0.5, 0, 0))

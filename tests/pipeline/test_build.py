@@ -81,12 +81,13 @@ def test_onnx_with_an_unquantizable_op_is_built_and_the_op_listed(tmp_path: Path
 
 def test_the_stage_lists_in_order():
     assert [s.name for s in ptq_stages()] == [
-        "export", "smoothquant", "placement", "calibrate", "weights", "sensitivity", "quantize", "typed_graph", "validate", "engine",
+        "export", "task", "smoothquant", "placement", "calibrate", "weights", "sensitivity", "quantize", "typed_graph", "validate", "engine",
         "report",
     ]  # fmt: skip
     qat = QATGraphStage(qat="model.qat.onnx")
     stages = qat_stages(qat)
     assert stages[0] is qat and [s.name for s in stages[1:]] == [
+        "task",
         "typed_graph",
         "validate",
         "engine",

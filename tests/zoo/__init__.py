@@ -9,7 +9,7 @@ Tests reach it through the fixtures in tests/conftest.py (`make_model`, `onnx_gr
     export_model(module, sample, ...)        -> the legacy ONNX export every test uses
 """
 
-from tests.zoo import graphs, models  # noqa: F401  (register the entries)
+from tests.zoo import detectors, graphs, models  # noqa: F401  (register the entries)
 from tests.zoo.builder import IMG, G, model_of
 from tests.zoo.data import (
     ACTIVATION_KINDS,

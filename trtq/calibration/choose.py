@@ -39,6 +39,7 @@ def choose_method(
     methods: Sequence[str] | None = None,
     metric: str = "cosine",
     threads: int | None = None,
+    targets: object = None,
 ) -> tuple[str, dict[str, dict[str, float]]]:
     """Pick the method whose Q/DQ model is most faithful to FP32 on held-out batches.
 
@@ -52,6 +53,7 @@ def choose_method(
         methods: methods to compare (default: all in the calibration).
         metric: the registered metric that decides (higher or lower is better as the metric says).
         threads: ONNX Runtime intra-op threads.
+        targets: the held-out samples' targets, for task metrics (`--choose-metric map50_95` on detection data).
 
     Returns:
         (best method, method -> {metric: value} for the deciding metric, "mse", and "top1_agreement" where the
@@ -95,7 +97,7 @@ def choose_method(
     scores: dict[str, dict[str, float]] = {}
     for m in methods or calibration.methods:
         out = _concat(run(quantize_fn(calibration.amax_for(m)), f"qdq-{m}"))  # one session alive at a time
-        scores[m] = {x.name: x(ref, out, None) for x in reported}
+        scores[m] = {x.name: x(ref, out, targets) for x in reported}
         del out
     order = {m: i for i, m in enumerate(scores)}
     best = min(

@@ -28,6 +28,10 @@ def info(args: Any, line: str) -> None:
         print(line, file=sys.stderr)
 
 
+#: The metrics `trtq build` prints (all that were computed; the rest are in report.md).
+_SUMMARY_METRICS = ("top1_accuracy", "top1_agreement", "map50_95", "map50", "miou", "cosine")
+
+
 def summary_text(result: Any) -> str:
     """The lines `trtq build` prints: each model's metrics, calibration, engine status, the run folder."""
     from trtq.report import accuracy_rows
@@ -37,7 +41,7 @@ def summary_text(result: Any) -> str:
     for label, values in accuracy_rows(val):
         parts = [label.ljust(34)]
         for m in val.metrics:
-            if values.get(m.name) is not None and m.name in ("top1_accuracy", "top1_agreement", "cosine"):
+            if values.get(m.name) is not None and m.name in _SUMMARY_METRICS:
                 parts.append(f"{m.heading} {m.format(values[m.name])}")
         lines.append("  ".join(parts))
     lines += [f"warning: {w}" for w in result.warnings]

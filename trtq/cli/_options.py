@@ -21,6 +21,7 @@ __all__ = [
     "add_model_args",
     "add_data_args",
     "add_preprocess_args",
+    "add_task_args",
     "add_placement_args",
     "add_calibration_args",
     "add_fallback_args",
@@ -62,7 +63,7 @@ class HelpFormatter(argparse.HelpFormatter):
 #: the dests of options that name input files or folders (checked before anything heavy is imported)
 _PATH_OPTIONS = (
     "calib_data", "eval_data", "train_data", "val_data", "checkpoint", "config", "from_qat", "fp32_onnx",
-    "calib_cache", "engine_calib_cache", "reference",
+    "calib_cache", "engine_calib_cache", "reference", "labels",
 )  # fmt: skip
 _MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".pt2", ".jit", ".torchscript", ".plan", ".engine")
 
@@ -159,7 +160,8 @@ def _preset_help() -> str:
 
     return (
         f"preprocessing preset: {', '.join(PRESETS)}; imagenet: resize 256, centre crop 224, ImageNet mean/std "
-        "(default, except for timm models, which get their own data config)"
+        "(default, except for timm models, which get their own data config); yolo: letterbox to 640 (aspect kept, "
+        "grey 114 padding), RGB / 255 (default with --task detect)"
     )
 
 
@@ -173,6 +175,36 @@ def add_preprocess_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--std", type=floats, default=S, help="per-channel std")
     g.add_argument("--channels", type=int, choices=[1, 3], default=S,
                    help="1 = grey, 3 = RGB (default: what the model takes)")  # fmt: skip
+
+
+def _decoder_help() -> str:
+    from trtq.decoders import DECODERS
+
+    names = ", ".join(DECODERS.names())
+    aliases = ", ".join(f"{a} = {n}" for a, n in DECODERS.aliases().items())
+    return f"--task detect: how outputs become boxes: {names} ({aliases}) or package.module:function (default yolov8)"
+
+
+def add_task_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("task (detection and segmentation)")
+    g.add_argument("--task", default=S, choices=("classify", "detect", "segment"),
+                   help="classify (logits, top-1; default), detect (boxes, COCO mAP) or segment (per-pixel "
+                   "classes, mIoU)")  # fmt: skip
+    g.add_argument("--labels", default=S, metavar="PATH",
+                   help="detection/segmentation labels: a COCO .json, a folder of YOLO .txt or of PNG masks "
+                   "(default: found beside the --eval-data images)")  # fmt: skip
+    g.add_argument("--decoder", default=S, metavar="NAME", help=LazyHelp(_decoder_help))
+    g.add_argument("--num-classes", type=int, default=S,
+                   help="the model's class count where its outputs do not show it")  # fmt: skip
+    g.add_argument("--conf-threshold", type=float, default=S,
+                   help="drop detections scoring below this before NMS (default 0.001, as COCO evaluation)")  # fmt: skip
+    g.add_argument("--iou-threshold", type=float, default=S,
+                   help="NMS IoU threshold (default 0.7, Ultralytics' v8/v11 validation default)")  # fmt: skip
+    g.add_argument("--max-det", type=int, default=S,
+                   help="detections kept per image after NMS (default 300)")  # fmt: skip
+    g.add_argument("--reference-conf", type=float, default=S,
+                   help="without labels: FP32's detections scoring at least this are the ground truth (default "
+                   "0.25)")  # fmt: skip
 
 
 def _rules_help() -> str:
@@ -266,7 +298,8 @@ def _metric_help() -> str:
     return (
         f"metric of the budget (and reported by validation): {', '.join(METRICS.names())}; NAME@OUTPUT for one "
         "output (cosine@pooler_output), or package.module:function(fp32_outputs, outputs[, targets]) -> float "
-        "(default top1_accuracy with labels, else top1_agreement)"
+        "(default top1_accuracy with labels, map50_95 with --task detect, miou with --task segment, else "
+        "top1_agreement)"
     )
 
 
@@ -274,7 +307,7 @@ def add_fallback_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sensitivity and FP16 fallback")
     g.add_argument("--max-drop", type=float, default=S,
                    help="keep the fewest layers FP16 so the metric is at most this much below FP32 (percentage "
-                   "points for top-1 and other fraction metrics)")  # fmt: skip
+                   "points for top-1, mAP and other fraction metrics: 0.5 = half a mAP point)")  # fmt: skip
     g.add_argument(
         "--fallback", default=S, help="N (keep the N most sensitive layers FP16) or node names/regexes"
     )
@@ -336,6 +369,7 @@ def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
         DataConfig,
         ExportConfig,
         FallbackConfig,
+        TaskConfig,
         TypingConfig,
         ValidationConfig,
         WeightsConfig,
@@ -345,6 +379,7 @@ def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
 
     cfg = base or (BuildConfig.load(args.config) if hasattr(args, "config") else BuildConfig())
     changes: dict[str, Any] = {
+        "task": TaskConfig.from_args(args, cfg.task),
         "export": ExportConfig.from_args(args, cfg.export),
         "data": DataConfig.from_args(args, cfg.data),
         "placement": placement_from_args(args, cfg.placement),

@@ -15,6 +15,7 @@ from trtq.cli._options import (
     add_output_args,
     add_placement_args,
     add_preprocess_args,
+    add_task_args,
     add_typing_args,
     add_weights_args,
     config_from_args,
@@ -44,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_calibration_args(p, cache=True, smoothquant=True)
     add_data_args(p)
     add_preprocess_args(p)
+    add_task_args(p)
     add_placement_args(p)
     add_weights_args(p)
     add_fallback_args(p)

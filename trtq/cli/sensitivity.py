@@ -13,6 +13,7 @@ from trtq.cli._options import (
     add_output_args,
     add_placement_args,
     add_preprocess_args,
+    add_task_args,
     add_typing_args,
     config_from_args,
 )
@@ -46,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_fallback_args(p)
     add_typing_args(p)
     add_preprocess_args(p)
+    add_task_args(p)
     add_placement_args(p)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trtq.cli._common import emit
-from trtq.cli._options import S, add_preprocess_args, config_from_args
+from trtq.cli._options import S, add_preprocess_args, add_task_args, config_from_args
 
 NAME = "validate"
 HELP = "compare an engine or ONNX with a reference (e.g. FP32 ONNX) on data: output error, top-1, pass/fail"
@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", default=S, help="overwrite --out")
     p.add_argument("--seed", type=int, default=S)
     add_preprocess_args(p)
+    add_task_args(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Typed configuration: `BuildConfig` and its sections (export, data, placement, calibration, weights, fallback, typing,
+"""Typed configuration: `BuildConfig` and its sections (task, export, data, placement, calibration, weights, fallback, typing,
 validation, engine, bench). See `trtq.config.build` for how a run is recorded and repeated."""
 
 from trtq.config.build import (
@@ -20,10 +20,13 @@ from trtq.config.sections import (
     TypingConfig,
     ValidationConfig,
 )
+from trtq.config.task import TASKS, TaskConfig
 from trtq.config.weights import WeightsConfig
 
 __all__ = [
     "BuildConfig",
+    "TaskConfig",
+    "TASKS",
     "ExportConfig",
     "DataConfig",
     "CalibrationConfig",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trtq.config.calibration import CalibrationConfig
-from trtq.config.data import DataConfig
+from trtq.config.data import DataConfig, with_preset
 from trtq.config.sections import (
     ExportConfig,
     FallbackConfig,
@@ -24,6 +24,7 @@ from trtq.config.sections import (
     section_from_dict,
     section_to_dict,
 )
+from trtq.config.task import TaskConfig
 from trtq.config.weights import WeightsConfig
 from trtq.engines.options import EngineOptions, parse_batch, parse_shapes
 from trtq.errors import UsageError
@@ -68,6 +69,7 @@ def _default_bench() -> Any:
 
 #: Section name -> its type (BenchSettings is imported lazily: it lives with the benchmark).
 SECTIONS = (
+    "task",
     "export",
     "data",
     "placement",
@@ -104,6 +106,7 @@ class BuildConfig:
     plugins: tuple[str, ...] = ()
     from_qat: str | None = None
     fp32_onnx: str | None = None
+    task: TaskConfig = field(default_factory=TaskConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     data: DataConfig = field(default_factory=DataConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
@@ -171,7 +174,7 @@ class BuildConfig:
 
     def input_paths(self) -> list[Any]:
         """Every file or folder the run reads (none may lie inside a run folder being replaced)."""
-        return [self.model, self.data.calib_data, self.data.eval_data, self.export.checkpoint, self.calibration.cache,
+        return [self.model, self.data.calib_data, self.data.eval_data, self.task.labels, self.export.checkpoint, self.calibration.cache,
                 self.from_qat, self.fp32_onnx, self.engine.timing_cache, self.engine.calib_cache]  # fmt: skip
 
     # serialisation ----------------------------------------------------------------------------------------------
@@ -209,7 +212,9 @@ class BuildConfig:
             raise UsageError(f"{source} has unknown keys {', '.join(unknown)}")
         kw: dict[str, Any] = {}
         for key, value in data.items():
-            if key == "export":
+            if key == "task":
+                kw[key] = section_from_dict(TaskConfig, value, key)
+            elif key == "export":
                 kw[key] = section_from_dict(ExportConfig, value, key)
             elif key == "data":
                 kw[key] = section_from_dict(DataConfig, value, key)
@@ -258,6 +263,7 @@ class BuildConfig:
     def with_overrides(self, **overrides: Any) -> BuildConfig:
         """A copy with keyword settings applied (the names of `OVERRIDES`, or whole sections by name)."""
         cfg = self
+        overrides = with_preset(overrides)
         for key, value in overrides.items():
             if key == "engine" and isinstance(value, EngineOptions) and not isinstance(value, EngineConfig):
                 value = EngineConfig(**{f.name: getattr(value, f.name) for f in fields(EngineOptions)},
@@ -290,6 +296,14 @@ class BuildConfig:
 
 #: keyword of `trtq.build()` -> (section, field).
 OVERRIDES: dict[str, tuple[str, str]] = {
+    "task": ("task", "task"),
+    "decoder": ("task", "decoder"),
+    "num_classes": ("task", "num_classes"),
+    "conf_threshold": ("task", "conf_threshold"),
+    "iou_threshold": ("task", "iou_threshold"),
+    "max_det": ("task", "max_det"),
+    "reference_conf": ("task", "reference_conf"),
+    "labels": ("task", "labels"),
     "calib": ("calibration", "method"),
     "percentile": ("calibration", "params"),
     "calib_cache": ("calibration", "cache"),

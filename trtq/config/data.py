@@ -8,7 +8,7 @@ from typing import Any
 from trtq.config.sections import check_count, from_args, section_to_dict
 from trtq.errors import UsageError
 
-__all__ = ["DataConfig", "preprocess_from_args", "PREPROCESS_OPTIONS"]
+__all__ = ["DataConfig", "preprocess_from_args", "with_preset", "PREPROCESS_OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def preprocess_from_args(args: Any) -> Any:
         return None
     from trtq.data import PRESETS
 
-    preset = getattr(args, "preset", "imagenet")
+    # --task detect letterboxes by default (the yolo preset); every other task starts from imagenet
+    preset = getattr(args, "preset", "yolo" if getattr(args, "task", None) == "detect" else "imagenet")
     if preset not in PRESETS:
         raise UsageError(f"--preset {preset!r}: choose from {', '.join(PRESETS)}")
     pre = PRESETS[preset]
@@ -93,3 +94,27 @@ def preprocess_from_args(args: Any) -> Any:
     if pre.resize is not None and pre.size is not None and pre.resize < pre.size:
         raise UsageError(f"--resize {pre.resize} is smaller than --size {pre.size}")
     return pre
+
+
+def with_preset(overrides: dict[str, Any]) -> dict[str, Any]:
+    """`preset="yolo"` as the preprocessing: the preset, with the fields of a `preprocess` dict over it."""
+    if "preset" not in overrides:
+        return overrides
+    from trtq.data import PRESETS, Preprocess
+
+    out = dict(overrides)
+    name = out.pop("preset")
+    if name not in PRESETS:
+        raise UsageError(f"preset {name!r}: choose from {', '.join(PRESETS)}")
+    fields_given = out.get("preprocess")
+    if fields_given is None:
+        out["preprocess"] = PRESETS[name]
+    elif isinstance(fields_given, dict):
+        merged = {**PRESETS[name].to_json(), **fields_given}
+        merged.update(mean=tuple(merged["mean"]), std=tuple(merged["std"]))
+        out["preprocess"] = Preprocess(**merged).with_overrides()
+    else:
+        raise UsageError(
+            "give preset= with a preprocess dict of fields to change, or a whole preprocess= alone"
+        )
+    return out

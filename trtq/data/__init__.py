@@ -1,7 +1,8 @@
 """Calibration and evaluation data: sources, preprocessing and targets.
 
 Every source becomes a `DataSource`: a fixed, deterministic list of samples that yields batches of model inputs
-and typed targets (`ClassLabels` for class sub-folders or `.npz` labels). See `load_data`.
+and typed targets (`ClassLabels` for class sub-folders or `.npz` labels; `DetectionTargets` and
+`SegmentationTargets` for `--task detect|segment` folders, `trtq.data.detection`). See `load_data`.
 """
 
 from trtq.data.load import IMAGE_EXTENSIONS, load_data, read_npz
@@ -11,11 +12,13 @@ from trtq.data.preprocess import (
     IMAGENET_STD,
     PRESETS,
     Preprocess,
+    geometry,
     load_image,
+    load_mask,
     resolve_preprocess,
 )
 from trtq.data.source import Batch, DataSource, Feed
-from trtq.data.targets import ClassLabels, Targets, concat_targets
+from trtq.data.targets import ClassLabels, DetectionTargets, SegmentationTargets, Targets, concat_targets
 
 __all__ = [
     "load_data",
@@ -35,7 +38,11 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "resolve_preprocess",
     "load_image",
+    "load_mask",
+    "geometry",
     "Targets",
     "ClassLabels",
+    "DetectionTargets",
+    "SegmentationTargets",
     "concat_targets",
 ]

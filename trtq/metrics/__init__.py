@@ -7,12 +7,13 @@ samples on axis 0) and the data's targets (`trtq.data.ClassLabels`, ..., or None
 
 Built in: task metrics `top1_accuracy`, `top5_accuracy` (need class labels), `top1_agreement`; fidelity
 metrics `cosine`, `snr_db`, `mse`, `max_abs_error`, `mean_abs_error`, `output_noise`, and for embeddings
-`neighbour_overlap` (k-nearest-neighbour agreement with FP32). Any registered metric on a single output is
+`neighbour_overlap` (k-nearest-neighbour agreement with FP32); detection `map50_95`, `map50` (COCO, through
+pycocotools; need detection targets) and segmentation `miou`. Any registered metric on a single output is
 `NAME@OUTPUT` (`cosine@pooler_output`, `max_abs_error@logits`). A plugin adds one with
 `@register_metric("name", ...)`; `--metric package.module:function` uses a function without registering it.
 """
 
-from trtq.metrics import classification, embedding, fidelity  # noqa: F401  (registers the built-in metrics)
+from trtq.metrics import classification, detection, embedding, fidelity, segmentation  # noqa: F401  (registers the built-in metrics)
 from trtq.metrics.base import (
     METRICS,
     Metric,

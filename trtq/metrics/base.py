@@ -224,8 +224,11 @@ def _positional_arity(fn: Callable[..., object]) -> int | None:
 
 
 def default_metric(targets_kind: str | None) -> str:
-    """The task metric used when none is named: top-1 accuracy with class labels, else top-1 agreement."""
-    return "top1_accuracy" if targets_kind == "class" else "top1_agreement"
+    """The task metric used when none is named: top-1 accuracy with class labels, mAP50-95 for detection data,
+    mIoU for segmentation data, else top-1 agreement."""
+    return {"class": "top1_accuracy", "detection": "map50_95", "segmentation": "miou"}.get(
+        targets_kind or "", "top1_agreement"
+    )
 
 
 def resolve_metric(metric: str | MetricFn | Metric | None, targets_kind: str | bool | None = None) -> Metric:
@@ -250,11 +253,11 @@ def resolve_metric(metric: str | MetricFn | Metric | None, targets_kind: str | b
         if is_known_metric(metric):
             found = get_metric(metric)
             if found.needs is not None and found.needs != targets_kind:
-                what = (
-                    "class labels (class sub-folders or .npz with y)"
-                    if found.needs == "class"
-                    else found.needs
-                )
+                what = {
+                    "class": "class labels (class sub-folders or .npz with y)",
+                    "detection": "detection targets (--task detect)",
+                    "segmentation": "segmentation targets (--task segment)",
+                }.get(found.needs, found.needs)
                 raise UsageError(f"--metric {metric} needs evaluation data with {what}")
             return found
         if not _ENTRY.match(metric):

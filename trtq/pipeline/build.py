@@ -28,6 +28,7 @@ from trtq.pipeline.stages import (
     QuantizeStage,
     ReportStage,
     SmoothQuantStage,
+    TaskStage,
     TypingStage,
     ValidateStage,
     WeightsStage,
@@ -40,14 +41,14 @@ __all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages", "
 def ptq_stages() -> list[Stage]:
     """The stages of `trtq build`, in order."""
     return [
-        ExportStage(), SmoothQuantStage(), PlacementStage(), CalibrateStage(), WeightsStage(), FallbackStage(),
+        ExportStage(), TaskStage(), SmoothQuantStage(), PlacementStage(), CalibrateStage(), WeightsStage(), FallbackStage(),
         QuantizeStage(), TypingStage(), ValidateStage(), EngineStage(), ReportStage(),
     ]  # fmt: skip
 
 
 def qat_stages(qat_stage: QATGraphStage) -> list[Stage]:
     """The stages of `trtq build --from-qat`, in order."""
-    return [qat_stage, TypingStage(), ValidateStage(), EngineStage(), ReportStage()]
+    return [qat_stage, TaskStage(), TypingStage(), ValidateStage(), EngineStage(), ReportStage()]
 
 
 def run_build(

@@ -28,6 +28,7 @@ from trtq.pipeline.stages import (
     FallbackStage,
     PlacementStage,
     QuantizeStage,
+    TaskStage,
     TypingStage,
 )
 from trtq.rundir import check_out_folder, staged_dir
@@ -177,7 +178,7 @@ def sensitivity_folder(
         raise UsageError("--eval-data is required: the layers are ranked on it")
     inputs = load_inputs(config, source=resolve_model(fp32))
     mixed = A.TYPED_ONNX if config.typing.enabled else A.MIXED_ONNX
-    stages: list[Any] = [PlacementStage(), FallbackStage(always_rank=True, mixed_artifact=mixed)]
+    stages: list[Any] = [TaskStage(), PlacementStage(), FallbackStage(always_rank=True, mixed_artifact=mixed)]
     if config.fallback.enabled:
         stages += [QuantizeStage(artifact=A.MIXED_ONNX), TypingStage()]
     with staged_dir(Path(config.out), config.force, command="sensitivity", inputs=inputs_paths) as staging:
@@ -204,6 +205,18 @@ def _single_input(path: Path) -> tuple[str, int | None]:
     return name, channels
 
 
+def _bind_task(config: BuildConfig, data: Any, reference: Path, input_name: str) -> Any:
+    """The evaluation data with the task's decoder bound, checked on two samples of the reference's outputs."""
+    from dataclasses import replace
+
+    from trtq.pipeline.stages.task import task_binding
+    from trtq.runners import make_runner
+
+    with make_runner(reference) as runner:
+        outputs = runner.infer(next(iter(data.subset(min(2, len(data)), config.seed).feeds(input_name, 2))))
+    return replace(data, targets=task_binding(config.task, outputs, data, "--data")(data.targets))
+
+
 def validate_files(
     config: BuildConfig, model: str | os.PathLike, reference: str | os.PathLike, *, out: str | None = None
 ) -> dict[str, Any]:
@@ -221,13 +234,16 @@ def validate_files(
         check_writable(out, config.force)
     model, reference = Path(model), Path(reference)
     input_name, channels = _single_input(reference if reference.suffix.lower() == ".onnx" else model)
-    pre = resolve_preprocess(config.data.preprocess, channels)
-    from trtq.pipeline.inputs import load_dataset
+    from trtq.pipeline.inputs import load_dataset, task_preprocess
 
+    pre = resolve_preprocess(task_preprocess(config, None), channels)
     data = load_dataset(config, "eval", pre)
 
     def side(path: Path) -> Any:
         return str(path) if path.suffix.lower() == ".onnx" else make_runner(path)
+
+    if config.task.task != "classify":
+        data = _bind_task(config, data, reference, input_name)
 
     v = config.validation
     result = compare(side(model), side(reference), data, input_name=input_name, batch_size=config.data.batch_size,

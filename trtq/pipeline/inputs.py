@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,7 @@ from trtq.config import BuildConfig
 from trtq.data import DataSource, Preprocess, load_data, resolve_preprocess
 from trtq.errors import UsageError
 
-__all__ = ["Inputs", "load_inputs", "load_dataset"]
+__all__ = ["Inputs", "load_inputs", "load_dataset", "task_preprocess"]
 
 
 @dataclass
@@ -74,13 +76,33 @@ def load_dataset(
         return None
     limit = d.calib_samples if which == "calib" else d.eval_samples
     what = f"--{which}-data"
+    task = config.task.task
     if isinstance(src, DataSource):
         ds = src.subset(limit, config.seed)
+        if task != "classify":
+            ds = _unlabelled_task_targets(ds, task)
+    elif (
+        task != "classify"
+        and isinstance(src, (str, os.PathLike))
+        and Path(src).is_dir()
+        and not _npz_folder(src)
+    ):
+        from trtq.data.detection import task_source
+
+        ds = task_source(task, src, preprocess, config.task.labels, which == "eval", what).subset(
+            limit, config.seed
+        )
     else:
         names = None if model_inputs is None else [i.name for i in model_inputs]
         if names is None and source is not None and source.kind == "huggingface":
             names = source.module.input_names  # the inputs its forward takes
         ds = load_data(src, preprocess, limit=limit, seed=config.seed, what=what, input_names=names)
+    if (
+        task != "classify"
+        and not isinstance(src, DataSource)
+        and (ds.targets is None or ds.targets.kind == "class")
+    ):
+        ds = _unlabelled_task_targets(ds, task)
     if model_inputs is not None:
         check_fits(ds, model_inputs, what)
         ds = conform(ds, model_inputs)
@@ -92,6 +114,41 @@ def load_dataset(
     if source is not None:
         check_limits(ds, source.limits, what)
     return ds
+
+
+def _npz_folder(path: Any) -> bool:
+    files = [p for p in Path(path).iterdir() if not p.name.startswith(".")]
+    return bool(files) and all(p.suffix.lower() == ".npz" for p in files)
+
+
+def _unlabelled_task_targets(ds: DataSource, task: str) -> DataSource:
+    """Detection or segmentation targets without labels for data that has none (arrays: taken as preprocessed,
+    so boxes are in input pixels): FP32's predictions are the reference."""
+    from trtq.data.targets import DetectionTargets, SegmentationTargets
+
+    if ds.targets is not None and ds.targets.kind in ("detection", "segmentation"):
+        return ds
+    if ds.is_named:
+        raise UsageError(f"--task {task} takes image data with one input; {ds.name} holds named inputs")
+    n = len(ds)
+    c, h, w = ds.sample_shape
+    if task == "detect":
+        targets: Any = DetectionTargets(
+            boxes=(np.zeros((0, 4)),) * n, classes=(np.zeros(0, np.int64),) * n, sizes=np.tile([h, w], (n, 1)),
+            transforms=np.tile([1.0, 1.0, 0.0, 0.0], (n, 1)), labelled=False,
+        )  # fmt: skip
+    else:
+        targets = SegmentationTargets(np.zeros((n, h, w), np.uint8), labelled=False)
+    return replace(ds, targets=targets)
+
+
+def task_preprocess(config: BuildConfig, own: Any) -> Any:
+    """The preprocessing a run asks for: the configuration's, else the model's own, else `yolo` for detection."""
+    if config.data.preprocess is not None:
+        return config.data.preprocess
+    if own is None and config.task.task == "detect":
+        return "yolo"
+    return own
 
 
 def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
@@ -117,7 +174,7 @@ def load_inputs(config: BuildConfig, *, source: Any = None) -> Inputs:
         check_onnxruntime_ops(source.onnx_model, str(source.spec))
     channels = input_channels(source) if source is not None else None
     own = getattr(source, "preprocess", None)  # the source's own default (timm's data config)
-    pre = resolve_preprocess(config.data.preprocess if config.data.preprocess is not None else own, channels)
+    pre = resolve_preprocess(task_preprocess(config, own), channels)
     model_inputs = onnx_inputs(source.onnx_model) if source is not None and source.is_onnx else None
     calib = load_dataset(config, "calib", pre, model_inputs, source)
     evaluation = load_dataset(config, "eval", pre, model_inputs, source)

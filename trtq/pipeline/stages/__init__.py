@@ -9,12 +9,14 @@ from trtq.pipeline.stages.qat import QATGraphStage
 from trtq.pipeline.stages.quantize import QuantizeStage
 from trtq.pipeline.stages.report import ReportStage
 from trtq.pipeline.stages.smoothquant import SmoothQuantStage
+from trtq.pipeline.stages.task import TaskStage
 from trtq.pipeline.stages.typing import TypingStage
 from trtq.pipeline.stages.validate import ValidateStage
 from trtq.pipeline.stages.weights import WeightsStage
 
 __all__ = [
     "ExportStage",
+    "TaskStage",
     "SmoothQuantStage",
     "PlacementStage",
     "CalibrateStage",

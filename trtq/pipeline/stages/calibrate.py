@@ -57,6 +57,13 @@ class CalibrateStage:
             raise UsageError(
                 "--calib-data is required (or --calib-cache to take scales from a TensorRT cache)"
             )
+        elif len(cfg.methods) > 1 and ctx.inputs.validation is not None:
+            from trtq.metrics import resolve_metric
+
+            try:  # a task metric needs the targets it scores against
+                resolve_metric(cfg.choose_metric, ctx.inputs.validation.targets_kind)
+            except UsageError as e:
+                raise UsageError(str(e).replace("--metric", "--choose-metric")) from None
 
     def run(self, ctx: RunContext) -> None:
         from trtq.precision import measure_ranges
@@ -159,6 +166,7 @@ class CalibrateStage:
                 choose_method(
                     cal, lambda a: insert_qdq(fp32, plan, a, format=ctx.config.format),  # type: ignore[arg-type]
                     lambda: ctx.feeds(subset), reference_outputs=reference, metric=cfg.choose_metric,
+                    targets=subset.targets,
                 )  # fmt: skip
                 cal.settings["choose_samples"] = int(len(idx))
         summary = CalibrationSummary(

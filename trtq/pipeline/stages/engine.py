@@ -124,7 +124,12 @@ class EngineStage:
             if (plan.parent / name).exists():
                 ctx.result.artifacts[name] = ctx.sink.final(name)
         agree = info.validation.value("candidate", "top1_agreement")
+        mean_ap = info.validation.value("candidate", "map50_95")
         line = (
-            f"engine vs FP32: top-1 agreement {100 * agree:.2f}%" if agree is not None else "engine validated"
+            f"engine vs FP32: top-1 agreement {100 * agree:.2f}%"
+            if agree is not None
+            else f"engine mAP50-95 {100 * mean_ap:.2f}%"
+            if mean_ap is not None
+            else "engine validated"
         )
         info.status = f"built; {line}; bench.json written"

@@ -50,6 +50,11 @@ class ValidateStage:
                 extra_metrics=run_metrics(ctx), data=ctx.inputs.validation_label, rtol=cfg.rtol, atol=cfg.atol,
                 check_error_stat=cfg.check_error_stat,
             )  # fmt: skip
+            from trtq.pipeline.stages.task import detection_section
+
+            section = detection_section(ctx, runs)
+            if section is not None:
+                ctx.result.sections.append(section)
         warning = class_count_warning(data, runs)
         if warning:
             ctx.result.warnings.append(warning)

@@ -1,0 +1,49 @@
+"""The engine step of a `--task detect` build validates the engine by mAP against the same labels (TensorRT's parts
+replaced by stand-ins, as in test_engine.py: no TensorRT here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.zoo.detectors import fixed_boxes, make_detection_folder
+from tests.zoo.models import export_model
+from trtq.pipeline import build
+
+
+def test_engine_validated_by_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trtq.benchmark as bm
+    import trtq.engines as eng
+    import trtq.runners as runners
+    from trtq.runners import OnnxRuntimeRunner
+
+    def fake_stage(run_dir: Path, trt_onnx: Path, int8_onnx: Path, options: object, **kw: object) -> dict:
+        (run_dir / "model.plan").write_bytes(b"serialized engine")
+        (run_dir / "engine.json").write_text("{}")
+        return {"precision": {"int8_layers": 2}}
+
+    def fake_bench(artifacts: list, settings: object, out_dir: Path, **kw: object) -> dict:
+        (out_dir / "bench.json").write_text("{}")
+        return {"results": []}
+
+    monkeypatch.setattr(eng, "tensorrt_status", lambda: (True, "TensorRT 11.4 (stand-in)"))
+    monkeypatch.setattr(eng, "engine_stage", fake_stage)
+    monkeypatch.setattr(
+        runners,
+        "TensorRTRunner",
+        lambda plan, **kw: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx")),
+    )
+    monkeypatch.setattr(bm, "bench", fake_bench)
+    export_model(
+        fixed_boxes(), np.zeros((1, 3, 32, 32), np.float32), tmp_path / "m.onnx", output_names=("output0",)
+    )
+    data = make_detection_folder(tmp_path / "d")
+    res = build(str(tmp_path / "m.onnx"), str(data), tmp_path / "run", task="detect", eval_data=str(data),
+                preset="yolo", preprocess={"size": 32}, calib="minmax")  # fmt: skip
+    v = res.engine_info.validation
+    assert v.value("candidate", "map50_95") == pytest.approx(1.0) and v.value(
+        "reference", "map50"
+    ) == pytest.approx(1.0)
+    assert res.engine_status.startswith("built; engine mAP50-95 100.00%")
