@@ -219,11 +219,19 @@ def model_outputs(
 ) -> list[dict[str, np.ndarray]]:
     """One model's outputs per feed (ONNX path / ModelProto / trtq runner / Polygraphy runner): one session, the
     feeds consumed as they come, only the outputs kept."""
-    iters = _run_one(polygraphy_runner(model, name), feeds, name)
+    iters = _run_one(polygraphy_runner(model, name), feeds, name, split=_is_onnx(model))
     return [dict(it) for it in iters]
 
 
-def _run_one(runner: Any, feeds: Iterable[Mapping[str, np.ndarray]], label: str) -> list[Any]:
+def _is_onnx(model: Any) -> bool:
+    """An ONNX model run by ONNX Runtime here (a few samples per call is then safe; an engine's optimisation
+    profile may accept only the batch sizes it was built for)."""
+    return isinstance(model, (str, os.PathLike, onnx.ModelProto))
+
+
+def _run_one(
+    runner: Any, feeds: Iterable[Mapping[str, np.ndarray]], label: str, split: bool = True
+) -> list[Any]:
     from polygraphy.comparator import IterationResult
 
     from trtq.runners.onnxrt import INFER_SAMPLES, PartRunner
@@ -231,7 +239,8 @@ def _run_one(runner: Any, feeds: Iterable[Mapping[str, np.ndarray]], label: str)
     out = []
     with runner:
         names = list(runner.get_input_metadata().keys())
-        parts = PartRunner(runner, 0, max_samples=INFER_SAMPLES)  # a few samples per call: less ORT memory
+        # a few samples per ONNX Runtime call: its memory for intermediate activations grows with the batch
+        parts = PartRunner(runner, 0, max_samples=INFER_SAMPLES if split else None)
         for feed in feeds:
             start = time.perf_counter()
             got = parts.infer({n: feed[n] for n in names if n in feed})
@@ -275,7 +284,7 @@ def run_models(
                 for o in outputs[label]
             ]
         else:
-            iters = _run_one(polygraphy_runner(model, label), feeds(), label)
+            iters = _run_one(polygraphy_runner(model, label), feeds(), label, split=_is_onnx(model))
         results.append((label, iters))
     return results
 

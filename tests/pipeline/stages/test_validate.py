@@ -77,7 +77,9 @@ def test_validation_reuses_the_runs_fp32_reference_and_runs_each_candidate_once(
     ran: list[str] = []
     real = validate._run_one
     monkeypatch.setattr(
-        validate, "_run_one", lambda runner, feeds, label: ran.append(label) or real(runner, feeds, label)
+        validate,
+        "_run_one",
+        lambda runner, feeds, label, **kw: ran.append(label) or real(runner, feeds, label, **kw),
     )
     ctx = run_context(eval=arrays(12, seed=1), fp32=fp32, int8=int8)
     reference = ctx.fp32_reference()
