@@ -106,3 +106,33 @@ def test_trtq_runners_are_adapted_and_a_data_source_needs_an_input_name():
     assert polygraphy_runner(sentinel) is sentinel  # already a Polygraphy runner
     with pytest.raises(ValueError, match="input_name is required"):
         run_models({"a": host}, DataSource("d", array=np.zeros((1, 1, 2, 2), np.float32)))
+
+
+def test_run_models_streams_one_model_at_a_time_and_reuses_given_outputs(onnx_graph):
+    """Feeds are made afresh per model (none held), precomputed outputs are not recomputed, and running a batch
+    a few samples at a time gives the outputs of the whole batch."""
+    from trtq.validate import model_outputs
+
+    batches = [
+        {"x": np.random.default_rng(i).standard_normal((20, 3, 4, 4)).astype(np.float32)} for i in range(2)
+    ]
+    made = []
+
+    def feeds():
+        made.append(1)
+        return iter(batches)
+
+    fp32 = onnx_graph("linear_classifier")
+    reference = model_outputs(fp32, feeds())
+    runs = run_models({"fp32": fp32, "int8": fp32, "far": onnx_graph("linear_classifier", weight_scale=-1.0)},
+                      feeds, outputs={"fp32": reference})  # fmt: skip
+    assert len(made) == 3  # the reference once, then each model that was not given
+    assert [len(r) for _, r in runs.items()] == [2, 2, 2]
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(fp32.SerializeToString(), providers=["CPUExecutionProvider"])
+    whole = np.concatenate([sess.run(None, b)[0] for b in batches])
+    assert np.allclose(stacked_outputs(runs, "int8")["logits"], whole, atol=1e-6)
+    assert np.array_equal(
+        stacked_outputs(runs, "fp32")["logits"], np.concatenate([r["logits"] for r in reference])
+    )

@@ -112,19 +112,22 @@ def measure_ranges(model: onnx.ModelProto, feeds: Iterable[Mapping[str, np.ndarr
     Returns:
         Tensor name -> max |x| seen, for graph inputs and every float tensor a node writes.
     """
-    from trtq.runners.onnxrt import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import OnnxRuntimeRunner, PartRunner
 
     g = _Graph.of(model)
     names = [o for n in model.graph.node for o in n.output if o and g.is_float(o)]
     out: dict[str, float] = {}
     with OnnxRuntimeRunner(model, extra_outputs=names) as runner:
+        parts = PartRunner(runner)  # a few samples per call: every activation of a whole batch is large
         for feed in feeds:
-            values = dict(runner.infer(dict(feed)))
-            values.update({k: np.asarray(v) for k, v in feed.items()})
-            for name, value in values.items():
-                if np.issubdtype(value.dtype, np.floating) and value.size:
-                    peak = float(np.max(np.abs(value)))
-                    out[name] = max(out.get(name, 0.0), peak)
+            for part, values in parts.parts(dict(feed)):
+                values = dict(values)
+                values.update({k: np.asarray(v) for k, v in part.items()})
+                for name, value in values.items():
+                    if np.issubdtype(value.dtype, np.floating) and value.size:
+                        peak = float(np.max(np.abs(value)))
+                        out[name] = max(out.get(name, 0.0), peak)
+                del values
     return out
 
 

@@ -177,6 +177,14 @@ def render_markdown(result: Any) -> str:
     lines += _handoff(result.engine_info)
     lines += ["## Artifacts", "", "| file | what it is |", "|---|---|"]
     lines += [f"| [{name}]({name}) | {A.describe(name)} |" for name in result.artifacts]
-    lines += ["", "## Timings", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
+    memory = getattr(result, "memory_mb", None) or {}
+    if memory:
+        lines += ["", "## Timings", "", "| stage | seconds | peak RSS (MiB) |", "|---|---|---|"]
+        lines += [
+            f"| {k} | {v:.2f} | {memory[k]:.0f} |" if k in memory else f"| {k} | {v:.2f} | |"
+            for k, v in result.timings.items()
+        ]
+    else:
+        lines += ["", "## Timings", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
     return "\n".join(lines) + "\n"

@@ -12,8 +12,9 @@ executes Q/DQ as written), a trtq runner (e.g. the TensorRT runner), or a Polygr
 from __future__ import annotations
 
 import os
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "polygraphy_runner",
     "output_metrics",
     "stacked_outputs",
+    "model_outputs",
 ]
 
 
@@ -195,35 +197,96 @@ def output_metrics(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
     }
 
 
-def _feeds(
-    data: DataSource | Iterable[Mapping[str, np.ndarray]], input_name: str | None, batch_size: int
-) -> list[dict[str, np.ndarray]]:
+def _feed_source(
+    data: DataSource | Iterable[Mapping[str, np.ndarray]] | Callable[[], Iterable[Mapping[str, np.ndarray]]],
+    input_name: str | None,
+    batch_size: int,
+) -> Callable[[], Iterable[Mapping[str, np.ndarray]]]:
+    """A function giving the feeds afresh for each model: a DataSource and a callable decode batch by batch (no
+    input is held); any other iterable is read once into a list."""
     if isinstance(data, DataSource):
         if input_name is None:
             raise ValueError("input_name is required with a DataSource")
-        return list(data.feeds(input_name, batch_size))
-    return [dict(f) for f in data]
+        return lambda: data.feeds(input_name, batch_size)
+    if callable(data):
+        return data
+    held = [dict(f) for f in data]
+    return lambda: held
+
+
+def model_outputs(
+    model: Any, feeds: Iterable[Mapping[str, np.ndarray]], name: str = "fp32"
+) -> list[dict[str, np.ndarray]]:
+    """One model's outputs per feed (ONNX path / ModelProto / trtq runner / Polygraphy runner): one session, the
+    feeds consumed as they come, only the outputs kept."""
+    iters = _run_one(polygraphy_runner(model, name), feeds, name, split=_is_onnx(model))
+    return [dict(it) for it in iters]
+
+
+def _is_onnx(model: Any) -> bool:
+    """An ONNX model run by ONNX Runtime here (a few samples per call is then safe; an engine's optimisation
+    profile may accept only the batch sizes it was built for)."""
+    return isinstance(model, (str, os.PathLike, onnx.ModelProto))
+
+
+def _run_one(
+    runner: Any, feeds: Iterable[Mapping[str, np.ndarray]], label: str, split: bool = True
+) -> list[Any]:
+    from polygraphy.comparator import IterationResult
+
+    from trtq.runners.onnxrt import INFER_SAMPLES, PartRunner
+
+    out = []
+    with runner:
+        names = list(runner.get_input_metadata().keys())
+        # a few samples per ONNX Runtime call: its memory for intermediate activations grows with the batch
+        parts = PartRunner(runner, 0, max_samples=INFER_SAMPLES if split else None)
+        for feed in feeds:
+            start = time.perf_counter()
+            got = parts.infer({n: feed[n] for n in names if n in feed})
+            out.append(
+                IterationResult(
+                    outputs=OrderedDict(got), runtime=time.perf_counter() - start, runner_name=label
+                )
+            )
+    return out
 
 
 def run_models(
     models: Mapping[str, Any],
-    data: DataSource | Iterable[Mapping[str, np.ndarray]],
+    data: DataSource | Iterable[Mapping[str, np.ndarray]] | Callable[[], Iterable[Mapping[str, np.ndarray]]],
     *,
     input_name: str | None = None,
     batch_size: int = 32,
+    outputs: Mapping[str, Sequence[Mapping[str, np.ndarray]]] | None = None,
 ) -> Any:
-    """Run each model once over the same batches through Polygraphy's Comparator; returns its RunResults.
+    """Run each model once over the same batches, one model (one session) at a time; returns Polygraphy RunResults.
+
+    Only outputs are kept: the batches are decoded afresh for each model from a DataSource or a callable that
+    returns the feeds, so no input is held (a plain iterable of feeds is read once into a list).
 
     Args:
         models: label -> ONNX path / ModelProto / trtq runner / Polygraphy runner.
-        data: a DataSource (needs `input_name`) or an iterable of feed dicts.
+        data: a DataSource (needs `input_name`), a function returning the feeds, or an iterable of feed dicts.
+        outputs: label -> outputs per batch already computed on the same batches (e.g. the shared FP32 reference);
+            those models are not run again.
     """
-    from polygraphy.comparator import Comparator
+    from polygraphy.comparator import IterationResult, RunResults
     from polygraphy.logger import G_LOGGER
 
     G_LOGGER.module_severity = G_LOGGER.CRITICAL
-    runners = [polygraphy_runner(model, label) for label, model in models.items()]
-    return Comparator.run(runners, data_loader=_feeds(data, input_name, batch_size))
+    feeds = _feed_source(data, input_name, batch_size)
+    results = RunResults()
+    for label, model in models.items():
+        if outputs is not None and label in outputs:
+            iters = [
+                IterationResult(outputs=OrderedDict(o), runtime=0.0, runner_name=label)
+                for o in outputs[label]
+            ]
+        else:
+            iters = _run_one(polygraphy_runner(model, label), feeds(), label, split=_is_onnx(model))
+        results.append((label, iters))
+    return results
 
 
 def stacked_outputs(results: Any, label: str) -> dict[str, np.ndarray]:

@@ -139,6 +139,7 @@ OVERRIDE_CASES = {
     "calib_cache": ("c.cache", lambda c: c.calibration.cache, "c.cache"),
     "trt_cache_version": ((10, 13, 3), lambda c: c.calibration.cache_version, (10, 13, 3)),
     "choose_metric": ("mse", lambda c: c.calibration.choose_metric, "mse"),
+    "choose_samples": (64, lambda c: c.calibration.choose_samples, 64),
     "exporter": ("dynamo", lambda c: c.export.exporter, "dynamo"),
     "weight_ptq": ("bias-correction", lambda c: c.weights.methods, ("bias-correction",)),
     "weight_storage": ("int8", lambda c: c.weights.storage, "int8"),

@@ -65,3 +65,28 @@ def test_device_and_timing_interface(onnx_graph):
     assert cpu.backend == gpu.backend == "onnxruntime"
     assert cpu.cuda_steps() is None and gpu.cuda_steps() is None  # always timed around infer()
     assert "CUDAExecutionProvider" in onnxrt.CUDA_PROVIDERS
+
+
+def test_part_runner_splits_feeds_by_output_bytes_and_sample_cap(onnx_graph):
+    from trtq.runners.onnxrt import PartRunner
+
+    model = onnx_graph("conv_relu")
+    x = np.random.default_rng(0).standard_normal((10, *_input_shape(model)[1:])).astype(np.float32)
+    name = model.graph.input[0].name
+    with OnnxRuntimeRunner(model) as runner:
+        whole = runner.infer({name: x})
+        per_sample = sum(v.nbytes for v in whole.values()) // 10
+        sizes = []
+        by_bytes = PartRunner(runner, budget=3 * per_sample)
+        for part, _out in by_bytes.parts({name: x}):
+            sizes.append(len(part[name]))
+        assert sizes == [1, 3, 3, 3] and by_bytes.samples == 3  # measured on the first sample
+        capped = PartRunner(runner, budget=0, max_samples=4)
+        got = capped.infer({name: x})
+        assert capped.calls == 3 and all(np.allclose(got[k], whole[k], atol=1e-6) for k in whole)
+        never = PartRunner(runner, budget=0)
+        assert [len(p[name]) for p, _ in never.parts({name: x})] == [10]
+
+
+def _input_shape(model):
+    return [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]

@@ -32,10 +32,10 @@ def _concat(batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray
 def choose_method(
     calibration: Calibration,
     quantize_fn: Callable[[dict[str, float]], onnx.ModelProto],
-    heldout: Iterable[Mapping[str, np.ndarray]],
+    heldout: Iterable[Mapping[str, np.ndarray]] | Callable[[], Iterable[Mapping[str, np.ndarray]]],
     *,
     reference_model: onnx.ModelProto | str | os.PathLike | None = None,
-    reference_outputs: Sequence[Mapping[str, np.ndarray]] | None = None,
+    reference_outputs: Sequence[Mapping[str, np.ndarray]] | Mapping[str, np.ndarray] | None = None,
     methods: Sequence[str] | None = None,
     metric: str = "cosine",
     threads: int | None = None,
@@ -46,9 +46,10 @@ def choose_method(
     Args:
         calibration: thresholds for one or more methods; its `method` and `scores` are updated.
         quantize_fn: builds the Q/DQ model from a tensor -> amax dict.
-        heldout: held-out feed dicts (not the calibration batches); iterated once per method.
+        heldout: held-out feed dicts (not the calibration batches), iterated once per method; or a function that
+            returns them afresh (then no batch is held: each is decoded, run and dropped).
         reference_model: the FP32 model, to compute reference outputs (unless `reference_outputs` is given).
-        reference_outputs: FP32 outputs for each held-out batch, in order.
+        reference_outputs: FP32 outputs for each held-out batch, in order, or already joined on axis 0.
         methods: methods to compare (default: all in the calibration).
         metric: the registered metric that decides (higher or lower is better as the metric says).
         threads: ONNX Runtime intra-op threads.
@@ -59,31 +60,45 @@ def choose_method(
         outputs are classifier logits).
     """
     from trtq.runners import OnnxRuntimeRunner
+    from trtq.runners.onnxrt import INFER_SAMPLES, PartRunner
 
     deciding, tie = get_metric(metric), get_metric(TIE_BREAK_METRIC)
-    batches = [dict(b) for b in heldout]
-    if not batches:
+    if callable(heldout):
+        feeds = heldout
+    else:
+        held = [dict(b) for b in heldout]
+        feeds = lambda: held  # noqa: E731
+    if not any(True for _ in feeds()):
         raise UsageError("choose_method needs at least one held-out batch")
+
+    def run(model: onnx.ModelProto, name: str) -> list[dict[str, np.ndarray]]:
+        with OnnxRuntimeRunner(model, threads=threads, name=name) as runner:
+            names = list(runner.input_metadata())
+            parts = PartRunner(
+                runner, 0, max_samples=INFER_SAMPLES
+            )  # a few samples per call: less ORT memory
+            return [parts.infer({n: b[n] for n in names}) for b in feeds()]
+
     if reference_outputs is None:
         if reference_model is None:
             raise UsageError("choose_method needs the FP32 model or its reference outputs")
-        with OnnxRuntimeRunner(load_model(reference_model), threads=threads, name="fp32") as fp32:
-            names = list(fp32.input_metadata())
-            reference_outputs = [fp32.infer({n: b[n] for n in names}) for b in batches]
-    if len(reference_outputs) != len(batches):
-        raise UsageError(f"{len(reference_outputs)} reference outputs for {len(batches)} held-out batches")
-    ref = _concat(reference_outputs)
+        reference_outputs = run(load_model(reference_model), "fp32")
+    if isinstance(reference_outputs, Mapping):
+        ref = {k: np.asarray(v) for k, v in reference_outputs.items()}
+    else:
+        batches = sum(1 for _ in feeds())
+        if len(reference_outputs) != batches:
+            raise UsageError(f"{len(reference_outputs)} reference outputs for {batches} held-out batches")
+        ref = _concat(reference_outputs)
     reported = [deciding, tie]
     agreement = get_metric("top1_agreement")
     if agreement.usable(ref, None) and agreement not in reported:
         reported.append(agreement)
     scores: dict[str, dict[str, float]] = {}
     for m in methods or calibration.methods:
-        qmodel = quantize_fn(calibration.amax_for(m))
-        with OnnxRuntimeRunner(qmodel, threads=threads, name=f"qdq-{m}") as runner:
-            names = list(runner.input_metadata())
-            out = _concat([runner.infer({n: b[n] for n in names}) for b in batches])
+        out = _concat(run(quantize_fn(calibration.amax_for(m)), f"qdq-{m}"))  # one session alive at a time
         scores[m] = {x.name: x(ref, out, targets) for x in reported}
+        del out
     order = {m: i for i, m in enumerate(scores)}
     best = min(
         scores,

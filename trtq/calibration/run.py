@@ -30,10 +30,20 @@ from trtq.calibrators import (
 from trtq.errors import TrtqError, UsageError
 from trtq.formats import QuantFormat, get_format
 from trtq.progress import track
+from trtq.runners.onnxrt import OUTPUT_BUDGET, PartRunner
 
-__all__ = ["calibrate", "resolve_methods", "make_calibrators", "load_model", "SUMMARY_QUANTILES"]
+__all__ = [
+    "calibrate",
+    "resolve_methods",
+    "make_calibrators",
+    "load_model",
+    "SUMMARY_QUANTILES",
+    "ACTIVATION_BUDGET",
+]
 
 SUMMARY_QUANTILES = (0.5, 0.99, 0.999, 0.9999, 0.99999)
+#: Bytes of activations one calibration inference may expose (see `calibrate`'s `activation_budget`).
+ACTIVATION_BUDGET = OUTPUT_BUDGET
 
 
 def load_model(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
@@ -115,6 +125,7 @@ def calibrate(
     format: str | QuantFormat = "int8",
     threads: int | None = None,
     optional: Sequence[str] = (),
+    activation_budget: int = ACTIVATION_BUDGET,
 ) -> Calibration:
     """Compute per-tensor amax for every method in `methods` from one pass of the FP32 model.
 
@@ -132,6 +143,9 @@ def calibrate(
         optional: tensors of `tensors` that are wanted but not required (the calibration cache's extra
             tensors): one that holds NaN/Inf (an attention mask's -inf) is dropped with a note instead of
             failing the run.
+        activation_budget: bytes of exposed activations one ONNX Runtime call may return: a batch is run a
+            few samples at a time (as many as fit, measured on its first sample) when the model's batch axis
+            is dynamic. The thresholds do not depend on it (the histograms are exact and order-free).
 
     Returns:
         The thresholds of every method; `method` is the first one requested.
@@ -173,6 +187,9 @@ def calibrate(
     with runner:
         meta = runner.input_metadata()
         input_names = list(meta)
+        # a few samples per call: the exposed activations are what this pass holds (the histograms are exact and
+        # order-free, so the split changes no threshold)
+        parts = PartRunner(runner, activation_budget if from_graph else 0)
         for index, feed in enumerate(track(batches, "calibrating", total=total)):
             missing = [n for n in input_names if n not in feed]
             if missing:
@@ -180,16 +197,17 @@ def calibrate(
                     f"calibration batch {index} has no input {missing[0]!r} (it has: {', '.join(map(str, feed))})"
                 )
             model_feed = {n: np.asarray(feed[n], dtype=meta[n][0]) for n in input_names}
-            outputs = runner.infer(model_feed) if from_graph else {}
-            activations = {t: (model_feed[t] if t in model_feed else outputs[t]) for t in tensors}
-            del outputs
-            for t in [t for t in tensors if t in maybe and not np.isfinite(activations[t]).all()]:
-                tensors.remove(t)
-                del activations[t]
-                collector.tensors.pop(t, None)
-                notes.append(f"calibration.cache leaves out {t!r}: it holds NaN or Inf (batch {index})")
-            collector.collect(activations, batch_index=index)  # NaN/Inf -> NonFiniteActivation (TrtqError)
-            del activations
+            pieces = parts.parts(model_feed) if from_graph else iter([(model_feed, {})])
+            for part, outputs in pieces:
+                activations = {t: (part[t] if t in part else outputs[t]) for t in tensors}
+                del outputs
+                for t in [t for t in tensors if t in maybe and not np.isfinite(activations[t]).all()]:
+                    tensors.remove(t)
+                    del activations[t]
+                    collector.tensors.pop(t, None)
+                    notes.append(f"calibration.cache leaves out {t!r}: it holds NaN or Inf (batch {index})")
+                collector.collect(activations, batch_index=index)  # NaN/Inf -> NonFiniteActivation
+                del activations, part
             seen += 1
     if seen == 0:
         raise UsageError("the calibration data yielded no batches; check --calib-data")

@@ -37,6 +37,7 @@ from trtq.errors import TrtqError, UsageError
 __all__ = ["HistogramCollector", "TensorHistogram", "CoarseHistogram", "NonFiniteActivation"]
 
 _CHUNK = 1 << 18  # elements histogrammed at a time: bounds temporaries and stays cache friendly
+_SMALL = 1 << 12  # chunks below this many elements are scatter-added (a bincount costs fine_bins per call)
 
 
 class NonFiniteActivation(TrtqError):
@@ -278,35 +279,49 @@ class HistogramCollector:
         n = flat.size
         if n == 0:
             return
-        lo, hi = float(flat.min()), float(flat.max())  # NaN propagates through min/max
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise NonFiniteActivation(rec.name, batch_index)
+        # Two sweeps over cache-sized chunks instead of one pass over the whole tensor per statistic: the tensor
+        # is read from memory twice (extremes, then moments and bins), not eight times.
+        step = _CHUNK
+        lo, hi = math.inf, -math.inf
+        for start in range(0, n, step):
+            chunk = flat[start : start + step]
+            clo, chi = float(chunk.min()), float(chunk.max())  # NaN propagates through numpy's min/max
+            if not (math.isfinite(clo) and math.isfinite(chi)):
+                raise NonFiniteActivation(rec.name, batch_index)
+            lo, hi = min(lo, clo), max(hi, chi)
         rec.count += n
         rec.min = min(rec.min, lo)
         rec.max = max(rec.max, hi)
-        wide = flat if max(-lo, hi) < 1e15 else flat.astype(np.float64)  # float32 x*x overflows past 1.8e19
-        rec.sum += float(wide.sum(dtype=wide.dtype))
-        rec.sumsq += float(np.dot(wide, wide))
-        rec.nonzero += int(np.count_nonzero(flat))
-        if not self.keep_histograms:
-            return
         absmax = max(-lo, hi)
-        if absmax == 0.0:
+        wide = absmax >= 1e15  # float32 x*x overflows past 1.8e19: moments in float64
+        binning = self.keep_histograms and absmax > 0.0
+        if self.keep_histograms and not binning:
             if rec.fine is None:
                 rec._pending_zeros += n
             else:
                 rec.fine[0] += n
-            return
-        # smallest e with absmax < fine_bins * 2**e
-        e = math.frexp(absmax)[1] - self._log2_bins
-        if rec.fine is None:
-            rec.exponent = e
-            rec.fine = np.zeros(self.fine_bins, dtype=np.int64)
-            rec.fine[0] += rec._pending_zeros
-            rec._pending_zeros = 0
-        elif e > rec.exponent:
-            self._grow(rec, e)
-        self._bin(rec, flat)
+        if binning:
+            # smallest e with absmax < fine_bins * 2**e
+            e = math.frexp(absmax)[1] - self._log2_bins
+            if rec.fine is None:
+                rec.exponent = e
+                rec.fine = np.zeros(self.fine_bins, dtype=np.int64)
+                rec.fine[0] += rec._pending_zeros
+                rec._pending_zeros = 0
+            elif e > rec.exponent:
+                self._grow(rec, e)
+        total, squares, nonzero = 0.0, 0.0, 0
+        for start in range(0, n, step):
+            chunk = flat[start : start + step]
+            w = chunk.astype(np.float64) if wide else chunk
+            total += float(w.sum(dtype=w.dtype))
+            squares += float(np.dot(w, w))
+            nonzero += int(np.count_nonzero(chunk != 0))  # far faster than count_nonzero(chunk) on floats
+            if binning:
+                self._bin(rec, chunk)
+        rec.sum += total
+        rec.sumsq += squares
+        rec.nonzero += nonzero
 
     def _grow(self, rec: TensorHistogram, e: int) -> None:
         """Coarsen the fine histogram to width 2**e by merging 2**(e - old) adjacent bins (exact)."""
@@ -335,4 +350,8 @@ class HistogramCollector:
             f, i = fbuf[:k], ibuf[:k]
             np.abs(chunk, out=f)
             np.multiply(f, s, out=i, casting="unsafe")  # truncation == floor for |x| >= 0
-            rec.fine += np.bincount(i, minlength=self.fine_bins)
+            if k < _SMALL:  # a few values: scatter-add them, not a fine_bins-long bincount per call
+                np.add.at(rec.fine, i, 1)
+            else:
+                counts = np.bincount(i)  # as long as the largest index, at most fine_bins
+                rec.fine[: counts.size] += counts

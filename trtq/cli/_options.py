@@ -257,6 +257,9 @@ def add_calibration_args(
     )
     g.add_argument("--choose-metric", default=S, metavar="METRIC",
                    help="metric --calib all picks the method by, on held-out data (default cosine)")  # fmt: skip
+    g.add_argument("--choose-samples", type=int, default=S, metavar="N",
+                   help="held-out samples --calib all runs each method on: a reproducible subset of the "
+                   "evaluation data (default 128; 0 = all)")  # fmt: skip
     if smoothquant:
         g.add_argument("--smoothquant", type=float, default=S, metavar="ALPHA",
                        help="SmoothQuant: move LayerNorm outputs' outlier channels into the following weights "

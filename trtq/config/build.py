@@ -309,6 +309,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "calib_cache": ("calibration", "cache"),
     "trt_cache_version": ("calibration", "cache_version"),
     "choose_metric": ("calibration", "choose_metric"),
+    "choose_samples": ("calibration", "choose_samples"),
     "smoothquant": ("calibration", "smoothquant"),
     "eval_data": ("data", "eval_data"),
     "preprocess": ("data", "preprocess"),

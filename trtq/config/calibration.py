@@ -10,10 +10,12 @@ from trtq.config.sections import from_args
 from trtq.engines.calib_cache import DEFAULT_CACHE_VERSION
 from trtq.errors import UsageError
 
-__all__ = ["CalibrationConfig", "DEFAULT_METHOD"]
+__all__ = ["CalibrationConfig", "DEFAULT_METHOD", "DEFAULT_CHOOSE_SAMPLES"]
 
 #: The calibration method when none is given (and the scales do not come from a cache).
 DEFAULT_METHOD = "entropy"
+#: Held-out samples `--calib all` scores each method on (`--choose-samples`).
+DEFAULT_CHOOSE_SAMPLES = 128
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class CalibrationConfig:
         params: method parameters by name (`--calib-param NAME=VALUE`; e.g. {"percentile": 99.9}); each must be
             declared by one of the chosen methods.
         choose_metric: the metric `--calib all` picks the method by (on held-out data; see docs/calibration.md).
+        choose_samples: how many held-out samples (a reproducible subset of the evaluation data) `--calib all`
+            runs each method's Q/DQ model on (`--choose-samples N`; 0 = all of them).
         cache: take the scales from this TensorRT calibration cache instead of calibrating.
         cache_version: TensorRT version written into the exported calibration cache's header.
         smoothquant: SmoothQuant's migration strength alpha in [0, 1] (`--smoothquant ALPHA`), or None (off):
@@ -36,6 +40,7 @@ class CalibrationConfig:
     method: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     choose_metric: str = "cosine"
+    choose_samples: int = DEFAULT_CHOOSE_SAMPLES
     cache: str | None = None
     cache_version: tuple[int, int, int] = DEFAULT_CACHE_VERSION
     smoothquant: float | None = None
@@ -102,6 +107,14 @@ class CalibrationConfig:
             raise UsageError(
                 METRICS.unknown_message(self.choose_metric).replace("--metric", "--choose-metric")
             )
+        if (
+            isinstance(self.choose_samples, bool)
+            or not isinstance(self.choose_samples, int)
+            or self.choose_samples < 0
+        ):
+            raise UsageError(
+                f"--choose-samples must be a whole number >= 0 (0 = all), not {self.choose_samples!r}"
+            )
         if self.smoothquant is not None:
             from trtq.smoothquant import check_alpha
 
@@ -117,7 +130,8 @@ class CalibrationConfig:
 
     @classmethod
     def from_args(cls, args: Any, base: CalibrationConfig | None = None) -> CalibrationConfig:
-        mapping = {"calib": "method", "choose_metric": "choose_metric", "calib_cache": "cache",
+        mapping = {"calib": "method", "choose_metric": "choose_metric", "choose_samples": "choose_samples",
+                   "calib_cache": "cache",
                    "trt_version": "cache_version", "smoothquant": "smoothquant"}  # fmt: skip
         cfg = from_args(base or cls(), args, mapping)
         if hasattr(args, "calib_cache") and not hasattr(args, "calib"):  # the cache given now wins

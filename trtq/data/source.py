@@ -201,13 +201,19 @@ class DataSource:
             return self._unnamed(0, count)
         return {k: self._named(k, 0, count, None) for k in self.inputs}
 
+    def subset_indices(self, limit: int | None, seed: int = 0) -> np.ndarray:
+        """The sample indices `subset(limit, seed)` keeps, in order (all of them when `limit` is None or large)."""
+        if limit is None or limit >= len(self):
+            return np.arange(len(self))
+        if limit < 1:
+            raise UsageError(f"sample count must be >= 1, not {limit}")
+        return np.sort(np.random.default_rng(seed).choice(len(self), size=limit, replace=False))
+
     def subset(self, limit: int | None, seed: int = 0) -> DataSource:
         """A reproducible subset of `limit` samples (kept in their original order)."""
         if limit is None or limit >= len(self):
             return self
-        if limit < 1:
-            raise UsageError(f"sample count must be >= 1, not {limit}")
-        idx = np.sort(np.random.default_rng(seed).choice(len(self), size=limit, replace=False))
+        idx = self.subset_indices(limit, seed)
         return DataSource(
             name=self.name,
             files=[self.files[i] for i in idx] if self.files else [],

@@ -33,18 +33,32 @@ __all__ = ["RunContext", "Clock", "Sink", "RunFolder", "NamedFiles", "InMemory"]
 
 
 class Clock:
-    """Wall time per step, added into a timings dict."""
+    """Wall time per step, added into a timings dict, and (with `memory`) the peak resident memory of each step.
 
-    def __init__(self, timings: dict[str, float]) -> None:
+    A step's memory is the highest RSS in MiB while it ran (`trtq.pipeline.memory.RssPeak`), the maximum over
+    its runs when a step is timed more than once; a step nested in another counts in both.
+    """
+
+    def __init__(self, timings: dict[str, float], memory: dict[str, float] | None = None) -> None:
         self.timings = timings
+        self.memory = memory
 
     @contextmanager
     def __call__(self, step: str) -> Iterator[None]:
+        from trtq.pipeline.memory import RssPeak
+
         start = time.perf_counter()
+        peak = RssPeak() if self.memory is not None else None
         try:
-            yield
+            if peak is None:
+                yield
+            else:
+                with peak:
+                    yield
         finally:
             self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - start
+            if peak is not None and peak.peak_mb is not None and self.memory is not None:
+                self.memory[step] = max(self.memory.get(step, 0.0), peak.peak_mb)
 
 
 class Sink:
@@ -130,7 +144,7 @@ class RunContext:
         int8: the Q/DQ model, FP32 typed (after quantization).
         weights: the weight-side PTQ result (`trtq.weights.WeightPTQ`, after the weights stage; None = none).
         typed: the strongly typed model (after typing).
-        reference: cached FP32 outputs on the evaluation data, shared between stages.
+        reference: cached FP32 outputs on the evaluation data, shared between stages (`fp32_reference()`).
     """
 
     config: BuildConfig
@@ -148,7 +162,7 @@ class RunContext:
     started: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.clock = Clock(self.result.timings)
+        self.clock = Clock(self.result.timings, self.result.memory_mb)
         self.started = time.perf_counter()
 
     @property
@@ -164,6 +178,23 @@ class RunContext:
 
         dtypes = {i.name: i.dtype for i in onnx_inputs(self.need("fp32", "input"))}
         return data.feeds(self.input_names, batch_size or self.config.data.batch_size, dtypes)
+
+    def fp32_reference(self) -> list[dict[str, Any]]:
+        """The FP32 model's outputs on the evaluation data (`inputs.validation`), per batch.
+
+        Computed once, streaming (one ONNX Runtime session, batches decoded as they come, only outputs kept),
+        and shared by the `--calib all` method choice and validation; computed again only if `fp32` changes.
+        """
+        fp32 = self.need("fp32", "validation")
+        cached = self.reference
+        if not (isinstance(cached, tuple) and len(cached) == 2 and cached[0] is fp32):
+            from trtq.validate import model_outputs
+
+            data = self.inputs.validation
+            if data is None:
+                raise TrtqError("the FP32 reference needs evaluation data (--eval-data or --calib-data)")
+            self.reference = cached = (fp32, model_outputs(fp32, self.feeds(data)))
+        return cached[1]
 
     def need(self, attr: str, stage: str) -> Any:
         """`getattr(self, attr)`, or a TrtqError saying which stage should have produced it."""

@@ -168,6 +168,7 @@ class BuildResult:
         engine_info: the engine step.
         engine: the serialized engine where TensorRT built one.
         timings: seconds per stage.
+        memory_mb: peak resident memory (MiB) per stage, where /proc says (`trtq.pipeline.memory`).
         warnings: what a careful user should read (also in report.md).
         sections: extra report sections.
     """
@@ -184,6 +185,7 @@ class BuildResult:
     engine_info: EngineSummary = field(default_factory=EngineSummary)
     engine: bytes | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    memory_mb: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     sections: list[ReportSection] = field(default_factory=list)
 
@@ -223,6 +225,7 @@ class BuildResult:
             "engine_status": self.engine_status,
             "warnings": list(self.warnings),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "memory_mb": {k: round(v, 1) for k, v in self.memory_mb.items()},
         }
         for s in self.sections:
             if s.key is not None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from trtq.pipeline.context import RunContext
+from trtq.pipeline.memory import release_memory
 
 __all__ = ["Stage", "run_stages"]
 
@@ -37,3 +38,4 @@ def run_stages(stages: Sequence[Stage], ctx: RunContext) -> None:
             continue  # an earlier stage changed what this one would do (e.g. no fallback was chosen)
         with ctx.clock(stage.name):
             stage.run(ctx)
+        release_memory()  # what the stage freed goes back to the system, not into the next stage's peak

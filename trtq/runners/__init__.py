@@ -7,7 +7,7 @@ first use, so `import trtq.runners` imports neither torch nor TensorRT.
 
 Public API:
     BaseRunner, CudaSteps, TensorMeta (trtq.runners.base)
-    OnnxRuntimeRunner, QDQ_FUSION_OPTIMIZERS, expose_tensors (trtq.runners.onnxrt)
+    OnnxRuntimeRunner, QDQ_FUSION_OPTIMIZERS, expose_tensors, PartRunner, OUTPUT_BUDGET (trtq.runners.onnxrt)
     TensorRTRunner (trtq.runners.tensorrt, lazy)
     make_runner(artifact, *, threads=None, name=None, **kwargs), ONNX_SUFFIXES, ENGINE_SUFFIXES
 """
@@ -19,7 +19,13 @@ from typing import Any
 
 from trtq.runners.base import BaseRunner, CudaSteps, TensorMeta
 from trtq.runners.factory import ENGINE_SUFFIXES, ONNX_SUFFIXES, make_runner
-from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, OnnxRuntimeRunner, expose_tensors
+from trtq.runners.onnxrt import (
+    OUTPUT_BUDGET,
+    QDQ_FUSION_OPTIMIZERS,
+    OnnxRuntimeRunner,
+    PartRunner,
+    expose_tensors,
+)
 
 __all__ = [
     "BaseRunner",
@@ -28,6 +34,8 @@ __all__ = [
     "OnnxRuntimeRunner",
     "QDQ_FUSION_OPTIMIZERS",
     "expose_tensors",
+    "PartRunner",
+    "OUTPUT_BUDGET",
     "TensorRTRunner",
     "make_runner",
     "ONNX_SUFFIXES",

@@ -10,14 +10,22 @@ keeps every other optimisation.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx
 
 from trtq.runners.base import BaseRunner, TensorMeta
 
-__all__ = ["OnnxRuntimeRunner", "QDQ_FUSION_OPTIMIZERS", "CUDA_PROVIDERS", "expose_tensors"]
+__all__ = [
+    "OnnxRuntimeRunner",
+    "QDQ_FUSION_OPTIMIZERS",
+    "CUDA_PROVIDERS",
+    "expose_tensors",
+    "PartRunner",
+    "OUTPUT_BUDGET",
+    "INFER_SAMPLES",
+]
 
 #: ORT graph transformers that rewrite Q/DQ; disabled to execute Q/DQ as written. QDQSelectorActionTransformer
 #: turns Q/DQ into int8 kernels; WeightBiasQuantization quantizes conv biases to int32 with scale
@@ -162,6 +170,93 @@ class OnnxRuntimeRunner(BaseRunner):
     def output_names(self) -> list[str]:
         assert self.session is not None, "activate the runner first"
         return [o.name for o in self.session.get_outputs()]
+
+
+#: Bytes of outputs one `PartRunner` call may return (a model exposing its activations returns them all at once).
+OUTPUT_BUDGET = 128 << 20
+#: Samples per ONNX Runtime call in passes that keep only the graph outputs (validation, method choice): ONNX
+#: Runtime's memory for intermediate activations grows with the batch (efficientnet_b0 at 224x224: about
+#: 25 MB a sample), its speed per sample hardly changes beyond a few samples.
+INFER_SAMPLES = 8
+
+
+def _dynamic_batch(shape: Sequence[object] | None) -> bool:
+    """Whether the first axis of an input shape is dynamic (None, a negative number or a symbol)."""
+    if not shape:
+        return False
+    first = shape[0]
+    return first is None or isinstance(first, str) or (isinstance(first, int) and first < 0)
+
+
+def _input_shapes(runner: object) -> list[Sequence[object] | None]:
+    """Input shapes of a trtq runner (`input_metadata`) or a Polygraphy runner (`get_input_metadata`)."""
+    if hasattr(runner, "input_metadata"):
+        return [shape for _, shape in runner.input_metadata().values()]  # type: ignore[attr-defined]
+    meta = runner.get_input_metadata()  # type: ignore[attr-defined]
+    return [getattr(v, "shape", None) for v in meta.values()]
+
+
+class PartRunner:
+    """Run each feed a few samples at a time: one call's outputs within `budget` bytes, at most `max_samples`.
+
+    A model that exposes its intermediate activations (calibration, FP16 range measurement) returns all of
+    them for the whole batch at once, and ONNX Runtime keeps every one of them alive until the call returns:
+    that, not the data, is what such a pass holds. The number of samples per call is measured on the first
+    sample (output bytes per sample). Feeds are split only along a dynamic first axis that every input
+    shares; results that fold samples one by one (histograms, maxima, per-sample outputs) do not depend on the
+    split beyond float rounding of kernels that ONNX Runtime picks by batch size.
+
+    Args:
+        runner: an active runner (a trtq `BaseRunner` or a Polygraphy runner).
+        budget: bytes of outputs per call (0: no byte limit).
+        max_samples: samples per call at most (None: no limit). With neither limit, feeds are never split.
+    """
+
+    def __init__(self, runner: object, budget: int = OUTPUT_BUDGET, max_samples: int | None = None) -> None:
+        self.runner = runner
+        self.budget = int(budget)
+        self.max_samples = max_samples
+        splittable = (self.budget > 0 or bool(max_samples)) and all(
+            _dynamic_batch(shape) for shape in _input_shapes(runner)
+        )
+        # None: measure on the first sample; 0: whole feeds
+        self.samples: int | None = (None if self.budget > 0 else int(max_samples or 0)) if splittable else 0
+        self.calls = 0
+
+    def parts(
+        self, feed: Mapping[str, np.ndarray]
+    ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """(part of the feed, its outputs) pairs covering `feed` in order; drop each before asking for the next."""
+        feed = {k: np.asarray(v) for k, v in feed.items()}
+        sizes = {int(v.shape[0]) if v.ndim else -1 for v in feed.values()}
+        size = sizes.pop() if len(sizes) == 1 else -1
+        start = 0
+        while True:
+            whole = self.samples == 0 or size <= 1
+            step = size if whole else 1 if self.samples is None else self.samples
+            part = (
+                feed if start == 0 and step >= size else {k: v[start : start + step] for k, v in feed.items()}
+            )
+            out = self.runner.infer(part)  # type: ignore[attr-defined]
+            self.calls += 1
+            if self.samples is None:
+                per_sample = sum(int(np.asarray(v).nbytes) for v in out.values()) // max(step, 1)
+                self.samples = max(1, self.budget // max(per_sample, 1))
+                if self.max_samples:
+                    self.samples = min(self.samples, int(self.max_samples))
+            yield part, out
+            del part, out
+            start += max(step, 1)
+            if whole or start >= size:
+                return
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs for the whole feed, parts joined on the first axis (for passes that keep only outputs)."""
+        got: dict[str, list[np.ndarray]] = {}
+        for _, out in self.parts(feed):
+            for k, v in out.items():
+                got.setdefault(k, []).append(np.array(v))
+        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in got.items()}
 
 
 def session_error(e: Exception, what: str) -> Exception:

@@ -98,3 +98,52 @@ def test_check_refuses_missing_data_and_caches(run_context, tmp_path):
     (tmp_path / "c.cache").write_text("TRT-100300-EntropyCalibration2\n")
     with pytest.raises(UsageError, match="--calib-cache needs --eval-data"):
         CalibrateStage().check(run_context(_config(cache=str(tmp_path / "c.cache")), calib=None))
+
+
+def test_calib_all_scores_methods_on_the_held_out_subset_only_with_the_shared_fp32_reference(
+    run_context, fp32, monkeypatch
+):
+    """--choose-samples: each method's Q/DQ model sees only that many held-out samples; the FP32 outputs are
+    computed once for the run (and validation reuses them)."""
+    import trtq.validate as validate
+    from tests.pipeline.stages.conftest import arrays
+    from trtq.runners import onnxrt
+
+    seen: dict[str, int] = {}
+    real = onnxrt.OnnxRuntimeRunner.infer_impl
+
+    def counting(self, feed):
+        seen[self.name] = seen.get(self.name, 0) + len(next(iter(feed.values())))
+        return real(self, feed)
+
+    references = []
+    real_outputs = validate.model_outputs
+    monkeypatch.setattr(onnxrt.OnnxRuntimeRunner, "infer_impl", counting)
+    monkeypatch.setattr(
+        validate, "model_outputs", lambda *a, **k: references.append(1) or real_outputs(*a, **k)
+    )
+    config = BuildConfig(
+        data=DataConfig(batch_size=4), calibration=CalibrationConfig(method="all", choose_samples=6)
+    )
+    ctx = run_context(config, eval=arrays(20, seed=3), fp32=fp32, plan=plan_qdq(fp32))
+    CalibrateStage().run(ctx)
+    assert {k: v for k, v in seen.items() if k.startswith("qdq-")} == {
+        f"qdq-{m}": 6 for m in ctx.calibration.methods
+    }
+    assert references == [1] and ctx.calibration.settings["choose_samples"] == 6
+    before = len(ctx.fp32_reference())
+    assert references == [1] and before == 5  # 20 samples in batches of 4, computed once
+    everything = run_context(config, eval=arrays(20, seed=3), fp32=fp32, plan=plan_qdq(fp32))
+    everything.config = BuildConfig(
+        data=DataConfig(batch_size=4), calibration=CalibrationConfig(method="all", choose_samples=0)
+    )
+    seen.clear()
+    CalibrateStage().run(everything)
+    assert {k: v for k, v in seen.items() if k.startswith("qdq-")} == {
+        f"qdq-{m}": 20 for m in everything.calibration.methods
+    }
+
+
+def test_choose_samples_is_checked():
+    with pytest.raises(UsageError, match="--choose-samples must be a whole number"):
+        CalibrationConfig(choose_samples=-1).validate()

@@ -64,3 +64,28 @@ def test_without_eval_data_the_calibration_data_is_used_and_said(run_context, mo
     assert ctx.result.validation.data == "calibration (no --eval-data)" and ctx.result.validation.samples == 8
     assert list(ctx.result.validation.candidates) == ["int8"]
     assert "top1_accuracy" not in ctx.result.validation.candidates["int8"].metrics  # no labels
+
+
+def test_validation_reuses_the_runs_fp32_reference_and_runs_each_candidate_once(
+    run_context, models, monkeypatch
+):
+    """The FP32 outputs computed earlier in the run (the method choice) are not computed again; each candidate
+    runs once, over batches made afresh."""
+    import trtq.validate as validate
+
+    fp32, int8 = models
+    ran: list[str] = []
+    real = validate._run_one
+    monkeypatch.setattr(
+        validate,
+        "_run_one",
+        lambda runner, feeds, label, **kw: ran.append(label) or real(runner, feeds, label, **kw),
+    )
+    ctx = run_context(eval=arrays(12, seed=1), fp32=fp32, int8=int8)
+    reference = ctx.fp32_reference()
+    assert ran == ["fp32"] and ctx.fp32_reference() is reference
+    ValidateStage().run(ctx)
+    assert ran == ["fp32", "int8"] and ctx.result.validation.samples == 12
+    ctx.fp32 = int8  # another FP32 model: its reference is computed anew
+    ctx.fp32_reference()
+    assert ran == ["fp32", "int8", "fp32"]

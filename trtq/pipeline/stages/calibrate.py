@@ -77,7 +77,8 @@ class CalibrateStage:
         else:
             cal, summary, cache_amax = self._from_data(ctx, fp32, plan)
             range_data = ctx.inputs.calib
-        cal.ranges = measure_ranges(fp32, itertools.islice(ctx.feeds(range_data), RANGE_BATCHES))
+        with ctx.clock("fp16_ranges"):
+            cal.ranges = measure_ranges(fp32, itertools.islice(ctx.feeds(range_data), RANGE_BATCHES))
         ctx.write_json(A.CALIBRATION_JSON, cal.to_dict())
         if cfg.cache is None:
             from trtq.calibration import write_trt_cache
@@ -143,10 +144,11 @@ class CalibrateStage:
         extra: list[str] = []
         if ctx.wants(A.CALIBRATION_CACHE):  # implicit INT8 needs every tensor: computed in the same pass
             extra = [t for t in float_tensors(fp32) if t not in set(planned)]  # type: ignore[arg-type]
-        cal = calibrate(
-            fp32, ctx.feeds(data), planned + extra, methods,
-            num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format, optional=extra,
-        )  # fmt: skip
+        with ctx.clock("calibration_pass"):
+            cal = calibrate(
+                fp32, ctx.feeds(data), planned + extra, methods,
+                num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format, optional=extra,
+            )  # fmt: skip
         every = {m: dict(v) for m, v in cal.amax.items()}
         if extra:
             _keep_only(cal, planned)
@@ -157,16 +159,28 @@ class CalibrateStage:
                     "the calibration method was chosen on the calibration data itself (no --eval-data)"
                 )
             with ctx.clock("choose_method"):
+                # a reproducible held-out subset; its FP32 outputs are taken from the run's shared reference
+                idx = held.subset_indices(cfg.choose_samples or None, ctx.config.seed)
+                subset = held.subset(cfg.choose_samples or None, ctx.config.seed)
+                reference = {k: v[idx] for k, v in _joined(ctx.fp32_reference()).items()}
                 choose_method(
                     cal, lambda a: insert_qdq(fp32, plan, a, format=ctx.config.format),  # type: ignore[arg-type]
-                    list(ctx.feeds(held)), reference_model=fp32, metric=cfg.choose_metric, targets=held.targets,
+                    lambda: ctx.feeds(subset), reference_outputs=reference, metric=cfg.choose_metric,
+                    targets=subset.targets,
                 )  # fmt: skip
+                cal.settings["choose_samples"] = int(len(idx))
         summary = CalibrationSummary(
             method=cal.method, methods=list(methods), tensors=len(cal.tensors), source="data", samples=len(data),
             choose_metric=cfg.choose_metric if len(methods) > 1 else None, scores=cal.scores,
             warnings=list(cal.warnings),
         )  # fmt: skip
         return cal, summary, every[cal.method]
+
+
+def _joined(batches: list[dict]) -> dict:
+    import numpy as np
+
+    return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in batches[0]}
 
 
 def _keep_only(cal: Calibration, tensors: list[str]) -> None:

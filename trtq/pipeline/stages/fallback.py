@@ -15,10 +15,13 @@ from trtq import artifacts as A
 from trtq.pipeline.context import RunContext
 from trtq.pipeline.results import ReportSection, SensitivitySummary
 
-__all__ = ["FallbackStage", "SECTION_TITLE"]
+__all__ = ["FallbackStage", "SECTION_TITLE", "CACHE_BYTES"]
 
 #: Title of the report.md section.
 SECTION_TITLE = "Sensitivity and FP16 fallback"
+#: Memory for the sensitivity pass's cached activations (`VariantEvaluator`): fewer checkpoints than the library
+#: default of 2 GiB, so `trtq build --max-drop` stays within about 2 GB on an ImageNet CNN (docs/performance.md).
+CACHE_BYTES = 512 << 20
 
 
 @dataclass
@@ -67,8 +70,9 @@ class FallbackStage:
         sens = None
         if rank:
             sens = analyze_sensitivity(
-                fp32, amax, data, plan=plan, workers=cfg.workers, rank_by=cfg.rank_by, **kw
-            )
+                fp32, amax, data, plan=plan, workers=cfg.workers, rank_by=cfg.rank_by, cache_bytes=CACHE_BYTES,
+                **kw,
+            )  # fmt: skip
         choice = None
         if cfg.enabled:
             with status(f"choosing the FP16 fallback set (ranked by {cfg.rank_by}, evaluating mixed models)"):

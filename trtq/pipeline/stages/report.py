@@ -25,6 +25,11 @@ class ReportStage:
         from trtq.report import render_markdown
 
         ctx.result.timings["total"] = time.perf_counter() - ctx.started
+        from trtq.pipeline.memory import process_peak_mb
+
+        peak = process_peak_mb()
+        if peak is not None and ctx.result.memory_mb:
+            ctx.result.memory_mb["total"] = peak  # the process's peak so far (imports and export included)
         ctx.result.artifacts[A.REPORT_JSON] = ctx.sink.final(A.REPORT_JSON)
         ctx.result.artifacts[A.REPORT_MD] = ctx.sink.final(A.REPORT_MD)
         ctx.write_json(A.REPORT_JSON, ctx.result.to_json())

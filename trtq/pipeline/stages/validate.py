@@ -1,5 +1,9 @@
 """Validation: FP32, `model.int8.onnx` and `model.trt.onnx` each run once on the evaluation data (ONNX Runtime,
-Q/DQ as written) and every candidate is scored against FP32 with the registered metrics."""
+Q/DQ as written) and every candidate is scored against FP32 with the registered metrics.
+
+The models run one at a time (one session alive) over batches decoded afresh, keeping only their outputs; the
+FP32 outputs are the run's shared reference (`RunContext.fp32_reference`), computed once for the method choice
+and validation."""
 
 from __future__ import annotations
 
@@ -39,7 +43,8 @@ class ValidateStage:
         data, cfg = ctx.inputs.validation, ctx.config.validation
         models = {"fp32": fp32, "int8": int8, **({"typed": ctx.typed} if ctx.typed is not None else {})}
         with status("validating against FP32 (ONNX Runtime, Q/DQ as written)"):
-            runs = run_models(models, list(ctx.feeds(data)))
+            # one model at a time over batches decoded afresh; the FP32 outputs are the shared reference
+            runs = run_models(models, lambda: ctx.feeds(data), outputs={"fp32": ctx.fp32_reference()})
             ctx.result.validation = evaluate_runs(
                 runs, "fp32", [k for k in models if k != "fp32"], targets=data.targets,
                 extra_metrics=run_metrics(ctx), data=ctx.inputs.validation_label, rtol=cfg.rtol, atol=cfg.atol,
