@@ -34,6 +34,7 @@ from trtq.placement.rules.base import (
     WeightedRule,
     register_rule,
 )
+from trtq.placement.rules.patterns import ScaleGroups
 
 if TYPE_CHECKING:
     import onnx
@@ -274,27 +275,15 @@ class ConcatThroughResize(PostPassRule):
 
     def refine(self, plan: QDQPlan, ctx: PlacementContext) -> None:
         quantized = set(plan.activations)
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            parent.setdefault(x, x)
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
+        groups = ScaleGroups()
         for g in plan.scale_groups:
             for t in g[1:]:
-                parent[find(t)] = find(g[0])
+                groups.join(t, g[0])
         for node in ctx.index.nodes:
             if node.op_type != "Concat" or node.output[0] not in quantized:
                 continue
             for t in ctx.index.activation_inputs(node):
                 root = _commuting_root(ctx.index, t)
                 if root != t or t not in quantized:  # a quantized direct input is ConcatSharedScale's
-                    parent[find(root)] = find(node.output[0])
-        order = {t: i for i, t in enumerate(plan.activations)}
-        merged: dict[str, list[str]] = {}
-        for t in sorted((t for t in parent if t in quantized), key=lambda t: order[t]):
-            merged.setdefault(find(t), []).append(t)
-        plan.scale_groups = [g for g in merged.values() if len(g) > 1]
+                    groups.join(root, node.output[0])
+        plan.scale_groups = groups.groups(plan.activations)

@@ -39,6 +39,7 @@ __all__ = [
     "Commuting",
     "ConcatSharedScale",
     "concat_scale_groups",
+    "ScaleGroups",
 ]
 
 
@@ -161,6 +162,33 @@ class Commuting(PatternRule):
         return Verdict([], f"{node.op_type} commutes with Q/DQ; TensorRT propagates the neighbouring Q/DQ")
 
 
+class ScaleGroups:
+    """Tensors joined into groups that share one scale (a union-find over tensor names)."""
+
+    def __init__(self) -> None:
+        self._parent: dict[str, str] = {}
+
+    def _root(self, x: str) -> str:
+        parent = self._parent
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(self, a: str, b: str) -> None:
+        """Put `a` and `b` (and their groups) in one group."""
+        self._parent[self._root(a)] = self._root(b)
+
+    def groups(self, activations: Sequence[str]) -> list[list[str]]:
+        """The groups of two or more of `activations`, each in `activations` order, ordered by first member."""
+        order = {t: i for i, t in enumerate(activations)}
+        merged: dict[str, list[str]] = {}
+        for t in sorted((t for t in self._parent if t in order), key=lambda t: order[t]):
+            merged.setdefault(self._root(t), []).append(t)
+        return [g for g in merged.values() if len(g) > 1]
+
+
 def concat_scale_groups(ctx: PlacementContext, activations: Sequence[str]) -> list[list[str]]:
     """Tensors that must share one scale: a Concat's quantized output with its quantized inputs.
 
@@ -175,28 +203,14 @@ def concat_scale_groups(ctx: PlacementContext, activations: Sequence[str]) -> li
         Groups of two or more tensors, each in plan order, ordered by their first member.
     """
     quantized = set(activations)
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    groups = ScaleGroups()
     for node in ctx.index.nodes:
         if node.op_type != "Concat" or node.output[0] not in quantized:
             continue
-        members = [t for t in ctx.index.activation_inputs(node) if t in quantized]
-        if not members:
-            continue
-        for t in members:
-            parent[find(t)] = find(node.output[0])
-    order = {t: i for i, t in enumerate(activations)}
-    groups: dict[str, list[str]] = {}
-    for t in sorted(parent, key=lambda t: order[t]):
-        groups.setdefault(find(t), []).append(t)
-    return [g for g in groups.values() if len(g) > 1]
+        for t in ctx.index.activation_inputs(node):
+            if t in quantized:
+                groups.join(t, node.output[0])
+    return groups.groups(activations)
 
 
 @register_rule(order=100)
