@@ -43,31 +43,20 @@ def run_exporter(
     spec: str,
 ) -> tuple[onnx.ModelProto, str, str]:
     """Export with the exporter asked for; "auto": legacy while torch has it, dynamo when it is missing or fails."""
-    if exporter == "legacy":
-        return (
-            export_file(module, args, names, out_names, opset, dynamic_axes, "legacy"),
-            "legacy",
-            "asked for",
-        )
-    if exporter == "dynamo":
-        return (
-            export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"),
-            "dynamo",
-            "asked for",
-        )
+
+    def export(which: str) -> onnx.ModelProto:
+        return export_file(module, args, names, out_names, opset, dynamic_axes, which)
+
+    if exporter in ("legacy", "dynamo"):
+        return export(exporter), exporter, "asked for"
     if not legacy_exporter_available():
-        why = "auto: this torch has no TorchScript-based exporter"
-        return export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"), "dynamo", why
+        return export("dynamo"), "dynamo", "auto: this torch has no TorchScript-based exporter"
     try:
-        model = export_file(module, args, names, out_names, opset, dynamic_axes, "legacy")
-        return (
-            model,
-            "legacy",
-            "auto: the TorchScript-based exporter is present (node names follow module paths)",
-        )
+        model = export("legacy")
     except TrtqError as e:
         why = f"auto: the TorchScript-based exporter failed ({e}); the torch.export-based one worked"
-        return export_file(module, args, names, out_names, opset, dynamic_axes, "dynamo"), "dynamo", why
+        return export("dynamo"), "dynamo", why
+    return model, "legacy", "auto: the TorchScript-based exporter is present (node names follow module paths)"
 
 
 def export_file(
