@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.rundir.test_folders import _run
 from trtq.rundir.marker import (
@@ -43,26 +47,23 @@ def test_a_process_is_alive_only_with_its_own_start_time() -> None:
     assert not alive(proc.pid, 0)
 
 
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 def test_modes_follow_the_umask() -> None:
-    old = os.umask(0o027)
-    try:
+    with _umask(0o027):
         assert file_mode() == 0o640 and folder_mode() == 0o750
-    finally:
-        os.umask(old)
 
 
-def test_folders_and_files_follow_the_umask(tmp_path: Path) -> None:
-    old = os.umask(0o002)
-    try:
+@pytest.mark.parametrize("mask, folder, file", [(0o002, 0o775, 0o664), (0o077, 0o700, 0o600)])
+def test_folders_and_files_follow_the_umask(tmp_path: Path, mask: int, folder: int, file: int) -> None:
+    with _umask(mask):
         _run(tmp_path / "r", files={"model.onnx": "m"})
-    finally:
-        os.umask(old)
-    assert (tmp_path / "r").stat().st_mode & 0o777 == 0o775
-    assert (tmp_path / "r" / "model.onnx").stat().st_mode & 0o777 == 0o664
-    old = os.umask(0o077)
-    try:
-        _run(tmp_path / "private", files={"model.onnx": "m"})
-    finally:
-        os.umask(old)
-    assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
-    assert (tmp_path / "private" / "model.onnx").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "r").stat().st_mode & 0o777 == folder
+    assert (tmp_path / "r" / "model.onnx").stat().st_mode & 0o777 == file
