@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.placement.modelopt import identity_aliases, modelopt_int8, modelopt_quantized
 from tests.zoo import export_model
 from trtq.placement import plan_qdq
 
@@ -43,44 +44,6 @@ def _export(name: str, path: Path, make_model) -> Path:
         make_model(name), np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32), path
     )
     return path
-
-
-def _modelopt_qdq(path: Path, out: Path) -> onnx.ModelProto:
-    from modelopt.onnx.quantization import quantize
-
-    m = onnx.load(str(path))
-    res = MODELS[path.stem]
-    data = np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32)
-    quantize(
-        str(path),
-        quantize_mode="int8",
-        calibration_data={m.graph.input[0].name: data},
-        calibration_method="max",
-        high_precision_dtype="fp32",
-        calibration_eps=["cpu"],
-        log_level="ERROR",
-        output_path=str(out),
-    )
-    return onnx.load(str(out))
-
-
-def _identity_aliases(m: onnx.ModelProto) -> dict[str, str]:
-    inits = {t.name for t in m.graph.initializer}
-    return {n.output[0]: n.input[0] for n in m.graph.node if n.op_type == "Identity" and n.input[0] in inits}
-
-
-def _modelopt_quantized(mo: onnx.ModelProto, aliases: dict[str, str]) -> dict[str, list[onnx.NodeProto]]:
-    """Tensor (weights named by their initializer) -> the nodes that read its DequantizeLinear output."""
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for n in mo.graph.node:
-        for i in n.input:
-            readers.setdefault(i, []).append(n)
-    out = {}
-    for n in mo.graph.node:
-        if n.op_type == "QuantizeLinear":
-            dq = readers[n.output[0]][0]
-            out[aliases.get(n.input[0], n.input[0])] = readers.get(dq.output[0], [])
-    return out
 
 
 def _classify(tensor: str, readers: list[onnx.NodeProto], fp32: onnx.ModelProto, mo_nodes: set[str]) -> str:
@@ -117,8 +80,10 @@ def _mo_quantized_nodes(mo: onnx.ModelProto) -> set[str]:
 def test_placement_matches_modelopt_up_to_documented_differences(name, tmp_path, make_model):
     path = _export(name, tmp_path / f"{name}.onnx", make_model)
     fp32 = onnx.load(str(path))
-    mo = _modelopt_qdq(path, tmp_path / f"{name}.mo.onnx")
-    mo_set = _modelopt_quantized(mo, _identity_aliases(fp32))
+    res = MODELS[name]
+    data = np.random.default_rng(0).standard_normal((1, 3, res, res)).astype(np.float32)
+    mo = modelopt_int8(path, {fp32.graph.input[0].name: data}, tmp_path / f"{name}.mo.onnx")
+    mo_set = modelopt_quantized(mo, identity_aliases(fp32))
     plan = plan_qdq(fp32)
     ours = set(plan.activations) | set(plan.weights)
 

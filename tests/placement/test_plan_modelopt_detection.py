@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.placement.modelopt import identity_aliases, modelopt_int8, modelopt_quantized
 from trtq.placement import plan_qdq
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "placement.md"
@@ -26,36 +27,6 @@ EXPECTED = {
     "digits_detector": {"modelopt:detection-prediction-conv": 8, "modelopt:resize-input": 1},
     "v8_dfl_detector": {"modelopt:detection-prediction-conv": 8, "modelopt:dfl-conv": 2},
 }
-
-
-def _modelopt(m: onnx.ModelProto, size: int, tmp: Path) -> onnx.ModelProto:
-    from modelopt.onnx.quantization import quantize
-
-    src, out = tmp / "m.onnx", tmp / "m.mo.onnx"
-    onnx.save(m, str(src))
-    data = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-    quantize(str(src), quantize_mode="int8", calibration_data={m.graph.input[0].name: data},
-             calibration_method="max", high_precision_dtype="fp32", calibration_eps=["cpu"], log_level="ERROR",
-             output_path=str(out))  # fmt: skip
-    return onnx.load(str(out))
-
-
-def _quantized(mo: onnx.ModelProto, fp32: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    """Tensor (weights by their initializer) -> the nodes that read its DequantizeLinear output in ModelOpt's graph."""
-    inits = {t.name for t in fp32.graph.initializer}
-    aliases = {
-        n.output[0]: n.input[0] for n in fp32.graph.node if n.op_type == "Identity" and n.input[0] in inits
-    }
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for n in mo.graph.node:
-        for i in n.input:
-            readers.setdefault(i, []).append(n)
-    out = {}
-    for n in mo.graph.node:
-        if n.op_type == "QuantizeLinear":
-            dq = readers[n.output[0]][0]
-            out[aliases.get(n.input[0], n.input[0])] = readers.get(dq.output[0], [])
-    return out
 
 
 def _classify(tensor: str, readers: list[onnx.NodeProto], plan) -> str:
@@ -76,7 +47,11 @@ def _classify(tensor: str, readers: list[onnx.NodeProto], plan) -> str:
 @pytest.mark.parametrize("name", list(MODELS))
 def test_detector_placement_matches_modelopt_up_to_documented_differences(name, tmp_path, onnx_graph):
     fp32 = onnx_graph(name)
-    mo = _quantized(_modelopt(fp32, MODELS[name], tmp_path), fp32)
+    size = MODELS[name]
+    data = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    mo = modelopt_quantized(
+        modelopt_int8(fp32, {fp32.graph.input[0].name: data}, tmp_path / "m.mo.onnx"), identity_aliases(fp32)
+    )
     plan = plan_qdq(fp32)
     ours = set(plan.activations) | set(plan.weights)
     assert len(ours & set(mo)) >= 15  # the backbone, the neck's Concats, the head's 3x3 convs agree

@@ -3,7 +3,7 @@
 A Hugging Face BERT (2 layers, random init) exported by `trtq export` (two int64 inputs, dynamic batch and
 sequence) and a Hugging Face ViT are quantized by both tools; the sets of tensors that get Q/DQ are compared and
 every difference must be one of the kinds docs/placement.md explains ("Differences from ModelOpt"), with the
-count pinned per model. (The torchvision ViT is compared in tests/test_modelopt_placement.py.)
+count pinned per model. (The torchvision ViT is compared in tests/placement/test_plan_modelopt.py.)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 
+from tests.placement.modelopt import modelopt_int8, modelopt_quantized
 from tests.transformer_models import hf_bert_folder, token_data
 from trtq.export import export_onnx
 from trtq.placement import plan_qdq
@@ -48,30 +49,6 @@ def _export(name: str, tmp: Path) -> tuple[onnx.ModelProto, dict[str, np.ndarray
     return export_onnx(_hf_vit(tmp / name), feed).model, feed
 
 
-def _modelopt(model: onnx.ModelProto, feed: dict[str, np.ndarray], tmp: Path) -> onnx.ModelProto:
-    from modelopt.onnx.quantization import quantize
-
-    src, out = tmp / "m.onnx", tmp / "m.mo.onnx"
-    onnx.save(model, str(src))
-    quantize(str(src), quantize_mode="int8", calibration_data={k: v[:1] for k, v in feed.items()},
-             calibration_method="max", high_precision_dtype="fp32", calibration_eps=["cpu"], log_level="ERROR",
-             output_path=str(out))  # fmt: skip
-    return onnx.load(str(out))
-
-
-def _quantized(mo: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for n in mo.graph.node:
-        for i in n.input:
-            readers.setdefault(i, []).append(n)
-    out = {}
-    for n in mo.graph.node:
-        if n.op_type == "QuantizeLinear":
-            dq = readers[n.output[0]][0]
-            out[n.input[0]] = readers.get(dq.output[0], [])
-    return out
-
-
 def _classify(tensor: str, readers: list[onnx.NodeProto], fp32: onnx.ModelProto) -> str:
     producer = {o: n for n in fp32.graph.node for o in n.output}
     ops = {r.op_type for r in readers}
@@ -91,7 +68,7 @@ def _classify(tensor: str, readers: list[onnx.NodeProto], fp32: onnx.ModelProto)
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_transformer_placement_matches_modelopt_up_to_documented_differences(name, tmp_path):
     fp32, feed = _export(name, tmp_path)
-    mo = _quantized(_modelopt(fp32, feed, tmp_path))
+    mo = modelopt_quantized(modelopt_int8(fp32, {k: v[:1] for k, v in feed.items()}, tmp_path / "m.mo.onnx"))
     plan = plan_qdq(fp32)
     ours = set(plan.activations) | set(plan.weights)
     assert len(ours & set(mo)) >= 20
