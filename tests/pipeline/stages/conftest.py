@@ -51,3 +51,37 @@ def run_context(tmp_path: Path) -> Callable[..., RunContext]:
                           inputs=inputs, **state)  # fmt: skip
 
     return make
+
+
+@pytest.fixture
+def tensorrt_stand_ins(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """The engine step with TensorRT's parts replaced (no TensorRT here; see tests/engines/): the engine build
+    writes a stand-in plan, the TensorRT runner is ONNX Runtime on the INT8 graph, bench writes bench.json.
+    Returns what the stand-ins were called with ("stage": trt/int8 names and the batch profile; "bench")."""
+    import trtq.benchmark as bm
+    import trtq.engines as eng
+    import trtq.runners as runners
+    from trtq.runners import OnnxRuntimeRunner
+
+    calls: dict[str, object] = {}
+
+    def fake_stage(run_dir: Path, trt_onnx: Path, int8_onnx: Path, options: Any, **kw: object) -> dict:
+        calls["stage"] = (trt_onnx.name, int8_onnx.name, options.batch)
+        (run_dir / "model.plan").write_bytes(b"serialized engine")
+        (run_dir / "engine.json").write_text("{}")
+        return {"precision": {"int8_layers": 4}}
+
+    def fake_bench(artifacts: list, settings: Any, out_dir: Path, **kw: object) -> dict:
+        calls["bench"] = ([Path(a).name for a in artifacts], settings.batches)
+        (out_dir / "bench.json").write_text("{}")
+        return {"results": [{"artifact": "model.plan", "batch": 1}]}
+
+    monkeypatch.setattr(eng, "tensorrt_status", lambda: (True, "TensorRT 11.4 (stand-in)"))
+    monkeypatch.setattr(eng, "engine_stage", fake_stage)
+    monkeypatch.setattr(
+        runners,
+        "TensorRTRunner",
+        lambda plan, **kw: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx")),
+    )
+    monkeypatch.setattr(bm, "bench", fake_bench)
+    return calls

@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 from trtq.config import BuildConfig
 from trtq.config.build import EngineConfig
 from trtq.pipeline import build
@@ -39,36 +37,10 @@ def test_without_tensorrt_the_status_names_the_tensorrt_ready_onnx(run_context, 
 
 
 def test_engine_step_builds_validates_and_benchmarks_where_tensorrt_is_present(
-    digits_files: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    digits_files: tuple[Path, Path, Path], tmp_path: Path, tensorrt_stand_ins: dict[str, object]
 ) -> None:
     """The wiring of the engine step, with TensorRT's parts replaced (no TensorRT here; see tests/engines/)."""
-    import trtq.benchmark as bm
-    import trtq.engines as eng
-    import trtq.runners as runners
-    from trtq.runners import OnnxRuntimeRunner
-
-    calls: dict[str, object] = {}
-
-    def fake_stage(run_dir: Path, trt_onnx: Path, int8_onnx: Path, options: object, **kw: object) -> dict:
-        calls["stage"] = (trt_onnx.name, int8_onnx.name, options.batch)
-        (run_dir / "model.plan").write_bytes(b"serialized engine")
-        (run_dir / "engine.json").write_text("{}")
-        return {"precision": {"int8_layers": 4}}
-
-    def fake_bench(artifacts: list, settings: object, out_dir: Path, **kw: object) -> dict:
-        calls["bench"] = ([Path(a).name for a in artifacts], settings.batches)
-        (out_dir / "bench.json").write_text("{}")
-        return {"results": [{"artifact": "model.plan", "batch": 1}]}
-
-    monkeypatch.setattr(eng, "tensorrt_status", lambda: (True, "TensorRT 11.4 (stand-in)"))
-    monkeypatch.setattr(eng, "engine_stage", fake_stage)
-    # the runner interface the TensorRT runner implements, served by ONNX Runtime on the INT8 graph
-    monkeypatch.setattr(
-        runners,
-        "TensorRTRunner",
-        lambda plan, **kw: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx")),
-    )
-    monkeypatch.setattr(bm, "bench", fake_bench)
+    calls = tensorrt_stand_ins
     ts, calib, val = digits_files
     res = build(str(ts), calib_data=calib, eval_data=val, out=tmp_path / "run", calib="minmax")
     assert calls["stage"] == ("model.trt.onnx", "model.int8.onnx", (1, 8, 32))

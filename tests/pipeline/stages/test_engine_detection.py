@@ -13,29 +13,7 @@ from tests.zoo.models import export_model
 from trtq.pipeline import build
 
 
-def test_engine_validated_by_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import trtq.benchmark as bm
-    import trtq.engines as eng
-    import trtq.runners as runners
-    from trtq.runners import OnnxRuntimeRunner
-
-    def fake_stage(run_dir: Path, trt_onnx: Path, int8_onnx: Path, options: object, **kw: object) -> dict:
-        (run_dir / "model.plan").write_bytes(b"serialized engine")
-        (run_dir / "engine.json").write_text("{}")
-        return {"precision": {"int8_layers": 2}}
-
-    def fake_bench(artifacts: list, settings: object, out_dir: Path, **kw: object) -> dict:
-        (out_dir / "bench.json").write_text("{}")
-        return {"results": []}
-
-    monkeypatch.setattr(eng, "tensorrt_status", lambda: (True, "TensorRT 11.4 (stand-in)"))
-    monkeypatch.setattr(eng, "engine_stage", fake_stage)
-    monkeypatch.setattr(
-        runners,
-        "TensorRTRunner",
-        lambda plan, **kw: OnnxRuntimeRunner(Path(plan).with_name("model.int8.onnx")),
-    )
-    monkeypatch.setattr(bm, "bench", fake_bench)
+def test_engine_validated_by_map(tmp_path: Path, tensorrt_stand_ins: dict[str, object]) -> None:
     export_model(
         fixed_boxes(), np.zeros((1, 3, 32, 32), np.float32), tmp_path / "m.onnx", output_names=("output0",)
     )
