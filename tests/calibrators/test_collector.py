@@ -125,3 +125,16 @@ def test_threaded_errors_name_the_first_bad_tensor_in_order():
     col = HistogramCollector(workers=2)
     with pytest.raises(NonFiniteActivation, match="'first'"):
         col.collect({"ok": np.ones(1 << 20, np.float32), "first": bad, "second": bad.copy()})
+
+
+@pytest.mark.parametrize("workers", [1, 2])  # 2: the threaded path (tensors of at least one chunk)
+def test_an_optional_tensor_holding_inf_is_dropped_and_the_rest_folded(workers: int) -> None:
+    rng = np.random.default_rng(0)
+    good = rng.standard_normal(1 << 18).astype(np.float32)
+    mask = np.zeros(1 << 18, np.float32)
+    mask[7] = -np.inf
+    col = HistogramCollector(workers=workers)
+    assert col.collect({"mask": mask, "x": good}, batch_index=3, optional={"mask"}) == ["mask"]
+    assert list(col.tensors) == ["x"] and col["x"].absmax == pytest.approx(float(np.abs(good).max()))
+    with pytest.raises(NonFiniteActivation, match=r"'mask'.*batch 4"):  # not optional: still an error
+        col.collect({"mask": mask, "x": good}, batch_index=4)

@@ -201,12 +201,10 @@ def calibrate(
             for part, outputs in pieces:
                 activations = {t: (part[t] if t in part else outputs[t]) for t in tensors}
                 del outputs
-                for t in [t for t in tensors if t in maybe and not np.isfinite(activations[t]).all()]:
+                # NaN/Inf -> NonFiniteActivation, except in an optional tensor: that one is dropped
+                for t in collector.collect(activations, batch_index=index, optional=maybe):
                     tensors.remove(t)
-                    del activations[t]
-                    collector.tensors.pop(t, None)
                     notes.append(f"calibration.cache leaves out {t!r}: it holds NaN or Inf (batch {index})")
-                collector.collect(activations, batch_index=index)  # NaN/Inf -> NonFiniteActivation
                 del activations, part
             seen += 1
     if seen == 0:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -195,11 +195,26 @@ class HistogramCollector:
         if pool is not None:
             pool.shutdown(wait=False)
 
-    def collect(self, tensors: Mapping[str, np.ndarray], *, batch_index: int | None = None) -> None:
+    def collect(
+        self,
+        tensors: Mapping[str, np.ndarray],
+        *,
+        batch_index: int | None = None,
+        optional: Collection[str] = (),
+    ) -> list[str]:
         """Fold one batch (tensor name -> array) into the statistics; the arrays are not kept.
 
+        Args:
+            tensors: the batch's activations.
+            batch_index: the batch's index, for messages.
+            optional: tensors that are wanted but not required: one holding NaN or Inf is dropped from the
+                statistics (and returned) instead of failing.
+
+        Returns:
+            The tensors of `optional` that held NaN or Inf in this batch, in `tensors` order (now dropped).
+
         Raises:
-            NonFiniteActivation: a tensor holds NaN or Inf (the first such tensor in `tensors` order).
+            NonFiniteActivation: a tensor not in `optional` holds NaN or Inf (the first such in `tensors` order).
             UsageError: a tensor is not floating point.
         """
         jobs = []
@@ -208,21 +223,34 @@ class HistogramCollector:
             if rec is None:
                 rec = self.tensors[name] = TensorHistogram(name)
             jobs.append((rec, np.asarray(value)))
+
+        def fold(rec: TensorHistogram, x: np.ndarray) -> bool:
+            """Whether `rec` was folded (False: an optional tensor holding NaN/Inf, left unchanged)."""
+            try:
+                self._fold(rec, x, batch_index)  # checks finiteness before it changes `rec`
+            except NonFiniteActivation:
+                if rec.name not in optional:
+                    raise
+                return False
+            return True
+
         big = sum(1 for _, x in jobs if x.size >= _CHUNK)
         if self.workers > 1 and big > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="trtq-hist")
             # largest tensors first for a balanced schedule; errors re-raised in `tensors` order
             order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1].size)
-            futures = {i: self._pool.submit(self._fold, *jobs[i], batch_index) for i in order}
+            futures = {i: self._pool.submit(fold, *jobs[i]) for i in order}
             for i in range(len(jobs)):
                 futures[i].exception()
-            for i in range(len(jobs)):
-                futures[i].result()
+            folded = [futures[i].result() for i in range(len(jobs))]
         else:
-            for rec, x in jobs:
-                self._fold(rec, x, batch_index)
+            folded = [fold(rec, x) for rec, x in jobs]
+        dropped = [rec.name for (rec, _), ok in zip(jobs, folded) if not ok]
+        for name in dropped:
+            del self.tensors[name]
         self.batches += 1
+        return dropped
 
     def merge(self, other: HistogramCollector) -> None:
         """Add another collector's statistics (e.g. from another worker's share of the data).
