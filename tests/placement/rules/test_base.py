@@ -254,3 +254,15 @@ def test_a_plugin_rule_disabled_by_name_is_gone_and_unknown_once_unregistered(pl
     RULES.unregister("TouchHead")
     with pytest.raises(UsageError, match="'TouchHead' in disable_rules .* is not registered"):
         PlacementConfig(disable_rules=("TouchHead",)).validate()
+
+
+def test_scale_groups_merge_transitively_in_plan_order_and_drop_singletons() -> None:
+    from trtq.placement.rules.base import ScaleGroups
+
+    groups = ScaleGroups()
+    groups.join("c", "a")
+    groups.join("d", "c")  # d joins a's group through c
+    groups.join("e", "f")
+    groups.join("x", "g")  # x is not an activation of the plan: g stays alone
+    assert groups.groups(["a", "b", "c", "d", "e", "f", "g"]) == [["a", "c", "d"], ["e", "f"]]
+    assert groups.groups(["f", "e", "d", "c", "a"]) == [["f", "e"], ["d", "c", "a"]]

@@ -95,15 +95,3 @@ def test_residual_add_disabled_leaves_the_add_to_the_elementwise_rule(onnx_graph
     d = plan.decision_for("add")
     assert d.rule == "Int8Elementwise" and not d.quantized  # its output reaches the head conv through a Relu
     assert plan.consumers["stem_relu_out"] == ["conv1"] and "conv2_out" not in plan.activations
-
-
-def test_scale_groups_merge_transitively_in_plan_order_and_drop_singletons() -> None:
-    from trtq.placement.rules.patterns import ScaleGroups
-
-    groups = ScaleGroups()
-    groups.join("c", "a")
-    groups.join("d", "c")  # d joins a's group through c
-    groups.join("e", "f")
-    groups.join("x", "g")  # x is not an activation of the plan: g stays alone
-    assert groups.groups(["a", "b", "c", "d", "e", "f", "g"]) == [["a", "c", "d"], ["e", "f"]]
-    assert groups.groups(["f", "e", "d", "c", "a"]) == [["f", "e"], ["d", "c", "a"]]

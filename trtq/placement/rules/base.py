@@ -37,6 +37,7 @@ __all__ = [
     "WeightedRule",
     "PatternRule",
     "PostPassRule",
+    "ScaleGroups",
     "KINDS",
     "DEFAULT_ORDER",
     "RULES",
@@ -273,3 +274,30 @@ def default_weighted_rules() -> list[WeightedRule]:
 def default_pattern_rules() -> list[PatternRule]:
     """The pattern rules that run by default, in order (a node takes the first rule that answers)."""
     return make_rules(PatternRule, default_rule_names())
+
+
+class ScaleGroups:
+    """Tensors joined into groups that share one scale (a union-find over tensor names)."""
+
+    def __init__(self) -> None:
+        self._parent: dict[str, str] = {}
+
+    def _root(self, x: str) -> str:
+        parent = self._parent
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(self, a: str, b: str) -> None:
+        """Put `a` and `b` (and their groups) in one group."""
+        self._parent[self._root(a)] = self._root(b)
+
+    def groups(self, activations: Sequence[str]) -> list[list[str]]:
+        """The groups of two or more of `activations`, each in `activations` order, ordered by first member."""
+        order = {t: i for i, t in enumerate(activations)}
+        merged: dict[str, list[str]] = {}
+        for t in sorted((t for t in self._parent if t in order), key=lambda t: order[t]):
+            merged.setdefault(self._root(t), []).append(t)
+        return [g for g in merged.values() if len(g) > 1]

@@ -30,11 +30,11 @@ from trtq.placement.rules.base import (
     PlacementContext,
     PlanView,
     PostPassRule,
+    ScaleGroups,
     Verdict,
     WeightedRule,
     register_rule,
 )
-from trtq.placement.rules.patterns import ScaleGroups
 
 if TYPE_CHECKING:
     import onnx

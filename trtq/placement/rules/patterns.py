@@ -22,6 +22,7 @@ from trtq.placement.rules.base import (
     PlacementContext,
     PlanView,
     PostPassRule,
+    ScaleGroups,
     Verdict,
     register_rule,
 )
@@ -39,7 +40,6 @@ __all__ = [
     "Commuting",
     "ConcatSharedScale",
     "concat_scale_groups",
-    "ScaleGroups",
 ]
 
 
@@ -160,33 +160,6 @@ class Commuting(PatternRule):
 
     def apply(self, node: onnx.NodeProto, ctx: PlacementContext, view: PlanView) -> Verdict | None:
         return Verdict([], f"{node.op_type} commutes with Q/DQ; TensorRT propagates the neighbouring Q/DQ")
-
-
-class ScaleGroups:
-    """Tensors joined into groups that share one scale (a union-find over tensor names)."""
-
-    def __init__(self) -> None:
-        self._parent: dict[str, str] = {}
-
-    def _root(self, x: str) -> str:
-        parent = self._parent
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def join(self, a: str, b: str) -> None:
-        """Put `a` and `b` (and their groups) in one group."""
-        self._parent[self._root(a)] = self._root(b)
-
-    def groups(self, activations: Sequence[str]) -> list[list[str]]:
-        """The groups of two or more of `activations`, each in `activations` order, ordered by first member."""
-        order = {t: i for i, t in enumerate(activations)}
-        merged: dict[str, list[str]] = {}
-        for t in sorted((t for t in self._parent if t in order), key=lambda t: order[t]):
-            merged.setdefault(self._root(t), []).append(t)
-        return [g for g in merged.values() if len(g) > 1]
 
 
 def concat_scale_groups(ctx: PlacementContext, activations: Sequence[str]) -> list[list[str]]:
