@@ -41,6 +41,9 @@ def test_npz_with_labels_npy_and_pickle_refusal(tmp_path: Path) -> None:
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(UsageError, match="unpickling"):
         load_data(tmp_path / "obj.npy")
+    np.savez(tmp_path / "obj.npz", x=x, y=np.array([{"a": 1}] * 5, dtype=object))
+    with pytest.raises(UsageError, match=r"obj.npz array 'y' cannot be read without unpickling"):
+        load_data(tmp_path / "obj.npz")
     np.save(tmp_path / "flat.npy", np.zeros((3, 4)))
     with pytest.raises(UsageError, match=r"expected \(N, C, H, W\)"):
         load_data(tmp_path / "flat.npy")
@@ -118,11 +121,6 @@ def test_npz_keys_labels_and_inconsistent_files(tmp_path: Path) -> None:
         load_data(tmp_path / "junk.npz")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trtq/data/load.py reads every ValueError of np.load as a pickle refusal: a truncated .npy is reported "
-    "as 'cannot be read without unpickling' instead of an unreadable file",
-)
 def test_a_truncated_npy_is_called_unreadable_not_pickled(tmp_path: Path) -> None:
     np.save(tmp_path / "cut.npy", np.zeros((4, 1, 2, 2), np.float32))
     (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:100])

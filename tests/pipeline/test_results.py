@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
-
 from trtq.config import BuildConfig
 from trtq.files import dumps_json
 from trtq.pipeline.results import (
@@ -35,11 +33,6 @@ def test_placement_summary_counts_and_lists_the_candidates_left_out(onnx_graph):
     assert s.skipped[0]["node"] == "head" and s.to_json()["qat_check"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PlacementSummary.from_plan reads plan.rules, but QDQPlan records the rules as enabled_rules: "
-    "report.json's placement.rules is always empty",
-)
 def test_placement_summary_records_the_rules_that_ran(onnx_graph):
     plan = plan_qdq(onnx_graph("residual_block"), PlacementConfig(disable_rules=("Commuting",)))
     assert PlacementSummary.from_plan(plan).rules == plan.enabled_rules

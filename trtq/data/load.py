@@ -72,7 +72,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     loaded = _open_arrays(path)
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
-            return {k: loaded[k] for k in loaded.keys()}
+            return {k: _member(loaded, k, path) for k in loaded.keys()}
     return {"": loaded}
 
 
@@ -80,19 +80,31 @@ def _open_arrays(path: Path) -> Any:
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as e:
-        raise UsageError(
-            f"{path} cannot be read without unpickling ({e}); save plain numeric arrays"
-        ) from None
+        if "allow_pickle" in str(e):  # numpy's refusal of pickled (object) data
+            raise UsageError(
+                f"{path} cannot be read without unpickling ({e}); save plain numeric arrays"
+            ) from None
+        raise UsageError(f"{path} is not a readable .npy/.npz file ({e})") from None
     except Exception as e:
         raise UsageError(f"{path} is not a readable .npy/.npz file ({type(e).__name__})") from None
 
 
-def _one_token_array(loaded: Any, keys: list[str]) -> bool:
+def _member(loaded: Any, key: str, path: Path) -> np.ndarray:
+    """One array of an .npz; an object (pickled) member is refused the way a pickled .npy is."""
+    try:
+        return loaded[key]
+    except ValueError as e:
+        raise UsageError(
+            f"{path} array {key!r} cannot be read without unpickling ({e}); save plain numeric arrays"
+        ) from None
+
+
+def _one_token_array(loaded: Any, keys: list[str], path: Path) -> bool:
     """One named integer [N, sequence] array (token ids): a named input, not an image batch."""
     inputs = [k for k in keys if k not in LABEL_KEYS]
     if len(inputs) != 1 or inputs[0] in SINGLE_INPUT_KEYS or inputs[0].startswith("arr_"):
         return False
-    a = loaded[inputs[0]]
+    a = _member(loaded, inputs[0], path)
     return a.ndim == 2 and np.issubdtype(a.dtype, np.integer)
 
 
@@ -102,17 +114,17 @@ def _from_arrays(path: Path, input_names: Sequence[str] | None = None) -> DataSo
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             keys = list(loaded.keys())
-            if is_named_layout(keys, input_names) or _one_token_array(loaded, keys):
-                return named_from_arrays({k: loaded[k] for k in keys}, input_names, str(path))
+            if is_named_layout(keys, input_names) or _one_token_array(loaded, keys, path):
+                return named_from_arrays({k: _member(loaded, k, path) for k in keys}, input_names, str(path))
             xkey = next(
                 (k for k in ("x", "images", "data", "input") if k in keys),
                 keys[0] if len(keys) == 1 else None,
             )
             if xkey is None:  # pragma: no cover - is_named_layout takes every other layout
                 raise UsageError(f"{path} has arrays {keys}; name the samples 'x' (and labels 'y')")
-            x = loaded[xkey]
+            x = _member(loaded, xkey, path)
             ykey = next((k for k in ("y", "labels", "label") if k in keys), None)
-            labels = loaded[ykey].astype(np.int64) if ykey else None
+            labels = _member(loaded, ykey, path).astype(np.int64) if ykey else None
     else:
         x = loaded
     if x.ndim != 4:

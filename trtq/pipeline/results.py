@@ -47,7 +47,7 @@ class PlacementSummary:
                 for d in plan.decisions
                 if not d.quantized
             ],
-            rules=list(getattr(plan, "rules", []) or []),
+            rules=list(plan.enabled_rules or []),
         )
 
     def to_json(self) -> dict[str, Any]:
