@@ -44,3 +44,16 @@ def test_quiet_track_is_lazy():
 
     it = progress.track(items(), "work")
     assert seen == [] and next(it) == 0 and seen == [0]
+
+
+def test_no_bar_and_no_blank_line_when_stderr_is_not_a_terminal(capsys, monkeypatch):
+    progress.set_quiet(False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    assert list(progress.track(range(3), "work")) == [0, 1, 2]
+    with progress.status("exporting"):
+        pass
+    assert capsys.readouterr() == ("", "")  # rich used to leave one blank line per bar in a log
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # a terminal: the bar is drawn
+    assert list(progress.track(range(3), "work")) == [0, 1, 2]
+    assert "work" in capsys.readouterr().err

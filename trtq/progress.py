@@ -1,4 +1,4 @@
-"""Progress bars (rich) for long steps; silent when quiet or when stderr is not a terminal-worthy sink."""
+"""Progress bars (rich) for long steps; silent when quiet or when stderr is not a terminal."""
 
 from __future__ import annotations
 
@@ -22,6 +22,15 @@ def is_quiet() -> bool:
     return _QUIET
 
 
+def _terminal_console():  # -> rich.console.Console | None
+    """rich's Console on stderr when it is a terminal; None otherwise (a log file or a pipe gets no bars: rich
+    would leave a blank line there for each bar and spinner)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return console if console.is_terminal else None
+
+
 def note(line: str) -> None:
     """An informational line on stderr (nothing when quiet)."""
     if not _QUIET:
@@ -31,11 +40,11 @@ def note(line: str) -> None:
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a rich progress bar on stderr (nothing when quiet)."""
-    if _QUIET:
+    """Iterate with a rich progress bar on stderr (nothing when quiet or when stderr is not a terminal)."""
+    console = None if _QUIET else _terminal_console()
+    if console is None:
         yield from items
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if total is None:
@@ -43,7 +52,6 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
             total = len(items)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -60,11 +68,10 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 
 @contextlib.contextmanager
 def status(message: str) -> Iterator[None]:
-    """A spinner for a step without a count (export, engine build)."""
-    if _QUIET:
+    """A spinner for a step without a count (export, engine build); nothing when quiet or not on a terminal."""
+    console = None if _QUIET else _terminal_console()
+    if console is None:
         yield
         return
-    from rich.console import Console
-
-    with Console(stderr=True).status(message):
+    with console.status(message):
         yield
