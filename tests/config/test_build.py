@@ -138,6 +138,7 @@ OVERRIDE_CASES = {
     "percentile": (99.5, lambda c: c.calibration.params["percentile"], 99.5),
     "calib_cache": ("c.cache", lambda c: c.calibration.cache, "c.cache"),
     "trt_cache_version": ((10, 13, 3), lambda c: c.calibration.cache_version, (10, 13, 3)),
+    "trt_cache": (True, lambda c: c.calibration.trt_cache, True),
     "choose_metric": ("mse", lambda c: c.calibration.choose_metric, "mse"),
     "choose_samples": (64, lambda c: c.calibration.choose_samples, 64),
     "exporter": ("dynamo", lambda c: c.export.exporter, "dynamo"),

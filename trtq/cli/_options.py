@@ -268,6 +268,12 @@ def add_calibration_args(
         g.add_argument(
             "--calib-cache", default=S, help="take scales from a TensorRT calibration cache instead"
         )
+        g.add_argument(
+            "--trt-cache", dest="write_trt_cache", action="store_true", default=S,
+            help="also write calibration.cache, TensorRT's calibration cache (every float tensor's scale, for "
+            "TensorRT 10 implicit INT8 with trtq engine --calib-cache; the engine of a build does not use it). "
+            "Off by default: it makes the calibration pass measure about twice as many tensors",
+        )  # fmt: skip
 
 
 def _weight_methods_help() -> str:

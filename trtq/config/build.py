@@ -308,6 +308,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "percentile": ("calibration", "params"),
     "calib_cache": ("calibration", "cache"),
     "trt_cache_version": ("calibration", "cache_version"),
+    "trt_cache": ("calibration", "trt_cache"),
     "choose_metric": ("calibration", "choose_metric"),
     "choose_samples": ("calibration", "choose_samples"),
     "smoothquant": ("calibration", "smoothquant"),

@@ -28,7 +28,9 @@ def test_cache_algorithm_labels():
 
 def test_run_writes_calibration_json_and_the_cache_of_the_chosen_method(run_context, fp32, tmp_path):
     plan = plan_qdq(fp32)
-    ctx = run_context(_config(method="minmax", cache_version=(10, 13, 3)), fp32=fp32, plan=plan)
+    ctx = run_context(
+        _config(method="minmax", cache_version=(10, 13, 3), trt_cache=True), fp32=fp32, plan=plan
+    )
     CalibrateStage().run(ctx)
     staging = tmp_path / "staging"
     doc = json.loads((staging / "calibration.json").read_text())
@@ -57,6 +59,32 @@ def test_run_writes_calibration_json_and_the_cache_of_the_chosen_method(run_cont
         len(plan.activations),
     )
     assert ctx.calibration.amax_for() == expected.amax_for()
+
+
+def test_without_trt_cache_no_cache_is_written_and_only_the_plans_tensors_are_calibrated(
+    run_context, fp32, tmp_path, monkeypatch
+):
+    """The cache is written on request only (`--trt-cache`); without it the calibration pass exposes and folds
+    only the activations the Q/DQ plan quantizes, not every float tensor the cache would need."""
+    import trtq.calibration as calibration
+    from trtq.precision import float_tensors
+
+    asked: list[list[str]] = []
+    real = calibration.calibrate
+    monkeypatch.setattr(
+        calibration, "calibrate", lambda m, b, t, *a, **k: asked.append(list(t)) or real(m, b, t, *a, **k)
+    )
+    plan = plan_qdq(fp32)
+    ctx = run_context(_config(method="minmax"), fp32=fp32, plan=plan)
+    CalibrateStage().run(ctx)
+    staging = tmp_path / "staging"
+    assert (staging / "calibration.json").is_file() and not (staging / "calibration.cache").exists()
+    assert "calibration.cache" not in ctx.result.artifacts
+    assert asked == [list(plan.activations)]
+    asked.clear()
+    CalibrateStage().run(run_context(_config(method="minmax", trt_cache=True), fp32=fp32, plan=plan))
+    assert set(asked[0]) == set(float_tensors(fp32)) > set(plan.activations)
+    assert (staging / "calibration.cache").is_file()
 
 
 def test_several_methods_are_chosen_on_held_out_data_with_plots(run_context, fp32, tmp_path):
