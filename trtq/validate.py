@@ -153,11 +153,10 @@ def polygraphy_runner(model: Any, name: str | None = None) -> Any:
         from polygraphy.backend.onnxrt import OnnxrtRunner
 
         from trtq.onnx_io import session_input
-        from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS
+        from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, session_options
 
         def make_session() -> Any:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
+            opts = session_options()
             if not isinstance(model, onnx.ModelProto):
                 source: Any = str(model)  # a file: ONNX Runtime reads external data beside it
                 return ort.InferenceSession(
