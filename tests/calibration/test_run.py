@@ -255,3 +255,24 @@ def test_the_split_into_parts_changes_no_threshold(convnet):
     parts = calibrate(convnet, _batches(3, 8), names, ["all"], activation_budget=1)  # one sample per call
     assert parts.amax == whole.amax
     assert all(parts.histograms[t].fine.tolist() == whole.histograms[t].fine.tolist() for t in names)
+
+
+@pytest.mark.parametrize("budget", [0, 1])  # whole batches; one sample a call (the parts joined per batch)
+def test_outputs_are_the_fp32_models_graph_outputs_per_batch(convnet, budget):
+    """`outputs=`: the graph outputs the calibration inference computes anyway, per batch, as a plain FP32 session
+    (no tensor exposed) gives them."""
+    import onnxruntime as ort
+
+    batches = _batches(3, 8)
+    got: list[dict[str, np.ndarray]] = []
+    plain = calibrate(convnet, batches, _acts(convnet), ["minmax"], activation_budget=budget)
+    cal = calibrate(convnet, batches, _acts(convnet), ["minmax"], activation_budget=budget, outputs=got)
+    assert cal.amax == plain.amax  # asking for the outputs changes no threshold
+    sess = ort.InferenceSession(convnet.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in convnet.graph.output]
+    assert len(got) == len(batches) and all(list(g) == names for g in got)
+    for g, b in zip(got, batches):
+        want = dict(zip(names, sess.run(names, {"x": b["x"]})))
+        for n in names:
+            assert g[n].shape == want[n].shape
+            np.testing.assert_allclose(g[n], want[n], rtol=1e-5, atol=1e-6)

@@ -126,6 +126,7 @@ def calibrate(
     threads: int | None = None,
     optional: Sequence[str] = (),
     activation_budget: int = ACTIVATION_BUDGET,
+    outputs: list[dict[str, np.ndarray]] | None = None,
 ) -> Calibration:
     """Compute per-tensor amax for every method in `methods` from one pass of the FP32 model.
 
@@ -146,6 +147,9 @@ def calibrate(
         activation_budget: bytes of exposed activations one ONNX Runtime call may return: a batch is run a
             few samples at a time (as many as fit, measured on its first sample) when the model's batch axis
             is dynamic. The thresholds do not depend on it (the histograms are exact and order-free).
+        outputs: a list to append each batch's graph outputs to (name -> array, the parts of a batch joined): the
+            FP32 model's outputs on the calibration data, which the same inference computes anyway, so a run that
+            validates on its calibration data needs no second FP32 pass.
 
     Returns:
         The thresholds of every method; `method` is the first one requested.
@@ -183,6 +187,7 @@ def calibrate(
     seen = 0
     maybe = set(optional)
     notes: list[str] = []
+    graph_outputs = [o.name for o in proto.graph.output]
     runner = OnnxRuntimeRunner(proto, extra_outputs=from_graph, threads=threads, name="calibration")
     with runner:
         meta = runner.input_metadata()
@@ -197,15 +202,23 @@ def calibrate(
                     f"calibration batch {index} has no input {missing[0]!r} (it has: {', '.join(map(str, feed))})"
                 )
             model_feed = {n: np.asarray(feed[n], dtype=meta[n][0]) for n in input_names}
-            pieces = parts.parts(model_feed) if from_graph else iter([(model_feed, {})])
-            for part, outputs in pieces:
-                activations = {t: (part[t] if t in part else outputs[t]) for t in tensors}
-                del outputs
+            pieces = (
+                parts.parts(model_feed) if from_graph or outputs is not None else iter([(model_feed, {})])
+            )
+            kept: dict[str, list[np.ndarray]] = {}
+            for part, got in pieces:
+                activations = {t: (part[t] if t in part else got[t]) for t in tensors}
+                if outputs is not None:
+                    for o in graph_outputs:
+                        kept.setdefault(o, []).append(np.array(got[o]))
+                del got
                 # NaN/Inf -> NonFiniteActivation, except in an optional tensor: that one is dropped
                 for t in collector.collect(activations, batch_index=index, optional=maybe):
                     tensors.remove(t)
                     notes.append(f"calibration.cache leaves out {t!r}: it holds NaN or Inf (batch {index})")
                 del activations, part
+            if outputs is not None:
+                outputs.append({o: v[0] if len(v) == 1 else np.concatenate(v) for o, v in kept.items()})
             seen += 1
     if seen == 0:
         raise UsageError("the calibration data yielded no batches; check --calib-data")

@@ -196,6 +196,15 @@ class RunContext:
             self.reference = cached = (fp32, model_outputs(fp32, self.feeds(data)))
         return cached[1]
 
+    def share_fp32_reference(self, fp32: Any, outputs: list[dict[str, Any]]) -> None:
+        """Take `outputs` (per batch, every batch of `inputs.validation` in order) as `fp32`'s reference, computed by
+        a pass that ran the FP32 model over the evaluation data anyway (the calibration pass without --eval-data)."""
+        data = self.inputs.validation
+        batches = data.num_batches(self.config.data.batch_size) if data is not None else None
+        if batches is not None and len(outputs) != batches:
+            raise TrtqError(f"{len(outputs)} FP32 reference batches for {batches} evaluation batches")
+        self.reference = (fp32, outputs)
+
     def need(self, attr: str, stage: str) -> Any:
         """`getattr(self, attr)`, or a TrtqError saying which stage should have produced it."""
         value = getattr(self, attr)

@@ -172,6 +172,37 @@ def test_calib_all_scores_methods_on_the_held_out_subset_only_with_the_shared_fp
     }
 
 
+def test_without_eval_data_the_calibration_pass_gives_the_fp32_reference(run_context, fp32, monkeypatch):
+    """Validating on the calibration data: the calibration inference's graph outputs are the run's FP32 reference
+    (no second FP32 pass over the data), equal to a plain FP32 run over the same batches."""
+    import numpy as np
+
+    import trtq.validate as validate
+
+    references = []
+    real_outputs = validate.model_outputs
+    monkeypatch.setattr(
+        validate, "model_outputs", lambda *a, **k: references.append(1) or real_outputs(*a, **k)
+    )
+    config = BuildConfig(
+        data=DataConfig(batch_size=4), calibration=CalibrationConfig(method="all", choose_samples=6)
+    )
+    ctx = run_context(config, calib=arrays(10, seed=2), fp32=fp32, plan=plan_qdq(fp32))
+    CalibrateStage().run(ctx)  # the method choice reads the reference too
+    shared = ctx.fp32_reference()
+    assert references == [] and ctx.reference[0] is fp32 and len(shared) == 3  # 10 samples in batches of 4
+    plain = real_outputs(fp32, ctx.feeds(ctx.inputs.calib))
+    assert [list(b) for b in shared] == [list(b) for b in plain]
+    for got, want in zip(shared, plain):
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
+    with_eval = run_context(
+        config, calib=arrays(10, seed=2), eval=arrays(8, seed=3), fp32=fp32, plan=plan_qdq(fp32)
+    )
+    CalibrateStage().run(with_eval)  # other evaluation data: its own FP32 pass, once
+    assert references == [1] and len(with_eval.fp32_reference()) == 2 and references == [1]
+
+
 def test_choose_samples_is_checked():
     with pytest.raises(UsageError, match="--choose-samples must be a whole number"):
         CalibrationConfig(choose_samples=-1).validate()

@@ -145,11 +145,15 @@ class CalibrateStage:
         extra: list[str] = []
         if _writes_cache(ctx):  # implicit INT8 needs every tensor: computed in the same pass
             extra = [t for t in float_tensors(fp32) if t not in set(planned)]  # type: ignore[arg-type]
+        # validating on the calibration data (no --eval-data): the pass's own FP32 outputs are the run's reference
+        outputs: list[dict] | None = [] if ctx.inputs.validation is data and ctx.reference is None else None
         with ctx.clock("calibration_pass"):
             cal = calibrate(
-                fp32, ctx.feeds(data), planned + extra, methods,
-                num_batches=data.num_batches(batch), params=cfg.params, format=ctx.config.format, optional=extra,
+                fp32, ctx.feeds(data), planned + extra, methods, num_batches=data.num_batches(batch),
+                params=cfg.params, format=ctx.config.format, optional=extra, outputs=outputs,
             )  # fmt: skip
+        if outputs is not None:
+            ctx.share_fp32_reference(fp32, outputs)
         every = {m: dict(v) for m, v in cal.amax.items()}
         if extra:
             _keep_only(cal, planned)
