@@ -74,6 +74,9 @@ class ValidationResult:
         reference_metrics: each metric of the reference against itself (its accuracy; 1.0 for agreement).
         candidates: label -> comparison.
         tolerances: Polygraphy's settings.
+        reused: label -> how many of its samples' outputs were not run again here but taken from an earlier run of
+            the same model on them (the `--calib all` method choice runs the chosen Q/DQ model on its held-out
+            samples); every sample was still run once by that model.
     """
 
     reference: str
@@ -83,6 +86,7 @@ class ValidationResult:
     reference_metrics: dict[str, float] = field(default_factory=dict)
     candidates: dict[str, Comparison] = field(default_factory=dict)
     tolerances: dict[str, Any] = field(default_factory=dict)
+    reused: dict[str, int] = field(default_factory=dict)
 
     def value(self, model: str, metric: str) -> float | None:
         """A metric of `model` (the reference or a candidate label); None when not computed."""
@@ -109,6 +113,7 @@ class ValidationResult:
                 **{k: c.polygraphy_pass for k, c in self.candidates.items()},
                 **self.tolerances,
             },
+            **({"reused_outputs": dict(self.reused)} if self.reused else {}),
         }
 
 

@@ -168,12 +168,19 @@ class CalibrateStage:
                 idx = held.subset_indices(cfg.choose_samples or None, ctx.config.seed)
                 subset = held.subset(cfg.choose_samples or None, ctx.config.seed)
                 reference = {k: v[idx] for k, v in _joined(ctx.fp32_reference()).items()}
+                kept: dict = {}
                 choose_method(
                     cal, lambda a: insert_qdq(fp32, plan, a, format=ctx.config.format),  # type: ignore[arg-type]
                     lambda: ctx.feeds(subset), reference_outputs=reference, metric=cfg.choose_metric,
-                    targets=subset.targets,
+                    targets=subset.targets, keep=kept,
                 )  # fmt: skip
                 cal.settings["choose_samples"] = int(len(idx))
+                if (
+                    kept.get("digest") is not None
+                ):  # validation reuses them if model.int8.onnx is this same model
+                    from trtq.pipeline.context import HeldOutRun
+
+                    ctx.heldout = HeldOutRun(indices=idx, digest=kept["digest"], outputs=kept["outputs"])
         summary = CalibrationSummary(
             method=cal.method, methods=list(methods), tensors=len(cal.tensors), source="data", samples=len(data),
             choose_metric=cfg.choose_metric if len(methods) > 1 else None, scores=cal.scores,

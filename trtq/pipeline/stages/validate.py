@@ -44,12 +44,18 @@ class ValidateStage:
         models = {"fp32": fp32, "int8": int8, **({"typed": ctx.typed} if ctx.typed is not None else {})}
         with status("validating against FP32 (ONNX Runtime, Q/DQ as written)"):
             # one model at a time over batches decoded afresh; the FP32 outputs are the shared reference
-            runs = run_models(models, lambda: ctx.feeds(data), outputs={"fp32": ctx.fp32_reference()})
+            known = {"fp32": ctx.fp32_reference()}
+            reused = _int8_from_heldout(ctx, int8, known["fp32"])
+            if reused is not None:
+                known["int8"] = reused
+            runs = run_models(models, lambda: ctx.feeds(data), outputs=known)
             ctx.result.validation = evaluate_runs(
                 runs, "fp32", [k for k in models if k != "fp32"], targets=data.targets,
                 extra_metrics=run_metrics(ctx), data=ctx.inputs.validation_label, rtol=cfg.rtol, atol=cfg.atol,
                 check_error_stat=cfg.check_error_stat,
             )  # fmt: skip
+            if reused is not None and ctx.heldout is not None:
+                ctx.result.validation.reused = {"int8": int(len(ctx.heldout.indices))}
             from trtq.pipeline.stages.task import detection_section
 
             section = detection_section(ctx, runs)
@@ -58,6 +64,36 @@ class ValidateStage:
         warning = class_count_warning(data, runs)
         if warning:
             ctx.result.warnings.append(warning)
+
+
+def _int8_from_heldout(ctx: RunContext, int8: object, reference: list) -> list[dict] | None:
+    """model.int8.onnx's outputs per evaluation batch, its `--calib all` held-out samples taken from the method
+    choice (which ran this same model on them: equal digests) and only the other samples run now; None when the
+    choice ran another model (weight PTQ, a fallback plan) or kept no outputs."""
+    import numpy as np
+
+    from trtq.calibration.choose import model_digest
+    from trtq.validate import model_outputs
+
+    held, data = ctx.heldout, ctx.inputs.validation
+    if held is None or data is None or model_digest(int8) != held.digest:  # type: ignore[arg-type]
+        return None
+    sizes = [len(next(iter(b.values()))) for b in reference]
+    total = sum(sizes)
+    rest = np.setdiff1d(np.arange(total), held.indices)
+    joined: dict[str, np.ndarray] = {}
+    if len(rest):
+        got = model_outputs(int8, ctx.feeds(data.take(rest)), "int8")
+        ran = {k: np.concatenate([np.asarray(b[k]) for b in got]) for k in got[0]}
+    else:
+        ran = {k: v[:0] for k, v in held.outputs.items()}
+    for k, v in held.outputs.items():
+        v = np.asarray(v)
+        full = np.empty((total, *v.shape[1:]), dtype=v.dtype)
+        full[held.indices], full[rest] = v, ran[k]
+        joined[k] = full
+    bounds = np.cumsum([0, *sizes])
+    return [{k: v[a:b] for k, v in joined.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def class_count_warning(data: object, runs: object) -> str | None:
