@@ -47,12 +47,15 @@ class Comparison:
         metrics: registered metric name -> value against the reference.
         outputs: output name -> error statistics (max/mean/median abs, max relative, cosine, min cosine).
         polygraphy_pass: Polygraphy's verdict at the tolerances asked.
+        samples: how many samples it was scored on, when fewer than the validation's (a reproducible subset, the
+            reference restricted to the same samples); None: all of them.
     """
 
     candidate: str
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
     polygraphy_pass: bool | None = None
+    samples: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,10 @@ class ValidationResult:
         c = self.candidates.get(model)
         return None if c is None else c.metrics.get(metric)
 
+    def subsets(self) -> dict[str, int]:
+        """label -> samples, for the candidates scored on a subset of the validation's samples."""
+        return {k: c.samples for k, c in self.candidates.items() if c.samples is not None}
+
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
 
@@ -114,6 +121,7 @@ class ValidationResult:
                 **self.tolerances,
             },
             **({"reused_outputs": dict(self.reused)} if self.reused else {}),
+            **({"samples_of": subsets} if (subsets := self.subsets()) else {}),
         }
 
 

@@ -154,6 +154,7 @@ OVERRIDE_CASES = {
     "checkpoint": ("c.pt", lambda c: c.export.checkpoint, "c.pt"),
     "trust_pickle": (True, lambda c: c.export.trust_pickle, True),
     "typed_graph": (False, lambda c: c.typing.enabled, False),
+    "typed_samples": (0, lambda c: c.typing.samples, 0),
     "max_drop": (0.5, lambda c: c.fallback.max_drop, 0.5),
     "fallback": (["/a", "/b"], lambda c: c.fallback.layers, ("/a", "/b")),
     "metric": ("cosine", lambda c: c.fallback.metric, "cosine"),

@@ -335,6 +335,9 @@ def add_typing_args(p: argparse.ArgumentParser, *, keep: bool = False, switch: b
         g.add_argument(
             "--no-typed", action="store_true", default=S, help="do not write the FP16-typed model.trt.onnx"
         )
+        g.add_argument("--typed-samples", type=int, default=S, metavar="N",
+                       help="evaluation samples the typed graph is validated on: a reproducible subset, the "
+                       "--calib all held-out samples at the same count (default 128; 0 = all)")  # fmt: skip
     if keep:
         g.add_argument("--keep-fp32", action="append", metavar="NAME_OR_REGEX", default=S,
                        help="nodes the typed model keeps FP32")  # fmt: skip

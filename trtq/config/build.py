@@ -323,6 +323,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "trust_pickle": ("export", "trust_pickle"),
     "exporter": ("export", "exporter"),
     "typed_graph": ("typing", "enabled"),
+    "typed_samples": ("typing", "samples"),
     "weight_ptq": ("weights", "methods"),
     "weight_storage": ("weights", "storage"),
     "max_drop": ("fallback", "max_drop"),
