@@ -276,3 +276,38 @@ def test_outputs_are_the_fp32_models_graph_outputs_per_batch(convnet, budget):
         for n in names:
             assert g[n].shape == want[n].shape
             np.testing.assert_allclose(g[n], want[n], rtol=1e-5, atol=1e-6)
+
+
+def test_ahead_keeps_the_order_makes_one_item_ahead_and_reraises():
+    """`ahead`: the calibration pass's next ONNX Runtime call runs while the current part is folded; no more than the
+    caller's item and the next one exist at a time; an error of the producer reaches the caller in order."""
+    import threading
+
+    from trtq.calibration.run import ahead
+
+    made: list[int] = []
+    threads: set[str] = set()
+
+    def produce(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise TrtqError(f"batch {i}")
+            threads.add(threading.current_thread().name)
+            made.append(i)
+            yield i
+
+    got = []
+    for i in ahead(produce(6)):
+        assert len(made) - len(got) <= 2  # this item and at most the next
+        got.append(i)
+    assert got == list(range(6)) and threads == {"trtq-ahead"}
+    seen = []
+    with pytest.raises(TrtqError, match="batch 3"):
+        for i in ahead(produce(6, fail_at=3)):
+            seen.append(i)
+    assert seen == [0, 1, 2]
+    made.clear()
+    stream = ahead(produce(100))
+    assert next(stream) == 0
+    stream.close()  # the caller stops early: the producer stops too
+    assert len(made) <= 2
