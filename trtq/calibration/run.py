@@ -191,7 +191,8 @@ def calibrate(
             failing the run.
         activation_budget: bytes of exposed activations one ONNX Runtime call may return: a batch is run a
             few samples at a time (as many as fit, measured on its first sample) when the model's batch axis
-            is dynamic. The thresholds do not depend on it (the histograms are exact and order-free).
+            is dynamic. The thresholds do not depend on it (the histograms are exact and order-free). Two parts are
+            alive at a time: the one being folded and the next, inferred meanwhile (`ahead`).
         outputs: a list to append each batch's graph outputs to (name -> array, the parts of a batch joined): the
             FP32 model's outputs on the calibration data, which the same inference computes anyway, so a run that
             validates on its calibration data needs no second FP32 pass.
