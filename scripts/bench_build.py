@@ -59,7 +59,9 @@ def run_child(cmd: list[str], env: dict[str, str], log: Path) -> dict:
     """Run a command; its wall time, exit status and own peak RSS (MiB)."""
     start = time.perf_counter()
     with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        # run in the log's folder: `python -c` puts the working directory first on sys.path, so a child started
+        # in a trtq checkout would import that trtq instead of the one --src names
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
@@ -115,7 +117,7 @@ def bench(args: argparse.Namespace) -> list[dict]:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(args.src).resolve()), env.get("PYTHONPATH", "")]
         ).rstrip(os.pathsep)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_build-"))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_build-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     runs = [r for r in args.runs.split(",") if r]

@@ -24,7 +24,12 @@ def accuracy_rows(validation: Any) -> list[tuple[str, dict[str, float | None]]]:
         return []
     names = [m.name for m in validation.metrics]
     models = [validation.reference, *validation.candidates]
-    return [(MODEL_LABELS.get(k, k), {n: validation.value(k, n) for n in names}) for k in models]
+    subsets = validation.subsets() if hasattr(validation, "subsets") else {}
+
+    def label(k: str) -> str:
+        return MODEL_LABELS.get(k, k) + (f", {subsets[k]} samples" if k in subsets else "")
+
+    return [(label(k), {n: validation.value(k, n) for n in names}) for k in models]
 
 
 def _data_phrase(validation: Any) -> str:

@@ -47,12 +47,15 @@ class Comparison:
         metrics: registered metric name -> value against the reference.
         outputs: output name -> error statistics (max/mean/median abs, max relative, cosine, min cosine).
         polygraphy_pass: Polygraphy's verdict at the tolerances asked.
+        samples: how many samples it was scored on, when fewer than the validation's (a reproducible subset, the
+            reference restricted to the same samples); None: all of them.
     """
 
     candidate: str
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
     polygraphy_pass: bool | None = None
+    samples: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,9 @@ class ValidationResult:
         reference_metrics: each metric of the reference against itself (its accuracy; 1.0 for agreement).
         candidates: label -> comparison.
         tolerances: Polygraphy's settings.
+        reused: label -> how many of its samples' outputs were not run again here but taken from an earlier run of
+            the same model on them (the `--calib all` method choice runs the chosen Q/DQ model on its held-out
+            samples); every sample was still run once by that model.
     """
 
     reference: str
@@ -83,6 +89,7 @@ class ValidationResult:
     reference_metrics: dict[str, float] = field(default_factory=dict)
     candidates: dict[str, Comparison] = field(default_factory=dict)
     tolerances: dict[str, Any] = field(default_factory=dict)
+    reused: dict[str, int] = field(default_factory=dict)
 
     def value(self, model: str, metric: str) -> float | None:
         """A metric of `model` (the reference or a candidate label); None when not computed."""
@@ -90,6 +97,10 @@ class ValidationResult:
             return self.reference_metrics.get(metric)
         c = self.candidates.get(model)
         return None if c is None else c.metrics.get(metric)
+
+    def subsets(self) -> dict[str, int]:
+        """label -> samples, for the candidates scored on a subset of the validation's samples."""
+        return {k: c.samples for k, c in self.candidates.items() if c.samples is not None}
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -109,6 +120,8 @@ class ValidationResult:
                 **{k: c.polygraphy_pass for k, c in self.candidates.items()},
                 **self.tolerances,
             },
+            **({"reused_outputs": dict(self.reused)} if self.reused else {}),
+            **({"samples_of": subsets} if (subsets := self.subsets()) else {}),
         }
 
 
@@ -153,11 +166,10 @@ def polygraphy_runner(model: Any, name: str | None = None) -> Any:
         from polygraphy.backend.onnxrt import OnnxrtRunner
 
         from trtq.onnx_io import session_input
-        from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS
+        from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, session_options
 
         def make_session() -> Any:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
+            opts = session_options()
             if not isinstance(model, onnx.ModelProto):
                 source: Any = str(model)  # a file: ONNX Runtime reads external data beside it
                 return ort.InferenceSession(

@@ -255,3 +255,59 @@ def test_the_split_into_parts_changes_no_threshold(convnet):
     parts = calibrate(convnet, _batches(3, 8), names, ["all"], activation_budget=1)  # one sample per call
     assert parts.amax == whole.amax
     assert all(parts.histograms[t].fine.tolist() == whole.histograms[t].fine.tolist() for t in names)
+
+
+@pytest.mark.parametrize("budget", [0, 1])  # whole batches; one sample a call (the parts joined per batch)
+def test_outputs_are_the_fp32_models_graph_outputs_per_batch(convnet, budget):
+    """`outputs=`: the graph outputs the calibration inference computes anyway, per batch, as a plain FP32 session
+    (no tensor exposed) gives them."""
+    import onnxruntime as ort
+
+    batches = _batches(3, 8)
+    got: list[dict[str, np.ndarray]] = []
+    plain = calibrate(convnet, batches, _acts(convnet), ["minmax"], activation_budget=budget)
+    cal = calibrate(convnet, batches, _acts(convnet), ["minmax"], activation_budget=budget, outputs=got)
+    assert cal.amax == plain.amax  # asking for the outputs changes no threshold
+    sess = ort.InferenceSession(convnet.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in convnet.graph.output]
+    assert len(got) == len(batches) and all(list(g) == names for g in got)
+    for g, b in zip(got, batches):
+        want = dict(zip(names, sess.run(names, {"x": b["x"]})))
+        for n in names:
+            assert g[n].shape == want[n].shape
+            np.testing.assert_allclose(g[n], want[n], rtol=1e-5, atol=1e-6)
+
+
+def test_ahead_keeps_the_order_makes_one_item_ahead_and_reraises():
+    """`ahead`: the calibration pass's next ONNX Runtime call runs while the current part is folded; no more than the
+    caller's item and the next one exist at a time; an error of the producer reaches the caller in order."""
+    import threading
+
+    from trtq.calibration.run import ahead
+
+    made: list[int] = []
+    threads: set[str] = set()
+
+    def produce(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise TrtqError(f"batch {i}")
+            threads.add(threading.current_thread().name)
+            made.append(i)
+            yield i
+
+    got = []
+    for i in ahead(produce(6)):
+        assert len(made) - len(got) <= 2  # this item and at most the next
+        got.append(i)
+    assert got == list(range(6)) and threads == {"trtq-ahead"}
+    seen = []
+    with pytest.raises(TrtqError, match="batch 3"):
+        for i in ahead(produce(6, fail_at=3)):
+            seen.append(i)
+    assert seen == [0, 1, 2]
+    made.clear()
+    stream = ahead(produce(100))
+    assert next(stream) == 0
+    stream.close()  # the caller stops early: the producer stops too
+    assert len(made) <= 2

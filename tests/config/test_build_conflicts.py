@@ -20,6 +20,10 @@ def test_a_calibration_method_with_a_cache_is_refused():
     with pytest.raises(UsageError, match="--calib-param/--percentile would not be used"):
         CalibrationConfig(cache="c.cache", params={"percentile": 99.0}).validate()
     CalibrationConfig(cache="c.cache").validate()  # the cache alone is fine
+    with pytest.raises(
+        UsageError, match="--trt-cache writes the scales calibration computes, but --calib-cache"
+    ):
+        CalibrationConfig(cache="c.cache", trt_cache=True).validate()
     assert CalibrationConfig().methods == ["entropy"]  # no method given: entropy
 
 
@@ -28,6 +32,10 @@ def test_the_option_given_now_wins_over_a_recorded_config():
 
     recorded = CalibrationConfig(method="mse")
     assert CalibrationConfig.from_args(argparse.Namespace(calib_cache="c.cache"), recorded).method is None
+    written = CalibrationConfig(
+        method="mse", trt_cache=True
+    )  # a recorded --trt-cache yields to a cache given now
+    assert CalibrationConfig.from_args(argparse.Namespace(calib_cache="c.cache"), written).trt_cache is False
     cached = CalibrationConfig(cache="c.cache")
     assert CalibrationConfig.from_args(argparse.Namespace(calib="minmax"), cached).cache is None
 
@@ -61,6 +69,7 @@ def test_percentile_with_entropy_names_the_option_that_was_given(capsys: pytest.
     "extra, needle",
     [
         (["--calib", "mse", "--calib-cache", "c.cache"], "--calib mse would not be used"),
+        (["--calib-cache", "c.cache", "--trt-cache"], "--trt-cache writes the scales calibration computes"),
         (["--max-drop", "1", "--fallback", "2"], "both decide how many layers stay FP16"),
         (["--max-drop", "-1"], "--max-drop -1.0: the budget must be >= 0"),
         (["--resize", "10", "--no-resize"], "--resize and --no-resize contradict each other"),

@@ -18,9 +18,10 @@ from trtq.pipeline.stages import QATGraphStage
 def test_digits_build_end_to_end(digits_files: tuple[Path, Path, Path], tmp_path: Path) -> None:
     ts, calib, val = digits_files
     res = build(str(ts), calib_data=calib, eval_data=val, out=tmp_path / "run", calib="entropy")
-    for name in ("model.onnx", "calibration.json", "calibration.cache", "model.int8.onnx", "model.trt.onnx",
+    for name in ("model.onnx", "calibration.json", "model.int8.onnx", "model.trt.onnx",
                  "report.json", "report.md"):  # fmt: skip
         assert (tmp_path / "run" / name).is_file(), name
+    assert not (tmp_path / "run" / "calibration.cache").exists()  # written on request only (trt_cache=True)
     int8 = onnx.load(str(tmp_path / "run" / "model.int8.onnx"))
     onnx.checker.check_model(int8, full_check=True)
     # every Conv/Gemm reads weight and input through DQ, unless placement says why not
@@ -52,6 +53,7 @@ def test_build_is_deterministic(digits_files: tuple[Path, Path, Path], tmp_path:
             calib="minmax",
             typed_graph=False,
             calib_samples=64,
+            trt_cache=True,
         )
     for art in ("model.onnx", "model.int8.onnx", "calibration.json", "calibration.cache"):
         assert (tmp_path / "a" / art).read_bytes() == (tmp_path / "b" / art).read_bytes(), art

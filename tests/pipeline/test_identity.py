@@ -40,7 +40,10 @@ def test_build_and_stage_commands_write_identical_artifacts(
     f = digits_files
     run = tmp_path / "run"
     common = ["--calib", "all", "--calib-data", str(f["calib"]), "--eval-data", str(f["val"]), "-q"]
-    assert main(["build", "--model", str(f["model"]), *common, "--out", str(run), "--no-engine"]) == 0
+    assert (
+        main(["build", "--model", str(f["model"]), *common, "--out", str(run), "--no-engine", "--trt-cache"])
+        == 0
+    )
 
     assert main(["export", "--model", str(f["model"]), "--sample-data", str(f["calib"]), "--out",
                  str(tmp_path / "m.onnx"), "-q"]) == 0  # fmt: skip
@@ -93,7 +96,7 @@ def test_a_run_repeats_from_its_report_and_options_override_it(
     first = tmp_path / "first"
     assert main(["build", "--model", str(f["model"]), "--calib-data", str(f["calib"]), "--eval-data", str(f["val"]),
                  "--calib", "percentile", "--percentile", "99.9", "--exclude", "/conv1/0/Conv", "--no-engine",
-                 "--out", str(first), "-q"]) == 0  # fmt: skip
+                 "--trt-cache", "--out", str(first), "-q"]) == 0  # fmt: skip
     again = tmp_path / "again"
     assert main(["build", "--config", str(first / "report.json"), "--out", str(again), "-q"]) == 0
     for name in ("model.onnx", "calibration.json", "calibration.cache", "model.int8.onnx", "model.trt.onnx"):

@@ -19,7 +19,7 @@ def sessions(monkeypatch):
     real = ort.InferenceSession
 
     def recording(*args, **kwargs):
-        made.append(kwargs)
+        made.append({**kwargs, "options": args[1] if len(args) > 1 else kwargs.get("sess_options")})
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ort, "InferenceSession", recording)
@@ -35,6 +35,24 @@ def test_qdq_fusion_is_disabled_unless_asked_for(sessions, onnx_graph):
     assert sessions[1]["disabled_optimizers"] is None
     assert set(QDQ_FUSION_OPTIMIZERS) == {"QDQSelectorActionTransformer", "WeightBiasQuantization"}
     assert all(s["providers"] == ["CPUExecutionProvider"] for s in sessions)
+
+
+def test_every_trtq_session_does_not_spin_and_takes_its_thread_count(sessions, onnx_graph):
+    """Calibration, method choice, validation and sensitivity sessions: no spin-waiting intra-op threads (they
+    take the cores a throughput pass needs on a shared or 2-core machine); `threads` where given."""
+    from trtq.sensitivity.evaluate import make_session
+    from trtq.validate import polygraphy_runner
+
+    model = onnx_graph("conv_relu")
+    with OnnxRuntimeRunner(model, threads=1):
+        pass
+    with polygraphy_runner(model, "fp32"):
+        pass
+    make_session(model, threads=2, shared_arena=False)
+    assert len(sessions) == 3
+    spin = [s["options"].get_session_config_entry("session.intra_op.allow_spinning") for s in sessions]
+    assert spin == ["0", "0", "0"]
+    assert [s["options"].intra_op_num_threads for s in sessions] == [1, 0, 2]
 
 
 def test_extra_outputs_and_metadata(tmp_path, graph_file):

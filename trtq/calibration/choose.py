@@ -19,7 +19,7 @@ from trtq.calibration.run import load_model
 from trtq.errors import UsageError
 from trtq.metrics import get_metric
 
-__all__ = ["choose_method", "TIE_BREAK_METRIC"]
+__all__ = ["choose_method", "model_digest", "TIE_BREAK_METRIC"]
 
 #: Second key of the choice (lower is better).
 TIE_BREAK_METRIC = "mse"
@@ -40,6 +40,8 @@ def choose_method(
     metric: str = "cosine",
     threads: int | None = None,
     targets: object = None,
+    keep: dict | None = None,
+    keep_budget: int | None = None,
 ) -> tuple[str, dict[str, dict[str, float]]]:
     """Pick the method whose Q/DQ model is most faithful to FP32 on held-out batches.
 
@@ -54,6 +56,10 @@ def choose_method(
         metric: the registered metric that decides (higher or lower is better as the metric says).
         threads: ONNX Runtime intra-op threads.
         targets: the held-out samples' targets, for task metrics (`--choose-metric map50_95` on detection data).
+        keep: a dict to fill with the chosen method's run: "method", "digest" (`model_digest` of its Q/DQ model) and
+            "outputs" (its outputs on the held-out samples, joined), so a later pass of that same model over data
+            that holds these samples need not run them again. Left empty when the outputs are over `keep_budget`
+            bytes (default `trtq.runners.onnxrt.OUTPUT_BUDGET`): only the best so far is held while scoring.
 
     Returns:
         (best method, method -> {metric: value} for the deciding metric, "mse", and "top1_agreement" where the
@@ -95,19 +101,44 @@ def choose_method(
     if agreement.usable(ref, None) and agreement not in reported:
         reported.append(agreement)
     scores: dict[str, dict[str, float]] = {}
-    for m in methods or calibration.methods:
-        out = _concat(run(quantize_fn(calibration.amax_for(m)), f"qdq-{m}"))  # one session alive at a time
-        scores[m] = {x.name: x(ref, out, targets) for x in reported}
-        del out
-    order = {m: i for i, m in enumerate(scores)}
-    best = min(
-        scores,
-        key=lambda m: (
+    order: dict[str, int] = {}
+
+    def key(m: str) -> tuple:
+        return (
             round(deciding.sort_key(scores[m][deciding.name]), 6),
             tie.sort_key(scores[m][tie.name]),
             order[m],
-        ),
+        )
+
+    from trtq.runners.onnxrt import OUTPUT_BUDGET
+
+    budget = OUTPUT_BUDGET if keep_budget is None else keep_budget
+    kept: dict | None = (
+        None  # the best so far (the key is a total order, so the running minimum is the minimum)
     )
+    for m in methods or calibration.methods:
+        model = quantize_fn(calibration.amax_for(m))
+        out = _concat(run(model, f"qdq-{m}"))  # one session alive at a time
+        order[m] = len(order)
+        scores[m] = {x.name: x(ref, out, targets) for x in reported}
+        if keep is not None and (kept is None or key(m) < key(kept["method"])):
+            small = sum(int(v.nbytes) for v in out.values()) <= budget
+            kept = {"method": m, "digest": model_digest(model), "outputs": out} if small else {"method": m}
+        del out, model
+    best = min(scores, key=key)
     calibration.method = best
     calibration.scores = scores
+    if keep is not None and kept is not None and "outputs" in kept:
+        keep.update(kept)
     return best, scores
+
+
+def model_digest(model: onnx.ModelProto) -> str | None:
+    """sha256 of the serialized model: equal for the same graph, weights and scales (None above protobuf's 2 GB)."""
+    import hashlib
+
+    from trtq.onnx_io import is_large
+
+    if is_large(model):  # no digest, so nothing is taken as the same model
+        return None
+    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()

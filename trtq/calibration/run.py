@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,51 @@ __all__ = [
 SUMMARY_QUANTILES = (0.5, 0.99, 0.999, 0.9999, 0.99999)
 #: Bytes of activations one calibration inference may expose (see `calibrate`'s `activation_budget`).
 ACTIVATION_BUDGET = OUTPUT_BUDGET
+
+
+def ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """The items of `items`, the next one made in a background thread while the caller works on the current one (an
+    ONNX Runtime inference runs while the previous part is folded; it releases the GIL). At most two items are alive:
+    the caller's and the next. Exceptions are re-raised in the caller, in order."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue()
+    slots = threading.Semaphore(2)  # the caller's item and the next one
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            it = iter(items)
+            while True:
+                slots.acquire()
+                if stop.is_set():
+                    return
+                item = next(it, done)
+                q.put((item, None))
+                if item is done:
+                    return
+                del item
+        except BaseException as e:  # handed to the caller
+            q.put((done, e))
+
+    worker = threading.Thread(target=produce, name="trtq-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = q.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+            del item
+            slots.release()  # the caller is done with it: make the one after next
+    finally:
+        stop.set()
+        slots.release()
+        worker.join()
 
 
 def load_model(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
@@ -126,6 +171,7 @@ def calibrate(
     threads: int | None = None,
     optional: Sequence[str] = (),
     activation_budget: int = ACTIVATION_BUDGET,
+    outputs: list[dict[str, np.ndarray]] | None = None,
 ) -> Calibration:
     """Compute per-tensor amax for every method in `methods` from one pass of the FP32 model.
 
@@ -145,7 +191,11 @@ def calibrate(
             failing the run.
         activation_budget: bytes of exposed activations one ONNX Runtime call may return: a batch is run a
             few samples at a time (as many as fit, measured on its first sample) when the model's batch axis
-            is dynamic. The thresholds do not depend on it (the histograms are exact and order-free).
+            is dynamic. The thresholds do not depend on it (the histograms are exact and order-free). Two parts are
+            alive at a time: the one being folded and the next, inferred meanwhile (`ahead`).
+        outputs: a list to append each batch's graph outputs to (name -> array, the parts of a batch joined): the
+            FP32 model's outputs on the calibration data, which the same inference computes anyway, so a run that
+            validates on its calibration data needs no second FP32 pass.
 
     Returns:
         The thresholds of every method; `method` is the first one requested.
@@ -183,6 +233,7 @@ def calibrate(
     seen = 0
     maybe = set(optional)
     notes: list[str] = []
+    graph_outputs = [o.name for o in proto.graph.output]
     runner = OnnxRuntimeRunner(proto, extra_outputs=from_graph, threads=threads, name="calibration")
     with runner:
         meta = runner.input_metadata()
@@ -190,23 +241,44 @@ def calibrate(
         # a few samples per call: the exposed activations are what this pass holds (the histograms are exact and
         # order-free, so the split changes no threshold)
         parts = PartRunner(runner, activation_budget if from_graph else 0)
-        for index, feed in enumerate(track(batches, "calibrating", total=total)):
-            missing = [n for n in input_names if n not in feed]
-            if missing:
-                raise UsageError(
-                    f"calibration batch {index} has no input {missing[0]!r} (it has: {', '.join(map(str, feed))})"
-                )
-            model_feed = {n: np.asarray(feed[n], dtype=meta[n][0]) for n in input_names}
-            pieces = parts.parts(model_feed) if from_graph else iter([(model_feed, {})])
-            for part, outputs in pieces:
-                activations = {t: (part[t] if t in part else outputs[t]) for t in tensors}
-                del outputs
-                # NaN/Inf -> NonFiniteActivation, except in an optional tensor: that one is dropped
-                for t in collector.collect(activations, batch_index=index, optional=maybe):
-                    tensors.remove(t)
-                    notes.append(f"calibration.cache leaves out {t!r}: it holds NaN or Inf (batch {index})")
-                del activations, part
-            seen += 1
+
+        def inferred() -> Iterator[tuple[int, Iterator[tuple[dict, dict]]]]:
+            for index, feed in enumerate(track(batches, "calibrating", total=total)):
+                missing = [n for n in input_names if n not in feed]
+                if missing:
+                    raise UsageError(
+                        f"calibration batch {index} has no input {missing[0]!r} (it has: "
+                        f"{', '.join(map(str, feed))})"
+                    )
+                model_feed = {n: np.asarray(feed[n], dtype=meta[n][0]) for n in input_names}
+                if from_graph or outputs is not None:
+                    yield from ((index, p) for p in parts.parts(model_feed))
+                else:
+                    yield index, (model_feed, {})
+
+        # ONNX Runtime computes the next part while this one is folded (it releases the GIL): one part ahead
+        kept: dict[str, list[np.ndarray]] = {}
+
+        def flush() -> None:
+            if outputs is not None and kept:
+                outputs.append({o: v[0] if len(v) == 1 else np.concatenate(v) for o, v in kept.items()})
+            kept.clear()
+
+        for index, (part, got) in ahead(inferred()):
+            if index >= seen:  # a new batch
+                flush()
+                seen = index + 1
+            activations = {t: (part[t] if t in part else got[t]) for t in tensors}
+            if outputs is not None:
+                for o in graph_outputs:
+                    kept.setdefault(o, []).append(np.array(got[o]))
+            del got
+            # NaN/Inf -> NonFiniteActivation, except in an optional tensor: that one is dropped
+            for t in collector.collect(activations, batch_index=index, optional=maybe):
+                tensors.remove(t)
+                notes.append(f"calibration.cache leaves out {t!r}: it holds NaN or Inf (batch {index})")
+            del activations, part
+        flush()
     if seen == 0:
         raise UsageError("the calibration data yielded no batches; check --calib-data")
 

@@ -268,6 +268,12 @@ def add_calibration_args(
         g.add_argument(
             "--calib-cache", default=S, help="take scales from a TensorRT calibration cache instead"
         )
+        g.add_argument(
+            "--trt-cache", dest="write_trt_cache", action="store_true", default=S,
+            help="also write calibration.cache, TensorRT's calibration cache (every float tensor's scale, for "
+            "TensorRT 10 implicit INT8 with trtq engine --calib-cache; the engine of a build does not use it). "
+            "Off by default: it makes the calibration pass measure about twice as many tensors",
+        )  # fmt: skip
 
 
 def _weight_methods_help() -> str:
@@ -329,6 +335,9 @@ def add_typing_args(p: argparse.ArgumentParser, *, keep: bool = False, switch: b
         g.add_argument(
             "--no-typed", action="store_true", default=S, help="do not write the FP16-typed model.trt.onnx"
         )
+        g.add_argument("--typed-samples", type=int, default=S, metavar="N",
+                       help="evaluation samples the typed graph is validated on: a reproducible subset, the "
+                       "--calib all held-out samples at the same count (default 128; 0 = all)")  # fmt: skip
     if keep:
         g.add_argument("--keep-fp32", action="append", metavar="NAME_OR_REGEX", default=S,
                        help="nodes the typed model keeps FP32")  # fmt: skip

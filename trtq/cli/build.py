@@ -25,7 +25,7 @@ NAME = "build"
 HELP = "export, calibrate, quantize, validate (and build the engine where TensorRT is present)"
 DESCRIPTION = (
     "Build a TensorRT-ready INT8 ONNX from a PyTorch model and calibration data, validated against FP32 in "
-    "ONNX Runtime. Writes model.onnx, calibration.json, calibration.cache, model.int8.onnx, model.trt.onnx, "
+    "ONNX Runtime. Writes model.onnx, calibration.json, model.int8.onnx, model.trt.onnx, "
     "report.json and report.md into --out; with TensorRT and a GPU also model.plan and engine.json. "
     "--config run/report.json repeats a recorded run (options given here override it)."
 )

@@ -33,6 +33,10 @@ class CalibrationConfig:
             runs each method's Q/DQ model on (`--choose-samples N`; 0 = all of them).
         cache: take the scales from this TensorRT calibration cache instead of calibrating.
         cache_version: TensorRT version written into the exported calibration cache's header.
+        trt_cache: also write TensorRT's calibration.cache (`trtq build --trt-cache`; `trtq calibrate --trt-cache
+            FILE` sets it). Off by default: the cache is for TensorRT 10's implicit INT8 only (the engine of a build
+            is made from the Q/DQ graph), and it needs a scale for every float tensor of the model, which makes
+            the calibration pass expose and fold about twice as many activations as the Q/DQ plan quantizes.
         smoothquant: SmoothQuant's migration strength alpha in [0, 1] (`--smoothquant ALPHA`), or None (off):
             LayerNorm outputs' outlier channels are moved into the following weights before calibration.
     """
@@ -43,6 +47,7 @@ class CalibrationConfig:
     choose_samples: int = DEFAULT_CHOOSE_SAMPLES
     cache: str | None = None
     cache_version: tuple[int, int, int] = DEFAULT_CACHE_VERSION
+    trt_cache: bool = False
     smoothquant: float | None = None
 
     @property
@@ -79,6 +84,11 @@ class CalibrationConfig:
             raise UsageError(
                 f"--calib-cache takes the scales from {self.cache}, so --calib {self.method} would not be used; "
                 "give one of them"
+            )
+        if self.cache is not None and self.trt_cache:
+            raise UsageError(
+                f"--trt-cache writes the scales calibration computes, but --calib-cache takes them from {self.cache}; "
+                "remove --trt-cache (trtq engine --calib-cache can read that cache itself)"
             )
         if self.cache is not None and self.params:
             raise UsageError(
@@ -131,11 +141,13 @@ class CalibrationConfig:
     @classmethod
     def from_args(cls, args: Any, base: CalibrationConfig | None = None) -> CalibrationConfig:
         mapping = {"calib": "method", "choose_metric": "choose_metric", "choose_samples": "choose_samples",
-                   "calib_cache": "cache",
+                   "calib_cache": "cache", "write_trt_cache": "trt_cache",
                    "trt_version": "cache_version", "smoothquant": "smoothquant"}  # fmt: skip
         cfg = from_args(base or cls(), args, mapping)
         if hasattr(args, "calib_cache") and not hasattr(args, "calib"):  # the cache given now wins
             cfg = replace(cfg, method=None, params={})
+            if not hasattr(args, "write_trt_cache"):  # a recorded --trt-cache: nothing is calibrated to write
+                cfg = replace(cfg, trt_cache=False)
         elif hasattr(args, "calib") and not hasattr(args, "calib_cache"):  # a method given now wins
             cfg = replace(cfg, cache=None)
         params = dict(cfg.params)

@@ -213,7 +213,11 @@ class DataSource:
         """A reproducible subset of `limit` samples (kept in their original order)."""
         if limit is None or limit >= len(self):
             return self
-        idx = self.subset_indices(limit, seed)
+        return self.take(self.subset_indices(limit, seed))
+
+    def take(self, idx: Sequence[int] | np.ndarray) -> DataSource:
+        """The samples at `idx`, in that order (files, arrays and targets alike)."""
+        idx = np.asarray(idx, dtype=np.int64)
         return DataSource(
             name=self.name,
             files=[self.files[i] for i in idx] if self.files else [],

@@ -124,7 +124,8 @@ def build(
         **overrides: settings by name (see `trtq.config.OVERRIDES`): `calib` ("entropy", "minmax",
             "percentile", "mse", any registered method, or "all"), `eval_data`, `preprocess`, `calib_samples`,
             `eval_samples`, `batch_size`, `opset`, `weights`, `checkpoint`, `trust_pickle`, `percentile`,
-            `calib_cache`, `trt_cache_version`, `typed_graph`, `max_drop`, `fallback`, `metric`,
+            `calib_cache`, `trt_cache` (write calibration.cache), `trt_cache_version`, `typed_graph`, `max_drop`,
+            `fallback`, `metric`,
             `build_engine`, `seed`, `force`, or whole sections (`placement=PlacementConfig(...)`,
             `engine=EngineOptions(...)`, `calibration=CalibrationConfig(...)`, ...).
 

@@ -112,6 +112,8 @@ def calibrate_files(
 
     files = _outputs({A.CALIBRATION_JSON: str(out), A.CALIBRATION_CACHE: None if trt_cache is None else str(trt_cache)},
                      [config.model], config.force)  # fmt: skip
+    if trt_cache is not None:  # the cache is written on request only; naming its file is the request
+        config = replace(config, calibration=replace(config.calibration, trt_cache=True))
     config.validate_sections()
     if config.data.calib_data is None:
         raise UsageError("--calib-data is required: the data the model is calibrated on")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from trtq.pipeline.results import BuildResult
     from trtq.placement import QDQPlan
 
-__all__ = ["RunContext", "Clock", "Sink", "RunFolder", "NamedFiles", "InMemory"]
+__all__ = ["RunContext", "HeldOutRun", "Clock", "Sink", "RunFolder", "NamedFiles", "InMemory"]
 
 
 class Clock:
@@ -129,6 +129,21 @@ class NamedFiles(Sink):
         return p if p is not None else Path(name)
 
 
+@dataclass(frozen=True)
+class HeldOutRun:
+    """One Q/DQ model's outputs on some samples of the evaluation data (`inputs.validation`).
+
+    Attributes:
+        indices: the samples' positions in the evaluation data, ascending.
+        digest: `trtq.calibration.choose.model_digest` of the model that produced them.
+        outputs: output name -> array, one row per sample of `indices`.
+    """
+
+    indices: Any
+    digest: str
+    outputs: Mapping[str, Any]
+
+
 @dataclass
 class RunContext:
     """What a run knows, stage after stage.
@@ -145,6 +160,8 @@ class RunContext:
         weights: the weight-side PTQ result (`trtq.weights.WeightPTQ`, after the weights stage; None = none).
         typed: the strongly typed model (after typing).
         reference: cached FP32 outputs on the evaluation data, shared between stages (`fp32_reference()`).
+        heldout: the chosen calibration method's run on the `--calib all` held-out samples (`HeldOutRun`), so
+            validation need not run the same Q/DQ model on them again; None when there was no choice.
     """
 
     config: BuildConfig
@@ -158,6 +175,7 @@ class RunContext:
     weights: Any = None
     typed: onnx.ModelProto | None = None
     reference: Any = None
+    heldout: HeldOutRun | None = None
     clock: Clock = field(init=False)
     started: float = field(init=False)
 
@@ -195,6 +213,15 @@ class RunContext:
                 raise TrtqError("the FP32 reference needs evaluation data (--eval-data or --calib-data)")
             self.reference = cached = (fp32, model_outputs(fp32, self.feeds(data)))
         return cached[1]
+
+    def share_fp32_reference(self, fp32: Any, outputs: list[dict[str, Any]]) -> None:
+        """Take `outputs` (per batch, every batch of `inputs.validation` in order) as `fp32`'s reference, computed by
+        a pass that ran the FP32 model over the evaluation data anyway (the calibration pass without --eval-data)."""
+        data = self.inputs.validation
+        batches = data.num_batches(self.config.data.batch_size) if data is not None else None
+        if batches is not None and len(outputs) != batches:
+            raise TrtqError(f"{len(outputs)} FP32 reference batches for {batches} evaluation batches")
+        self.reference = (fp32, outputs)
 
     def need(self, attr: str, stage: str) -> Any:
         """`getattr(self, attr)`, or a TrtqError saying which stage should have produced it."""

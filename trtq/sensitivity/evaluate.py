@@ -75,10 +75,9 @@ def make_session(model: onnx.ModelProto, threads: int | None = None, shared_aren
     """An ONNX Runtime CPU session that executes Q/DQ as written (see `trtq.runners.onnxrt`)."""
     import onnxruntime as ort
 
-    from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS
+    from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, session_options
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts = session_options()
     if shared_arena:
         _register_shared_arena()
         opts.add_session_config_entry("session.use_env_allocators", "1")

@@ -28,7 +28,9 @@ def test_cache_algorithm_labels():
 
 def test_run_writes_calibration_json_and_the_cache_of_the_chosen_method(run_context, fp32, tmp_path):
     plan = plan_qdq(fp32)
-    ctx = run_context(_config(method="minmax", cache_version=(10, 13, 3)), fp32=fp32, plan=plan)
+    ctx = run_context(
+        _config(method="minmax", cache_version=(10, 13, 3), trt_cache=True), fp32=fp32, plan=plan
+    )
     CalibrateStage().run(ctx)
     staging = tmp_path / "staging"
     doc = json.loads((staging / "calibration.json").read_text())
@@ -57,6 +59,32 @@ def test_run_writes_calibration_json_and_the_cache_of_the_chosen_method(run_cont
         len(plan.activations),
     )
     assert ctx.calibration.amax_for() == expected.amax_for()
+
+
+def test_without_trt_cache_no_cache_is_written_and_only_the_plans_tensors_are_calibrated(
+    run_context, fp32, tmp_path, monkeypatch
+):
+    """The cache is written on request only (`--trt-cache`); without it the calibration pass exposes and folds
+    only the activations the Q/DQ plan quantizes, not every float tensor the cache would need."""
+    import trtq.calibration as calibration
+    from trtq.precision import float_tensors
+
+    asked: list[list[str]] = []
+    real = calibration.calibrate
+    monkeypatch.setattr(
+        calibration, "calibrate", lambda m, b, t, *a, **k: asked.append(list(t)) or real(m, b, t, *a, **k)
+    )
+    plan = plan_qdq(fp32)
+    ctx = run_context(_config(method="minmax"), fp32=fp32, plan=plan)
+    CalibrateStage().run(ctx)
+    staging = tmp_path / "staging"
+    assert (staging / "calibration.json").is_file() and not (staging / "calibration.cache").exists()
+    assert "calibration.cache" not in ctx.result.artifacts
+    assert asked == [list(plan.activations)]
+    asked.clear()
+    CalibrateStage().run(run_context(_config(method="minmax", trt_cache=True), fp32=fp32, plan=plan))
+    assert set(asked[0]) == set(float_tensors(fp32)) > set(plan.activations)
+    assert (staging / "calibration.cache").is_file()
 
 
 def test_several_methods_are_chosen_on_held_out_data_with_plots(run_context, fp32, tmp_path):
@@ -142,6 +170,37 @@ def test_calib_all_scores_methods_on_the_held_out_subset_only_with_the_shared_fp
     assert {k: v for k, v in seen.items() if k.startswith("qdq-")} == {
         f"qdq-{m}": 20 for m in everything.calibration.methods
     }
+
+
+def test_without_eval_data_the_calibration_pass_gives_the_fp32_reference(run_context, fp32, monkeypatch):
+    """Validating on the calibration data: the calibration inference's graph outputs are the run's FP32 reference
+    (no second FP32 pass over the data), equal to a plain FP32 run over the same batches."""
+    import numpy as np
+
+    import trtq.validate as validate
+
+    references = []
+    real_outputs = validate.model_outputs
+    monkeypatch.setattr(
+        validate, "model_outputs", lambda *a, **k: references.append(1) or real_outputs(*a, **k)
+    )
+    config = BuildConfig(
+        data=DataConfig(batch_size=4), calibration=CalibrationConfig(method="all", choose_samples=6)
+    )
+    ctx = run_context(config, calib=arrays(10, seed=2), fp32=fp32, plan=plan_qdq(fp32))
+    CalibrateStage().run(ctx)  # the method choice reads the reference too
+    shared = ctx.fp32_reference()
+    assert references == [] and ctx.reference[0] is fp32 and len(shared) == 3  # 10 samples in batches of 4
+    plain = real_outputs(fp32, ctx.feeds(ctx.inputs.calib))
+    assert [list(b) for b in shared] == [list(b) for b in plain]
+    for got, want in zip(shared, plain):
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
+    with_eval = run_context(
+        config, calib=arrays(10, seed=2), eval=arrays(8, seed=3), fp32=fp32, plan=plan_qdq(fp32)
+    )
+    CalibrateStage().run(with_eval)  # other evaluation data: its own FP32 pass, once
+    assert references == [1] and len(with_eval.fp32_reference()) == 2 and references == [1]
 
 
 def test_choose_samples_is_checked():

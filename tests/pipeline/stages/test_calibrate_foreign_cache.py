@@ -29,7 +29,8 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _cache_of_this_model(digits: tuple[Path, Path], tmp_path: Path) -> dict[str, float]:
     from trtq.engines.calib_cache import read_trt_cache
 
-    res = build(str(digits[0]), str(digits[1]), tmp_path / "ref", calib="minmax", build_engine=False)
+    res = build(str(digits[0]), str(digits[1]), tmp_path / "ref", calib="minmax", build_engine=False,
+                trt_cache=True)  # fmt: skip
     return read_trt_cache(res.artifacts["calibration.cache"])
 
 

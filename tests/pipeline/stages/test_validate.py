@@ -89,3 +89,101 @@ def test_validation_reuses_the_runs_fp32_reference_and_runs_each_candidate_once(
     ctx.fp32 = int8  # another FP32 model: its reference is computed anew
     ctx.fp32_reference()
     assert ran == ["fp32", "int8", "fp32"]
+
+
+def test_int8_outputs_on_the_method_choice_samples_are_not_run_again(run_context, fp32, monkeypatch):
+    """--calib all ran the chosen Q/DQ model on its held-out samples: validation runs model.int8.onnx only on the
+    others (when it is that same model), and scores every sample as one full run would."""
+    import trtq.validate as validate
+    from trtq.config import CalibrationConfig, DataConfig
+    from trtq.pipeline.stages import CalibrateStage, QuantizeStage
+
+    samples: dict[str, int] = {}
+    real = validate._run_one
+
+    def counting(runner, feeds, label, **kw):
+        def counted():
+            for f in feeds:
+                samples[label] = samples.get(label, 0) + len(f["x"])
+                yield f
+
+        return real(runner, counted(), label, **kw)
+
+    monkeypatch.setattr(validate, "_run_one", counting)
+    evaluation = arrays(12, seed=1)
+    config = BuildConfig(
+        data=DataConfig(batch_size=4),
+        calibration=CalibrationConfig(method="all", choose_samples=5),
+        validation=ValidationConfig(metrics=("mse",)),
+    )
+    ctx = run_context(config, eval=evaluation, fp32=fp32, plan=plan_qdq(fp32))
+    CalibrateStage().run(ctx)
+    QuantizeStage().run(ctx)
+    assert ctx.heldout is not None and list(ctx.heldout.indices) == list(evaluation.subset_indices(5, 0))
+    ValidateStage().run(ctx)
+    val = ctx.result.validation
+    assert samples == {"fp32": 12, "int8": 7} and val.samples == 12 and val.reused == {"int8": 5}
+    assert val.to_json()["reused_outputs"] == {"int8": 5}
+    with OnnxRuntimeRunner(fp32) as r:
+        ref = r.infer({"x": evaluation.array})["y"].astype(np.float64)
+    with OnnxRuntimeRunner(ctx.int8) as r:
+        got = r.infer({"x": evaluation.array})["y"].astype(np.float64)
+    assert val.value("int8", "mse") == pytest.approx(float(np.mean((got - ref) ** 2)), rel=1e-5)
+    # another INT8 model than the one chosen on (here: other scales): every sample runs
+    samples.clear()
+    plan = plan_qdq(fp32)
+    ctx.int8 = insert_qdq(fp32, plan, {t: 3.0 for t in plan.activations})
+    ValidateStage().run(ctx)
+    assert samples == {"int8": 12} and ctx.result.validation.reused == {}
+    assert "reused_outputs" not in ctx.result.validation.to_json()
+
+
+def test_the_typed_graph_is_scored_on_its_subset_against_fp32_on_the_same_samples(
+    run_context, models, monkeypatch
+):
+    """--typed-samples N: model.trt.onnx runs on N reproducible evaluation samples (the --calib all held-out ones at
+    the same count and seed) and is scored against FP32's outputs on those samples; INT8 still runs on all."""
+    import trtq.validate as validate
+    from trtq.config import TypingConfig
+    from trtq.report import accuracy_rows
+
+    fp32, int8 = models
+    samples: dict[str, int] = {}
+    real = validate._run_one
+
+    def counting(runner, feeds, label, **kw):
+        def counted():
+            for f in feeds:
+                samples[label] = samples.get(label, 0) + len(f["x"])
+                yield f
+
+        return real(runner, counted(), label, **kw)
+
+    monkeypatch.setattr(validate, "_run_one", counting)
+    evaluation = arrays(12, seed=1, labels=True)
+    typed = to_strongly_typed(int8)
+    config = BuildConfig(validation=ValidationConfig(metrics=("mse",)), typing=TypingConfig(samples=5))
+    ctx = run_context(config, eval=evaluation, fp32=fp32, int8=int8, typed=typed)
+    ValidateStage().run(ctx)
+    val = ctx.result.validation
+    assert samples == {"fp32": 12, "int8": 12, "typed": 5} and val.samples == 12
+    assert val.candidates["typed"].samples == 5 and val.candidates["int8"].samples is None
+    idx = evaluation.subset_indices(5, 0)
+    with OnnxRuntimeRunner(fp32) as r:
+        ref = r.infer({"x": evaluation.array[idx]})["y"].astype(np.float64)
+    with OnnxRuntimeRunner(typed) as r:
+        got = r.infer({"x": evaluation.array[idx]})["y"].astype(np.float64)
+    with OnnxRuntimeRunner(int8) as r:
+        int8_got = r.infer({"x": evaluation.array[idx]})["y"].astype(np.float64)
+    assert not np.array_equal(
+        got, int8_got
+    )  # FP16 rounding of the non-INT8 rest: not the INT8 graph's numbers
+    assert val.value("typed", "mse") == pytest.approx(float(np.mean((got - ref) ** 2)), rel=1e-5)
+    labels = evaluation.labels[idx]
+    assert val.value("typed", "top1_accuracy") == pytest.approx(np.mean(got.argmax(1) == labels))
+    assert val.to_json()["samples_of"] == {"typed": 5}
+    assert [label for label, _ in accuracy_rows(val)][-1].endswith(", 5 samples")
+    samples.clear()
+    ctx.config = BuildConfig(typing=TypingConfig(samples=0))  # 0: every sample
+    ValidateStage().run(ctx)
+    assert samples == {"int8": 12, "typed": 12} and "samples_of" not in ctx.result.validation.to_json()

@@ -42,14 +42,27 @@ class ValidateStage:
         fp32, int8 = ctx.need("fp32", self.name), ctx.need("int8", self.name)
         data, cfg = ctx.inputs.validation, ctx.config.validation
         models = {"fp32": fp32, "int8": int8, **({"typed": ctx.typed} if ctx.typed is not None else {})}
+        typed_idx = _typed_subset(ctx) if ctx.typed is not None else None
+        if typed_idx is not None:
+            del models["typed"]  # scored on its subset below
         with status("validating against FP32 (ONNX Runtime, Q/DQ as written)"):
             # one model at a time over batches decoded afresh; the FP32 outputs are the shared reference
-            runs = run_models(models, lambda: ctx.feeds(data), outputs={"fp32": ctx.fp32_reference()})
+            known = {"fp32": ctx.fp32_reference()}
+            reused = _int8_from_heldout(ctx, int8, known["fp32"])
+            if reused is not None:
+                known["int8"] = reused
+            runs = run_models(models, lambda: ctx.feeds(data), outputs=known)
             ctx.result.validation = evaluate_runs(
                 runs, "fp32", [k for k in models if k != "fp32"], targets=data.targets,
                 extra_metrics=run_metrics(ctx), data=ctx.inputs.validation_label, rtol=cfg.rtol, atol=cfg.atol,
                 check_error_stat=cfg.check_error_stat,
             )  # fmt: skip
+            if reused is not None and ctx.heldout is not None:
+                ctx.result.validation.reused = {"int8": int(len(ctx.heldout.indices))}
+            if typed_idx is not None:
+                ctx.result.validation.candidates["typed"] = _score_on_subset(
+                    ctx, ctx.typed, typed_idx, known["fp32"]
+                )
             from trtq.pipeline.stages.task import detection_section
 
             section = detection_section(ctx, runs)
@@ -58,6 +71,73 @@ class ValidateStage:
         warning = class_count_warning(data, runs)
         if warning:
             ctx.result.warnings.append(warning)
+
+
+def _typed_subset(ctx: RunContext) -> object | None:
+    """The evaluation samples the typed graph is scored on (`--typed-samples`), or None for all of them."""
+    data, n = ctx.inputs.validation, ctx.config.typing.samples
+    if data is None or not n or n >= len(data):
+        return None
+    targets = data.targets
+    if targets is not None and targets.kind == "detection":  # mAP over a subset of images is another number
+        return None
+    return data.subset_indices(n, ctx.config.seed)
+
+
+def _score_on_subset(ctx: RunContext, model: object, idx: object, reference: list) -> object:
+    """A candidate run and scored against FP32 on the evaluation samples `idx` only (the FP32 outputs are the
+    shared reference's rows for those samples)."""
+    import numpy as np
+    from polygraphy.comparator import IterationResult, RunResults
+
+    from trtq.validate import evaluate_runs, model_outputs
+
+    data, cfg = ctx.inputs.validation, ctx.config.validation
+    subset = data.take(idx)  # type: ignore[union-attr]
+    got = model_outputs(model, ctx.feeds(subset), "typed")
+    joined = {k: np.concatenate([np.asarray(b[k]) for b in reference])[idx] for k in reference[0]}
+    bounds = np.cumsum([0, *[len(next(iter(b.values()))) for b in got]])
+    ref = [{k: v[a:b] for k, v in joined.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+    runs = RunResults()
+    runs.append(("fp32", [IterationResult(outputs=r, runtime=0.0, runner_name="fp32") for r in ref]))
+    runs.append(("typed", [IterationResult(outputs=g, runtime=0.0, runner_name="typed") for g in got]))
+    part = evaluate_runs(
+        runs, "fp32", ["typed"], targets=subset.targets, extra_metrics=run_metrics(ctx),
+        rtol=cfg.rtol, atol=cfg.atol, check_error_stat=cfg.check_error_stat,
+    )  # fmt: skip
+    comparison = part.candidates["typed"]
+    comparison.samples = int(len(idx))  # type: ignore[arg-type]
+    return comparison
+
+
+def _int8_from_heldout(ctx: RunContext, int8: object, reference: list) -> list[dict] | None:
+    """model.int8.onnx's outputs per evaluation batch, its `--calib all` held-out samples taken from the method
+    choice (which ran this same model on them: equal digests) and only the other samples run now; None when the
+    choice ran another model (weight PTQ, a fallback plan) or kept no outputs."""
+    import numpy as np
+
+    from trtq.calibration.choose import model_digest
+    from trtq.validate import model_outputs
+
+    held, data = ctx.heldout, ctx.inputs.validation
+    if held is None or data is None or model_digest(int8) != held.digest:  # type: ignore[arg-type]
+        return None
+    sizes = [len(next(iter(b.values()))) for b in reference]
+    total = sum(sizes)
+    rest = np.setdiff1d(np.arange(total), held.indices)
+    joined: dict[str, np.ndarray] = {}
+    if len(rest):
+        got = model_outputs(int8, ctx.feeds(data.take(rest)), "int8")
+        ran = {k: np.concatenate([np.asarray(b[k]) for b in got]) for k in got[0]}
+    else:
+        ran = {k: v[:0] for k, v in held.outputs.items()}
+    for k, v in held.outputs.items():
+        v = np.asarray(v)
+        full = np.empty((total, *v.shape[1:]), dtype=v.dtype)
+        full[held.indices], full[rest] = v, ran[k]
+        joined[k] = full
+    bounds = np.cumsum([0, *sizes])
+    return [{k: v[a:b] for k, v in joined.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def class_count_warning(data: object, runs: object) -> str | None:
