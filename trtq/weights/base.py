@@ -33,25 +33,27 @@ __all__ = [
 
 @dataclass(frozen=True)
 class WeightMethod:
-    """A registered weight-side method: `apply(state)` refines the state; `needs_patches`: it reads input patches."""
+    """A registered weight-side method: `apply(state)` refines the state; `needs_patches`: it reads input patches;
+    `graph`: it rewrites the FP32 graph before calibration instead (cross-layer equalisation, `EqualizeStage`)."""
 
     name: str
     apply: Callable[[WeightState], dict[str, Any]]
     order: int
     needs_patches: bool
     help: str
+    graph: bool = False
 
 
 WEIGHT_METHODS: Registry[WeightMethod] = Registry("weight PTQ method", "--weight-ptq")
 
 
 def register_weight_method(
-    name: str, *, order: int, needs_patches: bool, help: str
+    name: str, *, order: int, needs_patches: bool, help: str, graph: bool = False
 ) -> Callable[[Callable[[WeightState], dict[str, Any]]], Callable[[WeightState], dict[str, Any]]]:
     """Decorator: register `fn(state) -> summary dict` as the weight method `name`."""
 
     def deco(fn: Callable[[WeightState], dict[str, Any]]) -> Callable[[WeightState], dict[str, Any]]:
-        WEIGHT_METHODS.register(name, WeightMethod(name, fn, order, needs_patches, help))
+        WEIGHT_METHODS.register(name, WeightMethod(name, fn, order, needs_patches, help, graph))
         return fn
 
     return deco
