@@ -75,8 +75,12 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=500)
     ap.add_argument("--held", type=int, default=500)
     ap.add_argument("--peer-calib", type=int, default=64)
-    ap.add_argument("--weight-ptq", default="bias-correction", help="weight methods to measure: comma lists "
-                    "separated by ';' (a list with equalize calibrates the equalised graph again, in its time)")
+    ap.add_argument(
+        "--weight-ptq",
+        default="bias-correction",
+        help="weight methods to measure: comma lists "
+        "separated by ';' (a list with equalize calibrates the equalised graph again, in its time)",
+    )
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args()
 

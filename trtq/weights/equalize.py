@@ -199,7 +199,8 @@ def equalize_graph(model: onnx.ModelProto, *, iters: int = MAX_ITERS) -> Equaliz
         wa = w[nodes[p.first].input[1]]
         p.ratio_before = _ratio(np.abs(wa.reshape(wa.shape[0], -1)).max(axis=1))
     done = 0
-    for done in range(1, iters + 1):
+    while done < iters:
+        done += 1
         moved = 0.0
         for p in pairs:
             na, nb = nodes[p.first], nodes[p.second]
@@ -285,4 +286,6 @@ def _rebound_clip(
 )
 def equalize(state: WeightState) -> dict[str, Any]:
     """A graph method: `EqualizeStage` applies it to the FP32 graph before calibration, not `weight_ptq()`."""
-    raise RuntimeError("equalize runs on the FP32 graph (trtq.weights.equalize.equalize_graph), not in weight_ptq")
+    raise RuntimeError(
+        "equalize runs on the FP32 graph (trtq.weights.equalize.equalize_graph), not in weight_ptq"
+    )
