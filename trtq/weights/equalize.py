@@ -23,16 +23,18 @@ equalised activations.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
 
 from trtq.weights.base import WeightState, register_weight_method
 
-__all__ = ["EqualizePair", "EqualizeResult", "find_pairs", "equalize_graph", "MAX_ITERS"]
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["EqualizePair", "EqualizeResult", "find_pairs", "channel_ranges", "equalize_graph", "MAX_ITERS"]
 
 #: Sweeps over all pairs at most (a chain of convs converges in a few).
 MAX_ITERS = 20
@@ -55,12 +57,13 @@ class EqualizePair:
     first: str
     second: str
     via: list[str]
+    tensor: str = ""
     scale: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))
     ratio_before: float = 1.0
     ratio_after: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"first": self.first, "second": self.second, "via": list(self.via),
+        return {"first": self.first, "second": self.second, "via": list(self.via), "tensor": self.tensor,
                 "scale_range": [round(float(self.scale.min()), 6), round(float(self.scale.max()), 6)],
                 "range_ratio": [round(self.ratio_before, 3), round(self.ratio_after, 3)]}  # fmt: skip
 
@@ -79,6 +82,8 @@ class EqualizeResult:
 
 
 def _const(inits: dict[str, onnx.TensorProto], name: str) -> np.ndarray | None:
+    from onnx import numpy_helper
+
     if name == "":
         return None
     t = inits.get(name)
@@ -86,6 +91,8 @@ def _const(inits: dict[str, onnx.TensorProto], name: str) -> np.ndarray | None:
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
+    from onnx import helper
+
     for a in node.attribute:
         if a.name == name:
             return helper.get_attribute_value(a)
@@ -94,6 +101,8 @@ def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
 
 def find_pairs(model: onnx.ModelProto) -> list[EqualizePair]:
     """The conv pairs of a normalized graph (`trtq.placement.normalize`) that can be equalised exactly."""
+    from onnx import numpy_helper
+
     g = model.graph
     inits = {t.name: t for t in g.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -134,7 +143,7 @@ def find_pairs(model: onnx.ModelProto) -> list[EqualizePair]:
             continue
         if sum(v == "Clip" for v in via) > 1:
             continue
-        pairs.append(EqualizePair(a.name, nxt.name, via, np.ones(k, np.float32)))
+        pairs.append(EqualizePair(a.name, nxt.name, via, tensor, np.ones(k, np.float32)))
     # a weight shared by two convs, or a conv in two pairs as the same role, cannot be scaled twice
     seen_first = [p.first for p in pairs]
     seen_second = [p.second for p in pairs]
@@ -142,7 +151,9 @@ def find_pairs(model: onnx.ModelProto) -> list[EqualizePair]:
 
 
 def _clip_ok(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
-    """A Clip whose bounds are constants (absent = unbounded) with lo <= 0 <= hi handled exactly."""
+    """A Clip whose bounds are scalar constants (absent = unbounded)."""
+    from onnx import numpy_helper
+
     for i in node.input[1:3]:
         if i != "" and (i not in inits or numpy_helper.to_array(inits[i]).size != 1):
             return False
@@ -150,6 +161,7 @@ def _clip_ok(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
 
 
 def _pad_ok(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
+    """A constant-mode Pad whose value is 0 (absent = 0)."""
     if _attr(node, "mode", b"constant") not in (b"constant", "constant"):
         return False
     if len(node.input) > 2 and node.input[2] != "":
@@ -178,11 +190,47 @@ def _ratio(r: np.ndarray) -> float:
     return float(r.max()) / med if med > 0 else float("inf")
 
 
-def equalize_graph(model: onnx.ModelProto, *, iters: int = MAX_ITERS) -> EqualizeResult:
+def channel_ranges(
+    model: onnx.ModelProto, tensors: Iterable[str], feeds: Iterable[Mapping[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """max |x| per channel (axis 1) of each tensor over the given input batches (ONNX Runtime, FP32)."""
+    from trtq.runners.onnxrt import OnnxRuntimeRunner
+
+    names = list(tensors)
+    out: dict[str, np.ndarray] = {}
+    with OnnxRuntimeRunner(model, extra_outputs=names) as runner:
+        for feed in feeds:
+            values = runner.infer(dict(feed))
+            for name in names:
+                v = np.abs(np.asarray(values[name], dtype=np.float64))
+                peak = np.moveaxis(v, 1, 0).reshape(v.shape[1], -1).max(axis=1)
+                out[name] = peak if name not in out else np.maximum(out[name], peak)
+    return out
+
+
+def equalize_graph(
+    model: onnx.ModelProto,
+    act_ranges: Mapping[str, np.ndarray] | None = None,
+    *,
+    alpha: float = 0.5,
+    iters: int = MAX_ITERS,
+) -> EqualizeResult:
     """Equalise every pair `find_pairs` finds; returns a new model (same FP32 function) and the pairs.
 
-    `model` should be normalized (`trtq.placement.normalize`: constants as initializers, nodes named).
+    Args:
+        model: a normalized graph (`trtq.placement.normalize`: constants as initializers, nodes named).
+        act_ranges: per-channel max |x| of the tensors the pairs' second convs read (`channel_ranges` on
+            calibration data). Without them the scales come from the weights alone (Nagel's data-free
+            s_c = sqrt(r1_c / r2_c)). With them the range that matters with per-channel weights is balanced:
+            the per-tensor INT8 activation against the second conv's weight columns, s_c = a_c^alpha /
+            r2_c^(1 - alpha); a depthwise second conv quantizes each channel's weight on its own scale, so
+            there the activation is equalised fully (s_c = a_c / max a).
+        alpha: the activation's share of the balance (0.5: even), with `act_ranges`.
+        iters: sweeps over all pairs at most.
     """
+    import onnx
+    from onnx import numpy_helper
+
     out = onnx.ModelProto()
     out.CopyFrom(model)
     g = out.graph
@@ -196,8 +244,7 @@ def equalize_graph(model: onnx.ModelProto, *, iters: int = MAX_ITERS) -> Equaliz
     b = {n.input[2]: numpy_helper.to_array(inits[n.input[2]]).astype(np.float32) for p in pairs
          for n in (nodes[p.first],) if len(n.input) > 2 and n.input[2] != ""}  # fmt: skip
     for p in pairs:
-        wa = w[nodes[p.first].input[1]]
-        p.ratio_before = _ratio(np.abs(wa.reshape(wa.shape[0], -1)).max(axis=1))
+        p.ratio_before = _ratio(_out_range(w[nodes[p.first].input[1]], p, act_ranges))
     done = 0
     while done < iters:
         done += 1
@@ -206,11 +253,16 @@ def equalize_graph(model: onnx.ModelProto, *, iters: int = MAX_ITERS) -> Equaliz
             na, nb = nodes[p.first], nodes[p.second]
             wa, wb = w[na.input[1]], w[nb.input[1]]
             group = int(_attr(nb, "group", 1))
-            r1 = np.abs(wa.reshape(wa.shape[0], -1)).max(axis=1).astype(np.float64)
+            r1 = _out_range(wa, p, act_ranges).astype(np.float64)
             r2 = _in_channel_range(wb, group).astype(np.float64)
             s = np.ones_like(r1)
             live = (r1 > 0) & (r2 > 0)
-            s[live] = np.sqrt(r1[live] / r2[live])
+            if act_ranges is None or p.tensor not in act_ranges:
+                s[live] = np.sqrt(r1[live] / r2[live])
+            elif wb.shape[1] == 1 and group == wb.shape[0]:  # depthwise: weights per channel either way
+                s[live] = r1[live] / r1[live].max()
+            else:
+                s[live] = r1[live] ** alpha / r2[live] ** (1.0 - alpha)
             s = np.clip(s, _S_MIN, _S_MAX).astype(np.float32)
             if np.all(s == 1):
                 continue
@@ -226,8 +278,7 @@ def equalize_graph(model: onnx.ModelProto, *, iters: int = MAX_ITERS) -> Equaliz
     for name, arr in {**w, **b}.items():
         inits[name].CopyFrom(numpy_helper.from_array(arr, name))
     for p in pairs:
-        wa = w[nodes[p.first].input[1]]
-        p.ratio_after = _ratio(np.abs(wa.reshape(wa.shape[0], -1)).max(axis=1))
+        p.ratio_after = _ratio(_out_range(w[nodes[p.first].input[1]], p, act_ranges))
         if "Clip" in p.via:
             _rebound_clip(g, nodes, inits, p)
     used = {i for n in g.node for i in n.input}
@@ -238,10 +289,19 @@ def equalize_graph(model: onnx.ModelProto, *, iters: int = MAX_ITERS) -> Equaliz
     return EqualizeResult(out, pairs, done)
 
 
+def _out_range(wa: np.ndarray, p: EqualizePair, act_ranges: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """The range of the first conv's channel c now: its weight's, or the measured activation's over the scale."""
+    if act_ranges is not None and p.tensor in act_ranges:
+        return np.asarray(act_ranges[p.tensor], np.float64) / p.scale.astype(np.float64)
+    return np.abs(wa.reshape(wa.shape[0], -1)).max(axis=1)
+
+
 def _rebound_clip(
     g: onnx.GraphProto, nodes: dict[str, onnx.NodeProto], inits: dict[str, onnx.TensorProto], p: EqualizePair
 ) -> None:
     """Replace the Clip between the pair by Relu / Max and a Min with per-channel bounds (bounds / scale)."""
+    from onnx import helper, numpy_helper
+
     # walk from the first conv to the Clip
     consumers = {i: n for n in g.node for i in n.input}
     node = consumers[nodes[p.first].output[0]]
