@@ -121,9 +121,15 @@ def main() -> None:
         eq = "equalize" in names
         t0 = time.perf_counter()
         if eq and eq not in graphs:  # CLE rewrites the FP32 graph: placement and calibration run on it again
-            from trtq.weights.equalize import equalize_graph
+            import itertools
 
-            g_eq = equalize_graph(normalize(fp32)).model
+            from trtq.weights.equalize import channel_ranges, equalize_graph, find_pairs
+
+            g0 = normalize(
+                fp32
+            )  # as EqualizeStage does with calibration data: ranges on 4 calibration batches
+            ranges = channel_ranges(g0, [p.tensor for p in find_pairs(g0)], itertools.islice(feeds(), 4))
+            g_eq = equalize_graph(g0, ranges).model
             p_eq = plan_qdq(g_eq)
             graphs[eq] = (g_eq, p_eq, calibrate(g_eq, feeds(), p_eq.activations, methods).amax)
         g, p, amx = graphs[eq]

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EqualizePair", "EqualizeResult", "find_pairs", "channel_ranges", "equalize_graph", "MAX_ITERS"]
 
+#: Largest gain of a channel against the widest channel of its tensor (see `equalize_graph`).
+MAX_GAIN = 10.0
 #: Sweeps over all pairs at most (a chain of convs converges in a few).
 MAX_ITERS = 20
 #: A sweep that moves no scale by more than this relative amount ends the iteration.
@@ -75,9 +77,10 @@ class EqualizeResult:
     model: onnx.ModelProto
     pairs: list[EqualizePair]
     iterations: int = 0
+    mode: str = "weights"
 
     def to_json(self) -> dict[str, Any]:
-        return {"pairs": len(self.pairs), "iterations": self.iterations, "bounds_per_channel":
+        return {"mode": self.mode, "pairs": len(self.pairs), "iterations": self.iterations, "bounds_per_channel":
                 sum(1 for p in self.pairs if "Clip" in p.via), "detail": [p.to_json() for p in self.pairs]}  # fmt: skip
 
 
@@ -213,6 +216,7 @@ def equalize_graph(
     act_ranges: Mapping[str, np.ndarray] | None = None,
     *,
     alpha: float = 0.5,
+    max_gain: float = MAX_GAIN,
     iters: int = MAX_ITERS,
 ) -> EqualizeResult:
     """Equalise every pair `find_pairs` finds; returns a new model (same FP32 function) and the pairs.
@@ -220,12 +224,15 @@ def equalize_graph(
     Args:
         model: a normalized graph (`trtq.placement.normalize`: constants as initializers, nodes named).
         act_ranges: per-channel max |x| of the tensors the pairs' second convs read (`channel_ranges` on
-            calibration data). Without them the scales come from the weights alone (Nagel's data-free
+            calibration data); only the pairs with an entry are equalised. Without them (every pair) the
+            scales come from the weights alone (Nagel's data-free
             s_c = sqrt(r1_c / r2_c)). With them the range that matters with per-channel weights is balanced:
             the per-tensor INT8 activation against the second conv's weight columns, s_c = a_c^alpha /
             r2_c^(1 - alpha); a depthwise second conv quantizes each channel's weight on its own scale, so
             there the activation is equalised fully (s_c = a_c / max a).
         alpha: the activation's share of the balance (0.5: even), with `act_ranges`.
+        max_gain: a channel's range counts as at least max / max_gain, so no channel is blown up more than
+            that against the widest one (a channel quiet on the calibration data may not be on other data).
         iters: sweeps over all pairs at most.
     """
     import onnx
@@ -235,8 +242,11 @@ def equalize_graph(
     out.CopyFrom(model)
     g = out.graph
     pairs = find_pairs(out)
+    if act_ranges is not None:
+        pairs = [p for p in pairs if p.tensor in act_ranges]
+    mode = "weights" if act_ranges is None else "activations"
     if not pairs:
-        return EqualizeResult(out, [], 0)
+        return EqualizeResult(out, [], 0, mode)
     nodes = {n.name: n for n in g.node}
     inits = {t.name: t for t in g.initializer}
     w = {n.input[1]: numpy_helper.to_array(inits[n.input[1]]).astype(np.float32) for p in pairs
@@ -254,10 +264,11 @@ def equalize_graph(
             wa, wb = w[na.input[1]], w[nb.input[1]]
             group = int(_attr(nb, "group", 1))
             r1 = _out_range(wa, p, act_ranges).astype(np.float64)
+            r1 = np.maximum(r1, r1.max() / max_gain) if r1.max() > 0 else r1
             r2 = _in_channel_range(wb, group).astype(np.float64)
             s = np.ones_like(r1)
             live = (r1 > 0) & (r2 > 0)
-            if act_ranges is None or p.tensor not in act_ranges:
+            if act_ranges is None:
                 s[live] = np.sqrt(r1[live] / r2[live])
             elif wb.shape[1] == 1 and group == wb.shape[0]:  # depthwise: weights per channel either way
                 s[live] = r1[live] / r1[live].max()
@@ -286,7 +297,7 @@ def equalize_graph(
     if len(kept) != len(g.initializer):  # the scalar bounds of the replaced Clips
         del g.initializer[:]
         g.initializer.extend(kept)
-    return EqualizeResult(out, pairs, done)
+    return EqualizeResult(out, pairs, done, mode)
 
 
 def _out_range(wa: np.ndarray, p: EqualizePair, act_ranges: Mapping[str, np.ndarray] | None) -> np.ndarray:

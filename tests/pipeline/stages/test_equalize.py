@@ -43,3 +43,23 @@ def test_run_swaps_in_the_equalised_graph_with_the_same_function(run_context, tm
         after = r.infer(feed)["y"]
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * float(np.abs(before).max()))
     assert [n.op_type for n in ctx.fp32.graph.node].count("Min") == 2
+
+
+def test_with_calibration_data_the_scales_come_from_the_measured_activation_ranges(run_context):
+    from trtq.data import DataSource
+
+    fp32 = _chain(RANGES)
+    ctx = run_context(_config("equalize"), calib=DataSource(name="x", array=_x(16, 0)), fp32=fp32)
+    EqualizeStage().run(ctx)
+    (section,) = ctx.result.sections
+    assert section.data["mode"] == "activations" and section.data["pairs"] == 2
+    free = run_context(_config("equalize"), calib=None, fp32=fp32)
+    EqualizeStage().run(free)
+    assert free.result.sections[0].data["mode"] == "weights"
+    assert ctx.fp32.SerializeToString() != free.fp32.SerializeToString()
+    feed = {"x": _x(4, 5)}
+    with OnnxRuntimeRunner(fp32) as r:
+        before = r.infer(feed)["y"]
+    with OnnxRuntimeRunner(ctx.fp32) as r:
+        after = r.infer(feed)["y"]
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * float(np.abs(before).max()))

@@ -16,7 +16,7 @@ def equalize_markdown(result: object) -> str:
     """The report.md section: one row per equalised pair."""
     pairs = result.pairs  # type: ignore[attr-defined]
     lines = [
-        f"Cross-layer equalisation (`--weight-ptq equalize`): {len(pairs)} conv pair(s), "
+        f"Cross-layer equalisation (`--weight-ptq equalize`, scales from the {result.mode}): {len(pairs)} conv pair(s), "  # type: ignore[attr-defined]
         f"{result.iterations} sweep(s); the range ratio is max / median of the first conv's per-channel "  # type: ignore[attr-defined]
         "max |w|. A ReLU6 between a pair becomes Relu + Min with per-channel bounds.",
         "",
@@ -34,7 +34,9 @@ def equalize_markdown(result: object) -> str:
 @dataclass
 class EqualizeStage:
     """Replaces `ctx.fp32` with the equalised graph and writes it as model.equalized.onnx (the exported
-    model.onnx stays as written; calibration.json's tensors are the equalised graph's). Data-free."""
+    model.onnx stays as written; calibration.json's tensors are the equalised graph's). With calibration data
+    the scales balance the measured per-channel activation ranges (`--weight-batches` batches); without, they
+    come from the weights alone (data-free)."""
 
     name: str = "equalize"
 
@@ -45,10 +47,20 @@ class EqualizeStage:
         return None
 
     def run(self, ctx: RunContext) -> None:
-        from trtq.placement import normalize
-        from trtq.weights.equalize import equalize_graph
+        import itertools
 
-        result = equalize_graph(normalize(ctx.need("fp32", self.name)))
+        from trtq.placement import normalize
+        from trtq.progress import status
+        from trtq.weights.equalize import channel_ranges, equalize_graph, find_pairs
+
+        fp32 = normalize(ctx.need("fp32", self.name))
+        ranges = None
+        if ctx.inputs.calib is not None:
+            tensors = [p.tensor for p in find_pairs(fp32)]
+            with status("Equalisation: measuring per-channel activation ranges"):
+                feeds = itertools.islice(ctx.feeds(ctx.inputs.calib), ctx.config.weights.batches)
+                ranges = channel_ranges(fp32, tensors, feeds) if tensors else {}
+        result = equalize_graph(fp32, ranges)
         ctx.fp32 = result.model
         ctx.write_onnx(A.EQUALIZED_ONNX, result.model)
         if not result.pairs:
