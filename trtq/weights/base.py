@@ -67,8 +67,13 @@ def channel_scales(amax: np.ndarray, fmt: QuantFormat = INT8) -> np.ndarray:
 
 
 def fake_quant(w: np.ndarray, scale: np.ndarray, fmt: QuantFormat = INT8) -> np.ndarray:
-    """Round-to-nearest-even and saturate, then dequantize: what Q -> DQ does to `w` (scale broadcast)."""
-    q = np.clip(np.round(w / scale), -fmt.max_value, fmt.max_value)
+    """Round-to-nearest-even and saturate, then dequantize: what Q -> DQ does to `w` (scale broadcast).
+
+    Saturates to the range QuantizeLinear executes (`fmt.qmin`..`fmt.qmax`, INT8 -128..127, as ONNX Runtime and
+    TensorRT's IQuantizeLayer do), not the symmetric -127..127 the scale is derived from: a weight below -amax
+    (a searched clip, learned rounding) lands on -128 in the graph, so the methods model it there too.
+    """
+    q = np.clip(np.round(w / scale), fmt.qmin, fmt.qmax)
     return (q * scale).astype(np.float32)
 
 

@@ -352,8 +352,9 @@ def _rebound_clip(
     order=0,
     needs_patches=False,
     graph=True,
-    help="cross-layer equalisation of conv -> (ReLU/ReLU6/zero Pad) -> conv pairs, data-free, on the FP32 graph "
-    "before calibration (ReLU6 bounds become per-channel)",
+    help="cross-layer equalisation of conv -> (ReLU/ReLU6/zero Pad) -> conv pairs on the FP32 graph before "
+    "calibration (scales from the activation ranges on calibration data, else from the weights; ReLU6 bounds "
+    "become per-channel)",
 )
 def equalize(state: WeightState) -> dict[str, Any]:
     """A graph method: `EqualizeStage` applies it to the FP32 graph before calibration, not `weight_ptq()`."""
