@@ -231,8 +231,9 @@ def equalize_graph(
             r2_c^(1 - alpha); a depthwise second conv quantizes each channel's weight on its own scale, so
             there the activation is equalised fully (s_c = a_c / max a).
         alpha: the activation's share of the balance (0.5: even), with `act_ranges`.
-        max_gain: a channel's range counts as at least max / max_gain, so no channel is blown up more than
-            that against the widest one (a channel quiet on the calibration data may not be on other data).
+        max_gain: with `act_ranges`, a channel's measured range counts as at least max / max_gain, so no
+            channel is blown up more than that against the widest one (a channel quiet on the calibration data
+            may not be on other data).
         iters: sweeps over all pairs at most.
     """
     import onnx
@@ -253,6 +254,10 @@ def equalize_graph(
          for n in (nodes[p.first], nodes[p.second])}  # fmt: skip
     b = {n.input[2]: numpy_helper.to_array(inits[n.input[2]]).astype(np.float32) for p in pairs
          for n in (nodes[p.first],) if len(n.input) > 2 and n.input[2] != ""}  # fmt: skip
+    # the measured ranges with each channel counted as at least max / max_gain (fixed: the scales divide them)
+    floored = None if act_ranges is None else {
+        p.tensor: np.maximum(r, r.max() / max_gain) for p in pairs
+        for r in (np.asarray(act_ranges[p.tensor], np.float64),)}  # fmt: skip
     for p in pairs:
         p.ratio_before = _ratio(_out_range(w[nodes[p.first].input[1]], p, act_ranges))
     done = 0
@@ -263,8 +268,7 @@ def equalize_graph(
             na, nb = nodes[p.first], nodes[p.second]
             wa, wb = w[na.input[1]], w[nb.input[1]]
             group = int(_attr(nb, "group", 1))
-            r1 = _out_range(wa, p, act_ranges).astype(np.float64)
-            r1 = np.maximum(r1, r1.max() / max_gain) if r1.max() > 0 else r1
+            r1 = _out_range(wa, p, floored).astype(np.float64)
             r2 = _in_channel_range(wb, group).astype(np.float64)
             s = np.ones_like(r1)
             live = (r1 > 0) & (r2 > 0)
