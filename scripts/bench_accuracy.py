@@ -75,13 +75,18 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=500)
     ap.add_argument("--held", type=int, default=500)
     ap.add_argument("--peer-calib", type=int, default=64)
-    ap.add_argument("--weight-ptq", default="bias-correction", help="weight methods to measure (comma list)")
+    ap.add_argument(
+        "--weight-ptq",
+        default="bias-correction",
+        help="weight methods to measure: comma lists "
+        "separated by ';' (a list with equalize calibrates the equalised graph again, in its time)",
+    )
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args()
 
     from trtq.calibration import calibrate
     from trtq.export import export_onnx
-    from trtq.placement import plan_qdq
+    from trtq.placement import normalize, plan_qdq
     from trtq.qdq import insert_qdq
     from trtq.weights import weight_ptq
 
@@ -109,14 +114,33 @@ def main() -> None:
     old_entropy = get_calibrator("entropy", collector=col, saturation=0).compute_amax()
     amax_sets = {m: cal.amax[m] for m in methods}
     amax_sets["entropy (saturation=0)"] = old_entropy
-    weight_sets = [("none", None, 0.0)]
+    graphs = {False: (fp32, plan, cal.amax)}
+    weight_sets = [("none", False, None, 0.0)]
     for combo in [w for w in args.weight_ptq.split(";") if w]:
+        names = combo.split(",")
+        eq = "equalize" in names
         t0 = time.perf_counter()
-        res = weight_ptq(fp32, plan, feeds(), combo.split(","), act_amax=cal.amax["entropy"], batches=4)
-        weight_sets.append((combo, res, time.perf_counter() - t0))
+        if eq and eq not in graphs:  # CLE rewrites the FP32 graph: placement and calibration run on it again
+            import itertools
+
+            from trtq.weights.equalize import channel_ranges, equalize_graph, find_pairs
+
+            g0 = normalize(
+                fp32
+            )  # as EqualizeStage does with calibration data: ranges on 4 calibration batches
+            ranges = channel_ranges(g0, [p.tensor for p in find_pairs(g0)], itertools.islice(feeds(), 4))
+            g_eq = equalize_graph(g0, ranges).model
+            p_eq = plan_qdq(g_eq)
+            graphs[eq] = (g_eq, p_eq, calibrate(g_eq, feeds(), p_eq.activations, methods).amax)
+        g, p, amx = graphs[eq]
+        res = weight_ptq(g, p, feeds(), names, act_amax=amx["entropy"], batches=4)
+        weight_sets.append((combo, eq, res, time.perf_counter() - t0))
     for mname, amax in amax_sets.items():
-        for wname, res, secs in weight_sets:
-            q = insert_qdq(fp32, plan, amax, weights=res)
+        for wname, eq, res, secs in weight_sets:
+            g, p, amx = graphs[eq]
+            if eq and mname not in amx:
+                continue
+            q = insert_qdq(g, p, amx[mname] if eq else amax, weights=res)
             rows.append((f"trtq {mname}", wname, score(run(q, held_x), ref, held_y), secs / base_s, ""))
             print(rows[-1], flush=True)
     # INT8 weight storage size

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "MODEL_ONNX",
     "SMOOTHQUANT_ONNX",
+    "EQUALIZED_ONNX",
     "CALIBRATION_JSON",
     "CALIBRATION_CACHE",
     "INT8_ONNX",
@@ -42,6 +43,9 @@ __all__ = [
 
 MODEL_ONNX = "model.onnx"  #: FP32 export, the reference every later stage starts from
 SMOOTHQUANT_ONNX = "model.smoothquant.onnx"  #: `--smoothquant`: the smoothed FP32 graph calibration ran on
+EQUALIZED_ONNX = (
+    "model.equalized.onnx"  #: `--weight-ptq equalize`: the equalised FP32 graph calibration ran on
+)
 CALIBRATION_JSON = "calibration.json"  #: amax per tensor per method, ranges, statistics
 CALIBRATION_CACHE = "calibration.cache"  #: the chosen scales in TensorRT's calibration cache format
 INT8_ONNX = "model.int8.onnx"  #: the Q/DQ graph, FP32 typed
@@ -76,6 +80,7 @@ CALIB_PLOT_PREFIX = "calib_"
 DESCRIPTIONS = {
     MODEL_ONNX: "FP32 export: the reference every later stage starts from",
     SMOOTHQUANT_ONNX: "FP32 graph after SmoothQuant (same function): what calibration.json's tensors refer to",
+    EQUALIZED_ONNX: "FP32 graph after cross-layer equalisation (same function): what calibration.json's tensors refer to",
     CALIBRATION_JSON: "amax per tensor for each method computed, the chosen method, FP16 ranges",
     CALIBRATION_CACHE: "the chosen scales of every float tensor as a TensorRT calibration cache (TensorRT 10 implicit INT8)",
     INT8_ONNX: "Q/DQ graph, FP32 typed: TensorRT 10 with INT8+FP16 builder flags, CPU checks",

@@ -73,3 +73,28 @@ def test_for_weights_gives_only_the_quantized_layers_new_values():
     assert set(res.for_weights({"w1": 0})) == {"w1", "b1"}
     assert set(res.for_weights({"w2": 0, "w3": 0, "other": 0})) == {"w2"}  # w3 unchanged; FP16 layers absent
     assert res.to_json()["layers"] == 3
+
+
+def test_fake_quant_saturates_where_quantize_linear_does():
+    """A weight below -amax (a searched clip) lands on -128 in the graph's Q -> DQ, so fake_quant puts it there."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from trtq.runners import OnnxRuntimeRunner
+    from trtq.weights.base import channel_scales, fake_quant
+
+    w = np.array([[-1.3, -1.004, -1.0, 0.5, 1.0, 1.3]], np.float32)
+    scale = channel_scales(np.array([1.0], np.float32))  # clipped amax 1.0 < max |w| 1.3
+    nodes = [helper.make_node("QuantizeLinear", ["w", "s", "z"], ["q"], axis=0),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], axis=0)]  # fmt: skip
+    g = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])],
+                          [numpy_helper.from_array(scale, "s"), numpy_helper.from_array(np.zeros(1, np.int8), "z")])  # fmt: skip
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    with OnnxRuntimeRunner(m) as r:
+        ref = r.infer({"w": w})["y"]
+    got = fake_quant(w, scale[:, None])
+    np.testing.assert_array_equal(got, ref)
+    assert float(got[0, 0] / scale[0]) == -128.0 and float(got[0, -1] / scale[0]) == 127.0

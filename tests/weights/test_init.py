@@ -23,7 +23,7 @@ def test_the_methods_are_listed_before_onnx_loads_and_the_graph_side_on_first_us
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
     assert got == {
-        "methods": ["adaround", "bias-correction", "clip"],
+        "methods": ["adaround", "bias-correction", "clip", "equalize"],
         "onnx_before": False,
         "onnx_after": True,
     }

@@ -16,8 +16,9 @@ class WeightsConfig:
     """Weight-side PTQ and weight storage.
 
     Attributes:
-        methods: weight methods (`trtq.weights.WEIGHT_METHODS`: clip, adaround, bias-correction), applied in
-            that order; () = max |w| per channel, rounded to nearest.
+        methods: weight methods (`trtq.weights.WEIGHT_METHODS`: equalize, clip, adaround, bias-correction),
+            applied in that order (equalize rewrites the FP32 graph before calibration, `EqualizeStage`; the
+            others run after it, `WeightsStage`); () = max |w| per channel, rounded to nearest.
         batches: calibration batches the weight statistics are measured on.
         adaround_iters: optimisation steps per layer of learned rounding (bounds its time per layer).
         storage: "qdq" (FP32 weight -> Q -> DQ) or "int8" (INT8 initializer -> DQ: a file about 4x smaller).
@@ -30,7 +31,15 @@ class WeightsConfig:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.methods)
+        """Whether a method that runs after calibration (`WeightsStage`) is asked for."""
+        from trtq.weights import WEIGHT_METHODS
+
+        return any(not WEIGHT_METHODS[m].graph for m in self.methods)
+
+    @property
+    def equalize(self) -> bool:
+        """Whether cross-layer equalisation rewrites the FP32 graph before calibration (`EqualizeStage`)."""
+        return "equalize" in self.methods
 
     def validate(self) -> None:
         from trtq.qdq import WEIGHT_STORAGE

@@ -21,6 +21,7 @@ from trtq.pipeline.stage import Stage, run_stages
 from trtq.pipeline.stages import (
     CalibrateStage,
     EngineStage,
+    EqualizeStage,
     ExportStage,
     FallbackStage,
     PlacementStage,
@@ -41,8 +42,8 @@ __all__ = ["build", "build_from_qat", "run_build", "ptq_stages", "qat_stages", "
 def ptq_stages() -> list[Stage]:
     """The stages of `trtq build`, in order."""
     return [
-        ExportStage(), TaskStage(), SmoothQuantStage(), PlacementStage(), CalibrateStage(), WeightsStage(), FallbackStage(),
-        QuantizeStage(), TypingStage(), ValidateStage(), EngineStage(), ReportStage(),
+        ExportStage(), TaskStage(), SmoothQuantStage(), EqualizeStage(), PlacementStage(), CalibrateStage(), WeightsStage(),
+        FallbackStage(), QuantizeStage(), TypingStage(), ValidateStage(), EngineStage(), ReportStage(),
     ]  # fmt: skip
 
 

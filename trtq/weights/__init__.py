@@ -2,6 +2,7 @@
 
 Registered methods (`WEIGHT_METHODS`, chosen with `--weight-ptq a,b`), applied in this order:
 
+- `equalize` (equalize.py): cross-layer equalisation of conv pairs, on the FP32 graph before calibration.
 - `clip` (clip.py): per-channel weight amax searched to minimise the layer's output error.
 - `adaround` (adaround.py): learned up/down rounding reconstructing each layer's output.
 - `bias-correction` (bias.py): the mean output shift of the quantized weights removed from the bias.
@@ -12,7 +13,7 @@ Registered methods (`WEIGHT_METHODS`, chosen with `--weight-ptq a,b`), applied i
 import importlib
 from typing import Any
 
-from trtq.weights import adaround, bias, clip  # noqa: F401  (register the built-in methods)
+from trtq.weights import adaround, bias, clip, equalize  # noqa: F401  (register the built-in methods)
 from trtq.weights.base import WEIGHT_METHODS, WeightMethod, WeightPTQ, WeightState, register_weight_method
 
 # the graph side (onnx) loads on first use, so the CLI's help lists the methods without it

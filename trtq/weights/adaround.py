@@ -67,7 +67,7 @@ def round_layer(
     prob = ((rest - _GAMMA) / (_ZETA - _GAMMA)).clamp(1e-4, 1 - 1e-4)
     v = torch.log(prob / (1 - prob)).clone().requires_grad_(True)
     opt = torch.optim.Adam([v], lr=1e-2)
-    lo, hi = -fmt.max_value, fmt.max_value
+    lo, hi = fmt.qmin, fmt.qmax  # the range QuantizeLinear executes (INT8 -128..127), as fake_quant
 
     def out(weight: Any, rows: Any) -> Any:
         return torch.einsum("gnk,gok->gno", pq[:, rows], weight)

@@ -33,25 +33,27 @@ __all__ = [
 
 @dataclass(frozen=True)
 class WeightMethod:
-    """A registered weight-side method: `apply(state)` refines the state; `needs_patches`: it reads input patches."""
+    """A registered weight-side method: `apply(state)` refines the state; `needs_patches`: it reads input patches;
+    `graph`: it rewrites the FP32 graph before calibration instead (cross-layer equalisation, `EqualizeStage`)."""
 
     name: str
     apply: Callable[[WeightState], dict[str, Any]]
     order: int
     needs_patches: bool
     help: str
+    graph: bool = False
 
 
 WEIGHT_METHODS: Registry[WeightMethod] = Registry("weight PTQ method", "--weight-ptq")
 
 
 def register_weight_method(
-    name: str, *, order: int, needs_patches: bool, help: str
+    name: str, *, order: int, needs_patches: bool, help: str, graph: bool = False
 ) -> Callable[[Callable[[WeightState], dict[str, Any]]], Callable[[WeightState], dict[str, Any]]]:
     """Decorator: register `fn(state) -> summary dict` as the weight method `name`."""
 
     def deco(fn: Callable[[WeightState], dict[str, Any]]) -> Callable[[WeightState], dict[str, Any]]:
-        WEIGHT_METHODS.register(name, WeightMethod(name, fn, order, needs_patches, help))
+        WEIGHT_METHODS.register(name, WeightMethod(name, fn, order, needs_patches, help, graph))
         return fn
 
     return deco
@@ -65,8 +67,13 @@ def channel_scales(amax: np.ndarray, fmt: QuantFormat = INT8) -> np.ndarray:
 
 
 def fake_quant(w: np.ndarray, scale: np.ndarray, fmt: QuantFormat = INT8) -> np.ndarray:
-    """Round-to-nearest-even and saturate, then dequantize: what Q -> DQ does to `w` (scale broadcast)."""
-    q = np.clip(np.round(w / scale), -fmt.max_value, fmt.max_value)
+    """Round-to-nearest-even and saturate, then dequantize: what Q -> DQ does to `w` (scale broadcast).
+
+    Saturates to the range QuantizeLinear executes (`fmt.qmin`..`fmt.qmax`, INT8 -128..127, as ONNX Runtime and
+    TensorRT's IQuantizeLayer do), not the symmetric -127..127 the scale is derived from: a weight below -amax
+    (a searched clip, learned rounding) lands on -128 in the graph, so the methods model it there too.
+    """
+    q = np.clip(np.round(w / scale), fmt.qmin, fmt.qmax)
     return (q * scale).astype(np.float32)
 
 

@@ -34,7 +34,7 @@ def _second_moment(patches: np.ndarray | None, k: int, groups: int) -> np.ndarra
 def channel_errors(w: np.ndarray, amax: np.ndarray, h: np.ndarray | None, fmt: Any) -> np.ndarray:
     """Expected output error per channel (groups, out) of quantizing w (groups, out, k) with `amax`."""
     s = channel_scales(amax, fmt)[..., None]
-    d = w - np.clip(np.round(w / s), -fmt.max_value, fmt.max_value) * s
+    d = w - np.clip(np.round(w / s), fmt.qmin, fmt.qmax) * s  # the executed range, as fake_quant
     if h is None:
         return (d * d).sum(axis=-1)
     return np.einsum("gok,gkl,gol->go", d, h, d)

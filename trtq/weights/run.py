@@ -73,7 +73,8 @@ def weight_ptq(
     Returns:
         The new weights, biases and per-channel weight amax (`trtq.qdq.insert_qdq(..., weights=)`).
     """
-    names = resolve_weight_methods(methods)
+    # graph methods (equalize) already ran on `fp32` before calibration (EqualizeStage)
+    names = [n for n in resolve_weight_methods(methods) if not WEIGHT_METHODS[n].graph]
     fmt = get_format(format)
     params = dict(params or {})
     model = normalize(fp32)

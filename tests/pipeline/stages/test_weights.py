@@ -98,3 +98,18 @@ def test_the_report_section_lists_each_method_with_its_time_and_summary():
     assert "Methods: **clip, bias-correction** on 2 layers" in text
     assert "| clip | 1.3 | clipped_channels 3, mean_ratio 0.9123 |" in text
     assert "| bias-correction | 0.0 | layers 1 |" in text and "| (layer input statistics) | 0.5 |" in text
+
+
+def test_build_with_equalize_runs_calibration_on_the_equalised_graph(tmp_path, digits_npz):
+    res = _build(tmp_path, digits_npz, "cle", weight_ptq="equalize,bias-correction")
+    run = tmp_path / "cle"
+    report = json.loads(run.joinpath("report.json").read_text())
+    assert report["config"]["weights"]["methods"] == ["equalize", "bias-correction"]
+    assert report["equalize"]["pairs"] >= 1 and report["weights"]["methods"] == ["bias-correction"]
+    assert res.timings.get("equalize") is not None
+    equalised = onnx.load(str(run / "model.equalized.onnx"))
+    calibrated = set(json.loads(run.joinpath("calibration.json").read_text())["tensors"])
+    assert calibrated and calibrated <= {v for n in equalised.graph.node for v in n.output} | {
+        i.name for i in equalised.graph.input
+    }
+    assert res.validation.value("int8", "top1_agreement") >= 0.95

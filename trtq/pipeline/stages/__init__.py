@@ -2,6 +2,7 @@
 
 from trtq.pipeline.stages.calibrate import CalibrateStage
 from trtq.pipeline.stages.engine import EngineStage
+from trtq.pipeline.stages.equalize import EqualizeStage
 from trtq.pipeline.stages.export import ExportStage
 from trtq.pipeline.stages.fallback import FallbackStage
 from trtq.pipeline.stages.placement import PlacementStage
@@ -18,6 +19,7 @@ __all__ = [
     "ExportStage",
     "TaskStage",
     "SmoothQuantStage",
+    "EqualizeStage",
     "PlacementStage",
     "CalibrateStage",
     "WeightsStage",
