@@ -83,7 +83,7 @@ def test_onnx_with_an_unquantizable_op_is_built_and_the_op_listed(tmp_path: Path
 
 def test_the_stage_lists_in_order():
     assert [s.name for s in ptq_stages()] == [
-        "export", "task", "smoothquant", "placement", "calibrate", "weights", "sensitivity", "quantize", "typed_graph", "validate", "engine",
+        "export", "task", "smoothquant", "equalize", "placement", "calibrate", "weights", "sensitivity", "quantize", "typed_graph", "validate", "engine",
         "report",
     ]  # fmt: skip
     qat = QATGraphStage(qat="model.qat.onnx")
