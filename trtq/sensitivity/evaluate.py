@@ -83,12 +83,14 @@ def make_session(model: onnx.ModelProto, threads: int | None = None) -> Any:
 
 
 def run_sliced(
-    session: Any, names: list[str], feed: Mapping[str, np.ndarray], samples: int = CALL_SAMPLES
+    session: Any, names: list[str], feed: Mapping[str, np.ndarray], samples: int | None = None
 ) -> list[np.ndarray]:
-    """`session.run(names, feed)`, run `samples` samples a call (outputs concatenated along the batch axis).
+    """`session.run(names, feed)`, run `samples` (default `CALL_SAMPLES`) samples a call.
 
-    Every input must have the batch as its first axis (the feeds and cached activations here do).
+    Outputs are concatenated along the batch axis; every input must have the batch as its first axis (the
+    feeds and cached activations here do).
     """
+    samples = CALL_SAMPLES if samples is None else samples
     n = _batch_len(feed)
     if samples < 1 or n <= samples:
         return list(session.run(names, dict(feed)))
