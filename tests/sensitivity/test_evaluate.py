@@ -81,7 +81,9 @@ def test_sessions_run_a_few_samples_a_call_with_the_outputs_of_whole_batches(res
     assert calls and max(calls) == 3 and sum(calls) == 2 * len(x)  # the base and the variant, 16 samples each
     assert all(not s.get_session_options().enable_cpu_mem_arena for s in sessions)
     np.testing.assert_array_equal(next(iter(ev.base_outputs("int8").values())), run_all(int8, x))
-    np.testing.assert_allclose(next(iter(ev.outputs("f").values())), run_all(variant, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        next(iter(ev.outputs("f").values())), run_all(variant, x), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_a_small_cache_runs_the_samples_in_chunks_with_the_same_outputs(resnet):
