@@ -259,32 +259,32 @@ class VariantEvaluator:
         chunk_samples = max(1, int(self.cache_bytes // max(per_sample, 1)))
         it = iter(batches)
         dtypes: dict[str, Any] = {}
-        base_sessions: dict[str, Any] = {}
         with ThreadPoolExecutor(self.workers) as pool:
             while True:
                 chunk = _take(it, chunk_samples)
                 if not chunk:
                     break
                 self.chunks += 1
-                caches = self._run_bases(pool, chunk, base_sessions, dtypes)
+                caches = self._run_bases(pool, chunk, dtypes)
                 self._run_variants(pool, chunk, caches, dtypes, progress)
 
     def _run_bases(
         self,
         pool: ThreadPoolExecutor,
         chunk: list[Batch],
-        sessions: dict[str, Any],
         dtypes: dict[str, Any],
     ) -> list[dict[str, np.ndarray]]:
-        """Per batch: {(base name, tensor): value} for graph outputs and checkpoint tensors."""
+        """Per batch: {(base name, tensor): value} for graph outputs and checkpoint tensors.
+
+        A base's session lives for its chunk only (made again for the next one, a fraction of a second):
+        the variants then run with no base session alive.
+        """
         from trtq.runners.onnxrt import expose_tensors
 
         def one(name: str) -> list[dict[str, np.ndarray]]:
             b = self.bases[name]
             start = time.perf_counter()
-            if name not in sessions:
-                sessions[name] = make_session(expose_tensors(b.model, b.expose), self.threads)
-            s = sessions[name]
+            s = make_session(expose_tensors(b.model, b.expose), self.threads)
             names = [o.name for o in s.get_outputs()]
             got = [dict(zip(names, run_sliced(s, names, feed))) for feed, _ in chunk]
             b.seconds += time.perf_counter() - start
