@@ -267,6 +267,7 @@ class VariantEvaluator:
                 self.chunks += 1
                 caches = self._run_bases(pool, chunk, dtypes)
                 self._run_variants(pool, chunk, caches, dtypes, progress)
+                del chunk, caches  # before the next chunk is read and run: one chunk's cache alive at a time
 
     def _run_bases(
         self,
