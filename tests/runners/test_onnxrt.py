@@ -48,7 +48,7 @@ def test_every_trtq_session_does_not_spin_and_takes_its_thread_count(sessions, o
         pass
     with polygraphy_runner(model, "fp32"):
         pass
-    make_session(model, threads=2, shared_arena=False)
+    make_session(model, threads=2)
     assert len(sessions) == 3
     spin = [s["options"].get_session_config_entry("session.intra_op.allow_spinning") for s in sessions]
     assert spin == ["0", "0", "0"]

@@ -295,6 +295,7 @@ def analyze_sensitivity(
         UsageError: bad data or metric.
     """
     from trtq.export import input_names
+    from trtq.pipeline.memory import release_memory
     from trtq.progress import track
 
     timings: dict[str, float] = {}
@@ -328,6 +329,8 @@ def analyze_sensitivity(
         evaluator.add_variant(("quantized", node), "fp32", alone_q)
         alone_f, _ = quantized_model(fp32n, replan(skeleton, placement, [node]), amax)
         evaluator.add_variant(("fp16", node), "int8", alone_f)
+    del alone_q, alone_f
+    release_memory()  # the whole variant models built above are gone: only their suffixes are kept
     timings["build_variants"] = time.perf_counter() - start
 
     t = time.perf_counter()

@@ -33,7 +33,7 @@ from trtq.sensitivity.graphs import (
     suffix_model,
 )
 
-__all__ = ["VariantEvaluator", "make_session", "run_model", "default_workers"]
+__all__ = ["VariantEvaluator", "make_session", "run_model", "run_sliced", "default_workers", "CALL_SAMPLES"]
 
 #: (feed dict, anything) pairs, as `VariantEvaluator.run` takes them.
 Batch = tuple[dict[str, np.ndarray], Any]
@@ -49,38 +49,27 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_SHARED_ARENA: list[bool] = []
+#: Samples per ONNX Runtime call: a batch is run in slices of this many. The memory a session needs for its
+#: activations grows with the samples of one call (efficientnet_b0 at 224x224: about 15 MB a sample at its
+#: widest tensors), and the CPU time per sample hardly changes above a few samples.
+CALL_SAMPLES = 8
 
 
-def _register_shared_arena() -> None:
-    """One CPU memory arena for all of this module's sessions (registered once per process).
+def make_session(model: onnx.ModelProto, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session that executes Q/DQ as written (see `trtq.runners.onnxrt`).
 
-    Each ONNX Runtime session otherwise grows its own arena; freed with the session, that memory goes back
-    to the C allocator's per-thread pools and is not reused by the next session, so a hundred short-lived
-    sessions would hold a hundred arenas' worth of memory.
+    Without ONNX Runtime's memory arena: an arena keeps the most memory a session ever needed until the
+    session (or, for an arena shared between sessions, the process) ends, and sensitivity makes hundreds of
+    short-lived sessions. Without it each tensor is allocated and freed with the C allocator, which hands the
+    memory back once the stage is done (`trtq.pipeline.memory.release_memory`); measured on efficientnet_b0, the
+    same CPU time as with a shared arena (docs/performance.md).
     """
-    if _SHARED_ARENA:
-        return
-    import onnxruntime as ort
-
-    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    try:
-        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
-    except Exception:  # already registered in this process (by an earlier import of this module)
-        pass
-    _SHARED_ARENA.append(True)
-
-
-def make_session(model: onnx.ModelProto, threads: int | None = None, shared_arena: bool = True) -> Any:
-    """An ONNX Runtime CPU session that executes Q/DQ as written (see `trtq.runners.onnxrt`)."""
     import onnxruntime as ort
 
     from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, session_options
 
     opts = session_options()
-    if shared_arena:
-        _register_shared_arena()
-        opts.add_session_config_entry("session.use_env_allocators", "1")
+    opts.enable_cpu_mem_arena = False
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -92,6 +81,24 @@ def make_session(model: onnx.ModelProto, threads: int | None = None, shared_aren
         )
 
 
+def run_sliced(
+    session: Any, names: list[str], feed: Mapping[str, np.ndarray], samples: int | None = None
+) -> list[np.ndarray]:
+    """`session.run(names, feed)`, run `samples` (default `CALL_SAMPLES`) samples a call.
+
+    Outputs are concatenated along the batch axis; every input must have the batch as its first axis (the
+    feeds and cached activations here do).
+    """
+    samples = CALL_SAMPLES if samples is None else samples
+    n = _batch_len(feed)
+    if samples < 1 or n <= samples:
+        return list(session.run(names, dict(feed)))
+    parts = [
+        session.run(names, {k: v[i : i + samples] for k, v in feed.items()}) for i in range(0, n, samples)
+    ]
+    return [np.concatenate([p[j] for p in parts]) for j in range(len(names))]
+
+
 def run_model(
     model: onnx.ModelProto, batches: Iterable[Mapping[str, np.ndarray]], threads: int | None = None
 ) -> dict[str, np.ndarray]:
@@ -100,7 +107,7 @@ def run_model(
     names = [o.name for o in session.get_outputs()]
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for feed in batches:
-        for n, v in zip(names, session.run(names, dict(feed))):
+        for n, v in zip(names, run_sliced(session, names, feed)):
             parts[n].append(v)
     return {n: np.concatenate(v) for n, v in parts.items()}
 
@@ -246,37 +253,40 @@ class VariantEvaluator:
             b.expose = sorted(wanted - inputs - outputs)
         per_sample = sum(b.sizes.get(t, 0) for b in self.bases.values() for t in b.expose)
         self.cached_bytes_per_sample = float(per_sample)
+        # A chunk's input batches are held while its variants run, beside the cached tensors.
+        per_sample += sum(int(v.nbytes) for v in self.sample.values())
         chunk_samples = max(1, int(self.cache_bytes // max(per_sample, 1)))
         it = iter(batches)
         dtypes: dict[str, Any] = {}
-        base_sessions: dict[str, Any] = {}
         with ThreadPoolExecutor(self.workers) as pool:
             while True:
                 chunk = _take(it, chunk_samples)
                 if not chunk:
                     break
                 self.chunks += 1
-                caches = self._run_bases(pool, chunk, base_sessions, dtypes)
+                caches = self._run_bases(pool, chunk, dtypes)
                 self._run_variants(pool, chunk, caches, dtypes, progress)
+                del chunk, caches  # before the next chunk is read and run: one chunk's cache alive at a time
 
     def _run_bases(
         self,
         pool: ThreadPoolExecutor,
         chunk: list[Batch],
-        sessions: dict[str, Any],
         dtypes: dict[str, Any],
     ) -> list[dict[str, np.ndarray]]:
-        """Per batch: {(base name, tensor): value} for graph outputs and checkpoint tensors."""
+        """Per batch: {(base name, tensor): value} for graph outputs and checkpoint tensors.
+
+        A base's session lives for its chunk only (made again for the next one, a fraction of a second):
+        the variants then run with no base session alive.
+        """
         from trtq.runners.onnxrt import expose_tensors
 
         def one(name: str) -> list[dict[str, np.ndarray]]:
             b = self.bases[name]
             start = time.perf_counter()
-            if name not in sessions:
-                sessions[name] = make_session(expose_tensors(b.model, b.expose), self.threads)
-            s = sessions[name]
+            s = make_session(expose_tensors(b.model, b.expose), self.threads)
             names = [o.name for o in s.get_outputs()]
-            got = [dict(zip(names, s.run(names, dict(feed)))) for feed, _ in chunk]
+            got = [dict(zip(names, run_sliced(s, names, feed))) for feed, _ in chunk]
             b.seconds += time.perf_counter() - start
             return got
 
@@ -314,7 +324,7 @@ class VariantEvaluator:
                 values: dict[str, np.ndarray] = {}
                 if session is not None:
                     inputs = {c: (feed[c] if c in feed else caches[k][(v.base, c)]) for c in suffix.cut}
-                    values = dict(zip(suffix.computed, session.run(suffix.computed, inputs)))
+                    values = dict(zip(suffix.computed, run_sliced(session, suffix.computed, inputs)))
                 for o in base_outs:
                     v.outputs.setdefault(o, []).append(values[o] if o in values else caches[k][(v.base, o)])
             v.seconds += time.perf_counter() - start

@@ -223,6 +223,7 @@ def choose_fallback(
     top_k: int = 6,
     greedy_limit: int = 12,
     workers: int | None = None,
+    cache_bytes: int = 2 << 30,
 ) -> FallbackResult:
     """Choose the layers to keep out of INT8 and build the mixed model.
 
@@ -247,6 +248,7 @@ def choose_fallback(
         top_k: candidates re-evaluated per greedy step.
         greedy_limit: the greedy search runs when the prefix search on the measure needs at most this many layers.
         workers: parallel evaluations of a greedy step (default: the CPUs available).
+        cache_bytes: memory for the activations a greedy step caches (see `VariantEvaluator`).
 
     Returns:
         The chosen set, the measured metric of the mixed model, and the model.
@@ -291,7 +293,9 @@ def choose_fallback(
 
     reference = run_model(fp32n, ev_data.feeds())
     macs = layer_macs(fp32n, ev_data.sample())
-    judge = Judge(fp32n, amax, placement, ev_data, met, reference, max_drop, macs, rank_by, workers)
+    judge = Judge(
+        fp32n, amax, placement, ev_data, met, reference, max_drop, macs, rank_by, workers, cache_bytes
+    )
     fp32_value = judge.fp32_value
 
     if sensitivity is not None:

@@ -55,7 +55,7 @@ def layer_macs(model: onnx.ModelProto, sample: Mapping[str, np.ndarray]) -> dict
         reads = n.input if n.op_type == "Einsum" else n.input[:3]
         wanted.update(i for i in reads if i and i not in inits)
     feed = {k: np.asarray(v)[:1] for k, v in sample.items()}
-    session = make_session(expose_tensors(model, sorted(wanted)), shared_arena=False)
+    session = make_session(expose_tensors(model, sorted(wanted)))
     names = [o.name for o in session.get_outputs()]
     shapes = {k: tuple(v.shape) for k, v in zip(names, session.run(names, feed))}
     shapes.update({k: tuple(v.shape) for k, v in feed.items()})

@@ -89,6 +89,7 @@ class Judge:
         macs: MACs per weighted layer.
         rank_by: `--rank-by`; the measure is its metric (cosine for "metric").
         workers: parallel evaluations of one step.
+        cache_bytes: memory for the activations a step caches (`VariantEvaluator`).
     """
 
     def __init__(
@@ -103,8 +104,10 @@ class Judge:
         macs: Mapping[str, int],
         rank_by: str = "cosine",
         workers: int | None = None,
+        cache_bytes: int = 2 << 30,
     ) -> None:
         self.fp32, self.amax, self.placement = fp32, amax, placement
+        self.cache_bytes = cache_bytes
         self.data, self.met, self.reference = data, met, reference
         self.fp32_value = met(reference, reference, data.targets)
         self.max_drop, self.macs, self.workers = max_drop, dict(macs), workers
@@ -175,7 +178,9 @@ class Judge:
         todo = [n for n in extra if frozenset([*base, n]) not in self.seen]
         if todo:
             base_model, _ = quantized_model_for(self, base)
-            evaluator = VariantEvaluator(self.data.sample(), self.data.count, workers=self.workers)
+            evaluator = VariantEvaluator(
+                self.data.sample(), self.data.count, workers=self.workers, cache_bytes=self.cache_bytes
+            )
             evaluator.add_base("base", base_model)
             shares = {}
             for n in todo:

@@ -48,6 +48,7 @@ class FallbackStage:
 
     def run(self, ctx: RunContext) -> None:
         from trtq.metrics import resolve_metric
+        from trtq.pipeline.memory import release_memory
         from trtq.progress import status
         from trtq.sensitivity import analyze_sensitivity, choose_fallback
         from trtq.sensitivity.report import plot_sensitivity, sensitivity_document, sensitivity_markdown
@@ -75,10 +76,11 @@ class FallbackStage:
             )  # fmt: skip
         choice = None
         if cfg.enabled:
+            release_memory()  # what the analysis freed goes back before the search runs its own models
             with status(f"choosing the FP16 fallback set (ranked by {cfg.rank_by}, evaluating mixed models)"):
                 choice = choose_fallback(
                     fp32, amax, data, sensitivity=sens, max_drop=cfg.max_drop, fallback=cfg.layers,
-                    rank_by=cfg.rank_by, top_k=cfg.top_k, workers=cfg.workers, **kw,
+                    rank_by=cfg.rank_by, top_k=cfg.top_k, workers=cfg.workers, cache_bytes=CACHE_BYTES, **kw,
                 )  # fmt: skip
             ctx.plan = choice.plan
         ctx.write_json(A.SENSITIVITY_JSON, sensitivity_document(sens, choice))
