@@ -134,9 +134,10 @@ def smooth_candidates(model: onnx.ModelProto) -> list[SmoothGroup]:
 
 
 def channel_absmax(
-    model: onnx.ModelProto, tensors: Iterable[str], feeds: Iterable[Mapping[str, np.ndarray]]
+    model: onnx.ModelProto, tensors: Iterable[str], feeds: Iterable[Mapping[str, np.ndarray]], axis: int = -1
 ) -> dict[str, np.ndarray]:
-    """max |x| per channel (the last axis) of each tensor over the given input batches (ONNX Runtime, FP32)."""
+    """max |x| per channel (`axis`: the last one for transformer activations, 1 for NCHW) of each tensor over the
+    given input batches (ONNX Runtime, FP32)."""
     from trtq.runners.onnxrt import OnnxRuntimeRunner
 
     names = list(tensors)
@@ -146,7 +147,7 @@ def channel_absmax(
             values = runner.infer(dict(feed))
             for name in names:
                 v = np.abs(np.asarray(values[name], dtype=np.float64))
-                peak = v.reshape(-1, v.shape[-1]).max(axis=0)
+                peak = np.moveaxis(v, axis, -1).reshape(-1, v.shape[axis]).max(axis=0)
                 out[name] = peak if name not in out else np.maximum(out[name], peak)
     return out
 

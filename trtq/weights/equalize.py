@@ -197,18 +197,9 @@ def channel_ranges(
     model: onnx.ModelProto, tensors: Iterable[str], feeds: Iterable[Mapping[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
     """max |x| per channel (axis 1) of each tensor over the given input batches (ONNX Runtime, FP32)."""
-    from trtq.runners.onnxrt import OnnxRuntimeRunner
+    from trtq.smoothquant import channel_absmax
 
-    names = list(tensors)
-    out: dict[str, np.ndarray] = {}
-    with OnnxRuntimeRunner(model, extra_outputs=names) as runner:
-        for feed in feeds:
-            values = runner.infer(dict(feed))
-            for name in names:
-                v = np.abs(np.asarray(values[name], dtype=np.float64))
-                peak = np.moveaxis(v, 1, 0).reshape(v.shape[1], -1).max(axis=1)
-                out[name] = peak if name not in out else np.maximum(out[name], peak)
-    return out
+    return channel_absmax(model, tensors, feeds, axis=1)
 
 
 def equalize_graph(
