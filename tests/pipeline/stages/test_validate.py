@@ -23,6 +23,26 @@ def models(fp32):
     return fp32, int8
 
 
+@pytest.fixture
+def samples(monkeypatch) -> dict[str, int]:
+    """How many samples each model (by its validation label) is run on, counted as validation feeds them."""
+    import trtq.validate as validate
+
+    counts: dict[str, int] = {}
+    real = validate._run_one
+
+    def counting(runner, feeds, label, **kw):
+        def counted():
+            for f in feeds:
+                counts[label] = counts.get(label, 0) + len(f["x"])
+                yield f
+
+        return real(runner, counted(), label, **kw)
+
+    monkeypatch.setattr(validate, "_run_one", counting)
+    return counts
+
+
 def test_run_metrics_are_the_configured_ones_and_the_fallback_metric(run_context):
     config = BuildConfig(
         validation=ValidationConfig(metrics=("mse",)), fallback=FallbackConfig(metric="snr_db")
@@ -91,25 +111,12 @@ def test_validation_reuses_the_runs_fp32_reference_and_runs_each_candidate_once(
     assert ran == ["fp32", "int8", "fp32"]
 
 
-def test_int8_outputs_on_the_method_choice_samples_are_not_run_again(run_context, fp32, monkeypatch):
+def test_int8_outputs_on_the_method_choice_samples_are_not_run_again(run_context, fp32, samples):
     """--calib all ran the chosen Q/DQ model on its held-out samples: validation runs model.int8.onnx only on the
     others (when it is that same model), and scores every sample as one full run would."""
-    import trtq.validate as validate
     from trtq.config import CalibrationConfig, DataConfig
     from trtq.pipeline.stages import CalibrateStage, QuantizeStage
 
-    samples: dict[str, int] = {}
-    real = validate._run_one
-
-    def counting(runner, feeds, label, **kw):
-        def counted():
-            for f in feeds:
-                samples[label] = samples.get(label, 0) + len(f["x"])
-                yield f
-
-        return real(runner, counted(), label, **kw)
-
-    monkeypatch.setattr(validate, "_run_one", counting)
     evaluation = arrays(12, seed=1)
     config = BuildConfig(
         data=DataConfig(batch_size=4),
@@ -139,27 +146,14 @@ def test_int8_outputs_on_the_method_choice_samples_are_not_run_again(run_context
 
 
 def test_the_typed_graph_is_scored_on_its_subset_against_fp32_on_the_same_samples(
-    run_context, models, monkeypatch
+    run_context, models, samples
 ):
     """--typed-samples N: model.trt.onnx runs on N reproducible evaluation samples (the --calib all held-out ones at
     the same count and seed) and is scored against FP32's outputs on those samples; INT8 still runs on all."""
-    import trtq.validate as validate
     from trtq.config import TypingConfig
     from trtq.report import accuracy_rows
 
     fp32, int8 = models
-    samples: dict[str, int] = {}
-    real = validate._run_one
-
-    def counting(runner, feeds, label, **kw):
-        def counted():
-            for f in feeds:
-                samples[label] = samples.get(label, 0) + len(f["x"])
-                yield f
-
-        return real(runner, counted(), label, **kw)
-
-    monkeypatch.setattr(validate, "_run_one", counting)
     evaluation = arrays(12, seed=1, labels=True)
     typed = to_strongly_typed(int8)
     config = BuildConfig(validation=ValidationConfig(metrics=("mse",)), typing=TypingConfig(samples=5))
