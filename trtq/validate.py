@@ -301,10 +301,20 @@ def run_models(
     return results
 
 
+def joined_outputs(batches: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Per-batch outputs (name -> array), batches joined on axis 0."""
+    return {name: np.concatenate([np.asarray(b[name]) for b in batches]) for name in batches[0].keys()}
+
+
+def split_outputs(joined: Mapping[str, np.ndarray], sizes: Sequence[int]) -> list[dict[str, np.ndarray]]:
+    """Joined outputs cut back into batches of `sizes` samples (the inverse of `joined_outputs`)."""
+    bounds = np.cumsum([0, *sizes])
+    return [{k: v[a:b] for k, v in joined.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def stacked_outputs(results: Any, label: str) -> dict[str, np.ndarray]:
     """One runner's outputs from a RunResults, batches joined on axis 0."""
-    iters = dict(results.items())[label]
-    return {name: np.concatenate([np.asarray(it[name]) for it in iters]) for name in iters[0].keys()}
+    return joined_outputs(dict(results.items())[label])
 
 
 def _verdict(results: Any, reference: str, candidate: str, rtol: float, atol: float, stat: str) -> bool:

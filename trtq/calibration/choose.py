@@ -25,10 +25,6 @@ __all__ = ["choose_method", "model_digest", "TIE_BREAK_METRIC"]
 TIE_BREAK_METRIC = "mse"
 
 
-def _concat(batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {name: np.concatenate([np.asarray(b[name]) for b in batches]) for name in batches[0]}
-
-
 def choose_method(
     calibration: Calibration,
     quantize_fn: Callable[[dict[str, float]], onnx.ModelProto],
@@ -67,6 +63,7 @@ def choose_method(
     """
     from trtq.runners import OnnxRuntimeRunner
     from trtq.runners.onnxrt import INFER_SAMPLES, PartRunner
+    from trtq.validate import joined_outputs
 
     deciding, tie = get_metric(metric), get_metric(TIE_BREAK_METRIC)
     if callable(heldout):
@@ -95,7 +92,7 @@ def choose_method(
         batches = sum(1 for _ in feeds())
         if len(reference_outputs) != batches:
             raise UsageError(f"{len(reference_outputs)} reference outputs for {batches} held-out batches")
-        ref = _concat(reference_outputs)
+        ref = joined_outputs(reference_outputs)
     reported = [deciding, tie]
     agreement = get_metric("top1_agreement")
     if agreement.usable(ref, None) and agreement not in reported:
@@ -118,7 +115,7 @@ def choose_method(
     )
     for m in methods or calibration.methods:
         model = quantize_fn(calibration.amax_for(m))
-        out = _concat(run(model, f"qdq-{m}"))  # one session alive at a time
+        out = joined_outputs(run(model, f"qdq-{m}"))  # one session alive at a time
         order[m] = len(order)
         scores[m] = {x.name: x(ref, out, targets) for x in reported}
         if keep is not None and (kept is None or key(m) < key(kept["method"])):

@@ -167,7 +167,9 @@ class CalibrateStage:
                 # a reproducible held-out subset; its FP32 outputs are taken from the run's shared reference
                 idx = held.subset_indices(cfg.choose_samples or None, ctx.config.seed)
                 subset = held.subset(cfg.choose_samples or None, ctx.config.seed)
-                reference = {k: v[idx] for k, v in _joined(ctx.fp32_reference()).items()}
+                from trtq.validate import joined_outputs
+
+                reference = {k: v[idx] for k, v in joined_outputs(ctx.fp32_reference()).items()}
                 kept: dict = {}
                 choose_method(
                     cal, lambda a: insert_qdq(fp32, plan, a, format=ctx.config.format),  # type: ignore[arg-type]
@@ -192,12 +194,6 @@ class CalibrateStage:
 def _writes_cache(ctx: RunContext) -> bool:
     """Whether this run writes calibration.cache: only on request (`--trt-cache`), and where the sink takes it."""
     return ctx.config.calibration.trt_cache and ctx.wants(A.CALIBRATION_CACHE)
-
-
-def _joined(batches: list[dict]) -> dict:
-    import numpy as np
-
-    return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in batches[0]}
 
 
 def _keep_only(cal: Calibration, tensors: list[str]) -> None:

@@ -87,17 +87,15 @@ def _typed_subset(ctx: RunContext) -> object | None:
 def _score_on_subset(ctx: RunContext, model: object, idx: object, reference: list) -> object:
     """A candidate run and scored against FP32 on the evaluation samples `idx` only (the FP32 outputs are the
     shared reference's rows for those samples)."""
-    import numpy as np
     from polygraphy.comparator import IterationResult, RunResults
 
-    from trtq.validate import evaluate_runs, model_outputs
+    from trtq.validate import evaluate_runs, joined_outputs, model_outputs, split_outputs
 
     data, cfg = ctx.inputs.validation, ctx.config.validation
     subset = data.take(idx)  # type: ignore[union-attr]
     got = model_outputs(model, ctx.feeds(subset), "typed")
-    joined = {k: np.concatenate([np.asarray(b[k]) for b in reference])[idx] for k in reference[0]}
-    bounds = np.cumsum([0, *[len(next(iter(b.values()))) for b in got]])
-    ref = [{k: v[a:b] for k, v in joined.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+    rows = {k: v[idx] for k, v in joined_outputs(reference).items()}
+    ref = split_outputs(rows, [len(next(iter(b.values()))) for b in got])
     runs = RunResults()
     runs.append(("fp32", [IterationResult(outputs=r, runtime=0.0, runner_name="fp32") for r in ref]))
     runs.append(("typed", [IterationResult(outputs=g, runtime=0.0, runner_name="typed") for g in got]))
@@ -117,7 +115,7 @@ def _int8_from_heldout(ctx: RunContext, int8: object, reference: list) -> list[d
     import numpy as np
 
     from trtq.calibration.choose import model_digest
-    from trtq.validate import model_outputs
+    from trtq.validate import joined_outputs, model_outputs, split_outputs
 
     held, data = ctx.heldout, ctx.inputs.validation
     if held is None or data is None or model_digest(int8) != held.digest:  # type: ignore[arg-type]
@@ -128,7 +126,7 @@ def _int8_from_heldout(ctx: RunContext, int8: object, reference: list) -> list[d
     joined: dict[str, np.ndarray] = {}
     if len(rest):
         got = model_outputs(int8, ctx.feeds(data.take(rest)), "int8")
-        ran = {k: np.concatenate([np.asarray(b[k]) for b in got]) for k in got[0]}
+        ran = joined_outputs(got)
     else:
         ran = {k: v[:0] for k, v in held.outputs.items()}
     for k, v in held.outputs.items():
@@ -136,8 +134,7 @@ def _int8_from_heldout(ctx: RunContext, int8: object, reference: list) -> list[d
         full = np.empty((total, *v.shape[1:]), dtype=v.dtype)
         full[held.indices], full[rest] = v, ran[k]
         joined[k] = full
-    bounds = np.cumsum([0, *sizes])
-    return [{k: v[a:b] for k, v in joined.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+    return split_outputs(joined, sizes)
 
 
 def class_count_warning(data: object, runs: object) -> str | None:
