@@ -7,8 +7,9 @@ What it does, all on the CPU with ONNX Runtime executing Q/DQ as written:
 1. builds the torchvision model with random weights (no download), re-estimates its BatchNorm statistics
    on synthetic images so activations have realistic ranges, exports it to ONNX;
 2. calibrates (entropy) on a separate set of synthetic images;
-3. runs `trtq.sensitivity.analyze_sensitivity` on `--samples` images: every quantized layer alone INT8
-   and alone FP16 (2 variants per layer), and prints the time per layer and the total;
+3. runs `trtq.sensitivity.analyze_sensitivity` on `--samples` images: every quantized layer (or `--layers N`
+   of them, spread over the depth) alone FP16, and with `--alone-int8` also alone INT8 (2 variants per
+   layer), with the cache `trtq build` uses (`--cache-mb`), and prints the time per layer and the total;
 4. runs the naive approach in the same process: one ONNX Runtime session per variant, the whole model
    over every image. It runs on `--naive-layers` layers spread over the depth and is extrapolated to all
    layers (printed as such); the fast and naive metrics of those layers are compared (they must agree).
@@ -95,13 +96,16 @@ def naive_variant(fp32, amax, placement, exclude, data, batch_size):
     return np.concatenate(outs), time.perf_counter() - start
 
 
-def naive_layers(fp32, amax, nodes, all_nodes, data, batch_size, ref):
-    """Both variants of each node the naive way; (seconds per variant, {node: (q outputs, fp16 outputs)})."""
+def naive_layers(fp32, amax, nodes, all_nodes, data, batch_size, ref, alone_int8):
+    """The variants of each node the naive way; (seconds per variant, {node: (q outputs or None, fp16 outputs)})."""
     seconds, outs = [], {}
     for node in nodes:
-        q_out, tq = naive_variant(fp32, amax, None, [n for n in all_nodes if n != node], data, batch_size)
+        q_out = None
+        if alone_int8:
+            q_out, tq = naive_variant(fp32, amax, None, [n for n in all_nodes if n != node], data, batch_size)
+            seconds.append(tq)
         f_out, tf = naive_variant(fp32, amax, None, [node], data, batch_size)
-        seconds += [tq, tf]
+        seconds.append(tf)
         outs[node] = (q_out, f_out)
     return seconds, outs
 
@@ -116,6 +120,13 @@ def main() -> None:
     p.add_argument("--naive-layers", type=int, default=4, help="layers the naive approach runs (0: skip it)")
     p.add_argument("--max-drop", type=float, help="also choose the FP16 fallback set for this budget")
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument(
+        "--layers", type=int, default=0, help="analyse this many layers spread over the depth (0: all)"
+    )
+    p.add_argument(
+        "--alone-int8", action="store_true", help="also measure each layer alone INT8 (2 variants)"
+    )
+    p.add_argument("--cache-mb", type=int, default=None, help="cached activations (default: trtq build's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args()
@@ -124,6 +135,7 @@ def main() -> None:
     from trtq.export import export_onnx
     from trtq.metrics.classification import top1_agreement
     from trtq.metrics.fidelity import output_noise
+    from trtq.pipeline.stages.fallback import CACHE_BYTES
     from trtq.placement import normalize, plan_qdq
     from trtq.progress import set_quiet
     from trtq.sensitivity import analyze_sensitivity, choose_fallback
@@ -140,6 +152,12 @@ def main() -> None:
     fp32 = normalize(export_onnx(module, data[:2]).model)
     plan = plan_qdq(fp32)
     all_nodes = list(plan.quantized_nodes)
+    analysed = all_nodes
+    if args.layers and args.layers < len(all_nodes):
+        spread = np.linspace(0, len(all_nodes) - 1, args.layers).round().astype(int)
+        analysed = [all_nodes[i] for i in sorted(set(spread))]
+    cache = CACHE_BYTES if args.cache_mb is None else args.cache_mb << 20
+    variants = 2 if args.alone_int8 else 1
     feeds = [{"input": calib[i : i + args.batch_size]} for i in range(0, len(calib), args.batch_size)]
     amax = calibrate(fp32, feeds, plan.activations, ["entropy"]).amax_for()
     print(
@@ -148,25 +166,33 @@ def main() -> None:
 
     # The naive runs are split around the fast run, so both see similar machine load.
     pick = (
-        sorted(set(np.linspace(0, len(all_nodes) - 1, args.naive_layers).round().astype(int)))
+        sorted(set(np.linspace(0, len(analysed) - 1, args.naive_layers).round().astype(int)))
         if args.naive_layers
         else []
     )
-    nodes = [all_nodes[i] for i in pick]
+    nodes = [analysed[i] for i in pick]
     seconds: list[float] = []
     naive_outs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     ref = None
     if nodes:
         ref, _ = naive_variant(fp32, amax, None, all_nodes, data, args.batch_size)
-        sec, outs = naive_layers(fp32, amax, nodes[::2], all_nodes, data, args.batch_size, ref)
+        sec, outs = naive_layers(
+            fp32, amax, nodes[::2], all_nodes, data, args.batch_size, ref, args.alone_int8
+        )
         seconds += sec
         naive_outs.update(outs)
 
     t = time.perf_counter()
-    sens = analyze_sensitivity(fp32, amax, data, plan=plan, batch_size=args.batch_size, workers=args.workers)
+    sens = analyze_sensitivity(
+        fp32, amax, data, plan=plan, batch_size=args.batch_size, workers=args.workers, layers=analysed,
+        alone_int8=args.alone_int8, cache_bytes=cache,
+    )  # fmt: skip
     fast_total = time.perf_counter() - t
     layers = len(sens.layers)
-    print(f"\n## fast: {fast_total:.1f} s total, {fast_total / layers:.2f} s per layer (2 variants each)")
+    print(
+        f"\n## fast: {layers} of {len(all_nodes)} layers, {fast_total:.1f} s total, {fast_total / layers:.2f} s per "
+        f"layer ({variants} variant(s) each), cache {cache >> 20} MiB, CPU {time.process_time():.0f} s in the process"
+    )
     print(" ".join(f"{k}={v:.1f}s" for k, v in sens.timings.items()))
     print(f"metric {sens.metric}: FP32 {sens.fp32_metric:.4f}, all-INT8 {sens.int8_metric:.4f}")
     print(f"\n{'rank':>4} {'node':<52} {'op':<6} {'MACs %':>7} {'q-alone':>8} {'fp16-alone':>10} {'s':>6}")
@@ -174,13 +200,16 @@ def main() -> None:
     for layer in sorted(sens.layers, key=lambda x: by_order[x.node]):
         print(
             f"{layer.rank:>4} {layer.node[-52:]:<52} {layer.op_type:<6} {100 * layer.macs / sens.total_macs:>7.2f} "
-            f"{layer.metric_quantized_alone:>8.4f} {layer.metric_fp16_alone:>10.4f} {layer.seconds:>6.2f}"
+            f"{layer.metric_quantized_alone or float('nan'):>8.4f} {layer.metric_fp16_alone:>10.4f} "
+            f"{layer.seconds:>6.2f}"
         )
     result = {
         "model": args.model,
         "samples": args.samples,
         "size": args.size,
         "layers": layers,
+        "variants_per_layer": variants,
+        "cache_mb": cache >> 20,
         "fast_total_s": fast_total,
         "fast_per_layer_s": fast_total / layers,
         "timings": sens.timings,
@@ -188,31 +217,34 @@ def main() -> None:
     }
 
     if nodes:
-        sec, outs = naive_layers(fp32, amax, nodes[1::2], all_nodes, data, args.batch_size, ref)
+        sec, outs = naive_layers(
+            fp32, amax, nodes[1::2], all_nodes, data, args.batch_size, ref, args.alone_int8
+        )
         seconds += sec
         naive_outs.update(outs)
         metric_diffs, noise_diffs = [], []
         for node, (q_out, f_out) in naive_outs.items():
             layer = sens.layer(node)
             r, q, f = {"o": ref}, {"o": q_out}, {"o": f_out}
-            metric_diffs += [
-                abs(top1_agreement(r, q) - layer.metric_quantized_alone),
-                abs(top1_agreement(r, f) - layer.metric_fp16_alone),
-            ]
-            noise_diffs += [
-                abs(output_noise(r, q) - layer.noise_quantized_alone)
-                / max(layer.noise_quantized_alone, 1e-30),
-                abs(output_noise(r, f) - layer.noise_fp16_alone) / max(layer.noise_fp16_alone, 1e-30),
-            ]
+            metric_diffs.append(abs(top1_agreement(r, f) - layer.metric_fp16_alone))
+            noise_diffs.append(
+                abs(output_noise(r, f) - layer.noise_fp16_alone) / max(layer.noise_fp16_alone, 1e-30)
+            )
+            if q_out is not None:
+                metric_diffs.append(abs(top1_agreement(r, q) - layer.metric_quantized_alone))
+                noise_diffs.append(
+                    abs(output_noise(r, q) - layer.noise_quantized_alone)
+                    / max(layer.noise_quantized_alone, 1e-30)
+                )
         per_variant = float(np.mean(seconds))
-        naive_total = per_variant * 2 * layers
+        naive_total = per_variant * variants * layers
         print(
             f"\n## naive (one ONNX Runtime session per variant, whole model, all {args.samples} images): "
             f"measured on {len(nodes)} layers ({len(seconds)} variants, half before and half after the fast "
             f"run), {per_variant:.2f} s per variant"
         )
         print(
-            f"extrapolated to {layers} layers x 2 variants: {naive_total:.1f} s "
+            f"extrapolated to {layers} layers x {variants} variant(s): {naive_total:.1f} s "
             f"({naive_total / layers:.2f} s per layer); the fast path took {fast_total / naive_total:.0%} of that "
             f"({naive_total / fast_total:.1f}x faster)"
         )

@@ -159,6 +159,7 @@ OVERRIDE_CASES = {
     "fallback": (["/a", "/b"], lambda c: c.fallback.layers, ("/a", "/b")),
     "metric": ("cosine", lambda c: c.fallback.metric, "cosine"),
     "rank_by": ("kl", lambda c: c.fallback.rank_by, "kl"),
+    "alone_int8": (True, lambda c: c.fallback.alone_int8, True),
     "build_engine": (False, lambda c: c.engine.enabled, False),
     "smoothquant": (0.5, lambda c: c.calibration.smoothquant, 0.5),
     "task": ("detect", lambda c: c.task.task, "detect"),
@@ -198,7 +199,8 @@ def test_with_overrides_takes_whole_sections_and_top_level_fields():
     assert isinstance(eng.engine, EngineConfig) and eng.engine.opt_level == 1 and eng.engine.enabled is False
     assert BuildConfig().with_overrides(fallback=3).fallback.layers == 3
     with pytest.raises(
-        UsageError, match="unknown setting 'calibration_method'; valid settings: batch_size, build_engine"
+        UsageError,
+        match="unknown setting 'calibration_method'; valid settings: alone_int8, batch_size, build_engine",
     ):
         BuildConfig().with_overrides(calibration_method="mse")
 

@@ -88,8 +88,9 @@ def test_fallback_and_typing_from_args():
     fb = FallbackConfig.from_args(Namespace(max_drop=1.0, metric="cosine", workers=2))
     assert fb == FallbackConfig(max_drop=1.0, metric="cosine", workers=2) and fb.enabled
     assert fb.rank_by == "cosine" and fb.top_k == 6  # the continuous measure by default
-    fb = FallbackConfig.from_args(Namespace(max_drop=1.0, rank_by="metric", rank_top_k=3))
-    assert (fb.rank_by, fb.top_k) == ("metric", 3)
+    assert not fb.alone_int8  # alone-INT8 variants are opt-in
+    fb = FallbackConfig.from_args(Namespace(max_drop=1.0, rank_by="metric", rank_top_k=3, alone_int8=True))
+    assert (fb.rank_by, fb.top_k, fb.alone_int8) == ("metric", 3, True)
     assert not FallbackConfig().enabled and FallbackConfig(layers=0).enabled
     typing = TypingConfig.from_args(Namespace(no_typed=True, keep_fp32=["a,b"], keep_fp32_op_type=["Gemm"]))
     assert typing == TypingConfig(enabled=False, keep_fp32_nodes=("a", "b"), keep_fp32_op_types=("Gemm",))

@@ -91,7 +91,7 @@ def outlier_ranking(outlier):
     fp32, amax, x = outlier
     set_quiet(True)
     try:
-        return analyze_sensitivity(fp32, amax, x, batch_size=64)
+        return analyze_sensitivity(fp32, amax, x, batch_size=64, alone_int8=True)
     finally:
         set_quiet(False)
 

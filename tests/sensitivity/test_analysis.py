@@ -59,9 +59,9 @@ def test_outlier_layer_is_ranked_first_and_chosen_alone(outlier, outlier_ranking
 
 def test_results_are_deterministic(outlier, outlier_ranking):
     fp32, amax, x = outlier
-    again = analyze_sensitivity(fp32, amax, x, batch_size=64, workers=1)
+    again = analyze_sensitivity(fp32, amax, x, batch_size=64, workers=1, alone_int8=True)
     # No cache at all: no checkpoints, every batch its own chunk, sessions re-created per chunk.
-    chunked = analyze_sensitivity(fp32, amax, x, batch_size=64, cache_bytes=1)
+    chunked = analyze_sensitivity(fp32, amax, x, batch_size=64, cache_bytes=1, alone_int8=True)
 
     def strip(result):
         doc = result.to_json()
@@ -81,6 +81,38 @@ def test_results_are_deterministic(outlier, outlier_ranking):
         )
         assert a.noise_quantized_alone == pytest.approx(b.noise_quantized_alone, rel=1e-5)
         assert a.noise_fp16_alone == pytest.approx(b.noise_fp16_alone, rel=1e-5)
+
+
+def test_alone_int8_is_opt_in_and_does_not_change_the_ranking(outlier, outlier_ranking, monkeypatch):
+    from trtq.sensitivity.analysis import SensitivityResult
+    from trtq.sensitivity.evaluate import VariantEvaluator
+
+    fp32, amax, x = outlier
+    added = []
+    original = VariantEvaluator.add_variant
+
+    def counting(self, key, base, model):
+        added.append(key[0])
+        return original(self, key, base, model)
+
+    monkeypatch.setattr(VariantEvaluator, "add_variant", counting)
+    sens = analyze_sensitivity(fp32, amax, x, batch_size=64)
+    # One variant per layer (alone FP16), where --alone-int8 builds two.
+    assert added == ["fp16"] * len(sens.layers)
+    assert all(
+        layer.metric_quantized_alone is None and layer.noise_quantized_alone is None for layer in sens.layers
+    )
+    # What the ranking uses is measured the same way: the same order, the same alone-FP16 numbers.
+    assert sens.ranked_nodes == outlier_ranking.ranked_nodes
+    for a, b in zip(sens.layers, outlier_ranking.layers):
+        assert a.metric_fp16_alone == b.metric_fp16_alone
+        assert a.noise_fp16_alone == pytest.approx(b.noise_fp16_alone, rel=1e-5)
+        assert a.cosine_fp16_alone == pytest.approx(b.cosine_fp16_alone, rel=1e-6)
+    # sensitivity.json writes null for what was not measured, and reads it back.
+    doc = sens.to_json()
+    assert doc["layers"][0]["metric_quantized_alone"] is None
+    assert SensitivityResult.from_json(doc).layers[0].metric_quantized_alone is None
+    assert SensitivityResult.from_json(outlier_ranking.to_json()).layers[0].metric_quantized_alone is not None
 
 
 def test_user_metrics_two_or_three_arguments_and_entry_points(outlier, monkeypatch):

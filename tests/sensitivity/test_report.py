@@ -87,6 +87,16 @@ def test_markdown_for_a_missed_budget_a_user_set_skipped_qdq_and_many_layers():
     assert "(lower is better)" in sensitivity_markdown(_sens(metric="mse"), None)
 
 
+def test_without_alone_int8_the_table_has_no_column_for_it():
+    sens = _sens()
+    for layer in sens.layers:
+        layer.metric_quantized_alone = layer.noise_quantized_alone = None
+    md = sensitivity_markdown(sens, _choice())
+    assert "| rank | node | op | MACs | alone FP16 | FP16 |" in md and "alone INT8" not in md
+    assert "| 1 | `/l0/Conv` | Conv | 14.3% | 95.00% (+15.00 pt) | yes |" in md
+    assert "Analysis: 3 layers x 1 variant in 3.0 s" in md
+
+
 def test_the_chart_is_a_png_written_atomically(tmp_path):
     path = plot_sensitivity(_sens(25), tmp_path / "s.png", chosen=["/l0/Conv"], top=20)
     assert path == tmp_path / "s.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

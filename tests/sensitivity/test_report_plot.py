@@ -73,3 +73,18 @@ def test_narrow_log_range_gets_several_readable_labels():
     assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))
     assert all("e-0" in t.get_text() and "$" not in t.get_text() for t in labelled)  # one notation throughout
     plt.close(fig)
+
+
+def test_without_alone_int8_only_the_alone_fp16_bars_are_drawn(tmp_path):
+    sens = _result(0.01, [1e-4, 2e-4, 3e-4])
+    both = sensitivity_figure(sens)
+    assert [len(ax.containers) for ax in both.axes] == [2, 2]
+    plt.close(both)
+    for layer in sens.layers:
+        layer.metric_quantized_alone = layer.noise_quantized_alone = None
+    fig = sensitivity_figure(sens)
+    assert [len(ax.containers) for ax in fig.axes] == [1, 1]
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels == ["layer alone FP16: metric recovered / noise removed"]
+    fig.savefig(tmp_path / "fp16_only.png")
+    plt.close(fig)

@@ -327,6 +327,9 @@ def add_fallback_args(p: argparse.ArgumentParser) -> None:
                    "cosine)")  # fmt: skip
     g.add_argument("--rank-top-k", type=int, default=S, metavar="K",
                    help="candidates the greedy search re-evaluates per step (default 6)")  # fmt: skip
+    g.add_argument("--alone-int8", action="store_true", default=S,
+                   help="also measure each layer alone INT8 (the rest FP32) for the report: its damage in "
+                   "isolation; doubles the analysis time and does not change the ranking")  # fmt: skip
 
 
 def add_typing_args(p: argparse.ArgumentParser, *, keep: bool = False, switch: bool = True) -> None:

@@ -21,9 +21,9 @@ from trtq.cli._options import (
 NAME = "sensitivity"
 HELP = "per-layer sensitivity ranking and FP16 fallback within an accuracy budget (--max-drop)"
 DESCRIPTION = (
-    "For every layer the Q/DQ plan quantizes, measure the metric with that layer alone INT8 and with that "
-    "layer alone kept FP16 (the rest INT8), on the evaluation data, in ONNX Runtime with Q/DQ executed as "
-    "written; rank the layers. With --max-drop, keep the fewest layers (cheapest in MACs first) out of INT8 so "
+    "For every layer the Q/DQ plan quantizes, measure the metric with that layer alone kept FP16 (the rest "
+    "INT8) and, with --alone-int8, with that layer alone INT8 (the rest FP32), on the evaluation data, in "
+    "ONNX Runtime with Q/DQ executed as written; rank the layers. With --max-drop, keep the fewest layers (cheapest in MACs first) out of INT8 so "
     "the assembled mixed model, evaluated in full, is within that much of FP32; --fallback N or --fallback "
     "names/regexes chooses them directly. Writes sensitivity.json, sensitivity.png and sensitivity.md, and with "
     "a fallback set model.mixed.onnx and the FP16-typed model.trt.onnx."
@@ -72,10 +72,10 @@ def summary_text(ctx: object) -> str:
             f"{m}: FP32 {format_metric(m, sens.fp32_metric)}, all INT8 {format_metric(m, sens.int8_metric)}"
         )
         for layer in sens.layers[:5]:
-            lines.append(
-                f"  {layer.rank:>3}. {layer.node}  alone FP16 {format_metric(m, layer.metric_fp16_alone)}  "
-                f"alone INT8 {format_metric(m, layer.metric_quantized_alone)}"
-            )
+            line = f"  {layer.rank:>3}. {layer.node}  alone FP16 {format_metric(m, layer.metric_fp16_alone)}"
+            if layer.metric_quantized_alone is not None:
+                line += f"  alone INT8 {format_metric(m, layer.metric_quantized_alone)}"
+            lines.append(line)
     if choice is not None:
         verdict = "" if choice.met is None else ("  (budget met)" if choice.met else "  (budget NOT met)")
         lines.append(

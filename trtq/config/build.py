@@ -330,6 +330,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "fallback": ("fallback", "layers"),
     "metric": ("fallback", "metric"),
     "rank_by": ("fallback", "rank_by"),
+    "alone_int8": ("fallback", "alone_int8"),
     "build_engine": ("engine", "enabled"),
 }
 

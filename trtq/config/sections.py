@@ -134,6 +134,8 @@ class FallbackConfig:
             continuous measures with a greedy search that re-measures candidates given the layers already FP16,
             or "metric" (the budget metric, a static order).
         top_k: candidates the greedy search re-evaluates per step.
+        alone_int8: also measure each layer alone INT8, the rest FP32 (`--alone-int8`): its damage in
+            isolation, shown in the report; twice the analysis time, and the ranking does not need it.
     """
 
     max_drop: float | None = None
@@ -142,6 +144,7 @@ class FallbackConfig:
     workers: int | None = None
     rank_by: str = "cosine"
     top_k: int = 6
+    alone_int8: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -176,7 +179,7 @@ class FallbackConfig:
             base or cls(),
             args,
             {"max_drop": "max_drop", "metric": "metric", "workers": "workers", "rank_by": "rank_by",
-             "rank_top_k": "top_k"},
+             "rank_top_k": "top_k", "alone_int8": "alone_int8"},
         )  # fmt: skip
         if hasattr(args, "fallback"):
             text = str(args.fallback).strip()

@@ -1,17 +1,19 @@
-"""Per-layer sensitivity: how the metric moves when one layer alone is quantized, or alone kept FP16.
+"""Per-layer sensitivity: how the metric moves when one layer alone is kept FP16 (or alone quantized).
 
-For every layer the Q/DQ plan quantizes, two variants of the model are evaluated on the whole evaluation
-set, each built the way the final model would be (re-planned with `trtq.placement.plan_qdq`, so the
-residual-Add and pooling Q/DQ that follow a layer come and go with it):
+For every layer the Q/DQ plan quantizes, a variant of the model is evaluated on the whole evaluation set,
+built the way the final model would be (re-planned with `trtq.placement.plan_qdq`, so the residual-Add and
+pooling Q/DQ that follow a layer come and go with it):
 
-- *alone quantized*: that layer INT8, every other layer FP32 (its damage in isolation);
-- *alone FP16*: that layer out of INT8, every other layer INT8 (what falling back on it buys).
+- *alone FP16*: that layer out of INT8, every other layer INT8 (what falling back on it buys);
+- *alone quantized* (only with `alone_int8=True`, `--alone-int8`): that layer INT8, every other layer FP32
+  (its damage in isolation). It does not change the ranking on a continuous measure, and it costs as much
+  again as the alone-FP16 variants, so it is opt-in.
 
 Layers are ranked by the second: the fallback question is "which layers, taken out of an INT8 model, bring
 the metric back", and that measurement answers it in the context that matters, with the error of every
 other quantized layer present. Ties on a coarse metric (top-1 over a few hundred images moves in steps of
 one image) are broken by the reduction of output noise (see `trtq.sensitivity.metrics.output_noise`), then
-by the alone-quantized numbers.
+by the alone-quantized numbers (when measured).
 
 Speed: see `trtq.sensitivity.evaluate` (each variant runs only from the last checkpoint before its first
 change, variants in parallel).
@@ -81,12 +83,12 @@ class LayerSensitivity:
         node: ONNX node name.
         op_type: its op type.
         macs: multiply-accumulates per sample.
-        metric_quantized_alone: metric with only this layer INT8.
+        metric_quantized_alone: metric with only this layer INT8 (None unless measured, `alone_int8=True`).
         metric_fp16_alone: metric with only this layer out of INT8.
-        noise_quantized_alone: output noise with only this layer INT8.
+        noise_quantized_alone: output noise with only this layer INT8 (None unless measured).
         noise_fp16_alone: output noise with only this layer out of INT8.
         rank: 1 = most sensitive.
-        seconds: evaluation time of the two variants (worker time).
+        seconds: evaluation time of the layer's variants (worker time).
         cosine_fp16_alone: mean output cosine to FP32 with only this layer out of INT8.
         kl_fp16_alone: output KL to FP32 (`trtq.metrics.fidelity.output_kl`) with only this layer out of INT8.
     """
@@ -94,9 +96,9 @@ class LayerSensitivity:
     node: str
     op_type: str
     macs: int
-    metric_quantized_alone: float
+    metric_quantized_alone: float | None
     metric_fp16_alone: float
-    noise_quantized_alone: float
+    noise_quantized_alone: float | None
     noise_fp16_alone: float
     rank: int = 0
     seconds: float = 0.0
@@ -267,8 +269,9 @@ def analyze_sensitivity(
     cache_bytes: int = 2 << 30,
     progress: bool = True,
     rank_by: str = "metric",
+    alone_int8: bool = False,
 ) -> SensitivityResult:
-    """Measure every quantized layer alone INT8 and alone FP16, and rank them.
+    """Measure every quantized layer alone FP16 (and, if asked, alone INT8), and rank them.
 
     Args:
         fp32: the FP32 model.
@@ -286,6 +289,8 @@ def analyze_sensitivity(
         progress: show progress bars (unless trtq is quiet).
         rank_by: order by the budget metric ("metric") or by a continuous measure ("cosine", "kl"); each
             layer's alone-FP16 cosine and KL are measured either way.
+        alone_int8: also measure each layer alone INT8 (the rest FP32): its damage in isolation, for the
+            report. Doubles the variants; the ranking only uses it to break exact ties.
 
     Returns:
         The ranking, most sensitive layer first.
@@ -320,16 +325,20 @@ def analyze_sensitivity(
     skeleton = planning_skeleton(fp32n, placement)
     sample = ev_data.sample()
     evaluator = VariantEvaluator(sample, ev_data.count, workers=workers, cache_bytes=cache_bytes)
-    evaluator.add_base("fp32", fp32n)
-    evaluator.add_base("int8", int8)
+    # Checkpoints are kept for the bases that have variants: without alone-INT8 variants the FP32 base only
+    # gives the reference outputs, and the whole cache goes to the INT8 base's checkpoints (shorter suffixes).
+    evaluator.add_base("fp32", fp32n, share=0.5 if alone_int8 else 0.0)
+    evaluator.add_base("int8", int8, share=0.5 if alone_int8 else 1.0)
     items = track(chosen, "sensitivity: building variants") if progress else chosen
     for node in items:
-        others = [n for n in all_layers if n != node]
-        alone_q, _ = quantized_model(fp32n, replan(skeleton, placement, others), amax)
-        evaluator.add_variant(("quantized", node), "fp32", alone_q)
+        if alone_int8:
+            others = [n for n in all_layers if n != node]
+            alone_q, _ = quantized_model(fp32n, replan(skeleton, placement, others), amax)
+            evaluator.add_variant(("quantized", node), "fp32", alone_q)
+            del alone_q
         alone_f, _ = quantized_model(fp32n, replan(skeleton, placement, [node]), amax)
         evaluator.add_variant(("fp16", node), "int8", alone_f)
-    del alone_q, alone_f
+        del alone_f
     release_memory()  # the whole variant models built above are gone: only their suffixes are kept
     timings["build_variants"] = time.perf_counter() - start
 
@@ -347,17 +356,19 @@ def analyze_sensitivity(
     ops = {n.name: n.op_type for n in fp32n.graph.node}
     results = []
     for node in chosen:
-        oq, of = evaluator.outputs(("quantized", node)), evaluator.outputs(("fp16", node))
+        of = evaluator.outputs(("fp16", node))
+        oq = evaluator.outputs(("quantized", node)) if alone_int8 else None
         results.append(
             LayerSensitivity(
                 node=node,
                 op_type=ops.get(node, "?"),
                 macs=int(macs.get(node, 0)),
-                metric_quantized_alone=met(ref, oq, lab),
+                metric_quantized_alone=met(ref, oq, lab) if oq is not None else None,
                 metric_fp16_alone=met(ref, of, lab),
-                noise_quantized_alone=output_noise(ref, oq),
+                noise_quantized_alone=output_noise(ref, oq) if oq is not None else None,
                 noise_fp16_alone=output_noise(ref, of),
-                seconds=evaluator.seconds(("quantized", node)) + evaluator.seconds(("fp16", node)),
+                seconds=evaluator.seconds(("fp16", node))
+                + (evaluator.seconds(("quantized", node)) if alone_int8 else 0.0),
                 cosine_fp16_alone=cosine(ref, of),
                 kl_fp16_alone=output_kl(ref, of),
             )
@@ -375,8 +386,8 @@ def analyze_sensitivity(
             measured(r),
             -sign * (r.metric_fp16_alone - int8_metric),
             -(int8_noise - r.noise_fp16_alone),
-            -sign * (fp32_metric - r.metric_quantized_alone),
-            -r.noise_quantized_alone,
+            -sign * (fp32_metric - r.metric_quantized_alone) if r.metric_quantized_alone is not None else 0.0,
+            -(r.noise_quantized_alone or 0.0),
             order[r.node],
         )
     )

@@ -186,7 +186,7 @@ class VariantEvaluator:
         single = {p: next(iter(s - outputs)) for p, s in enumerate(live) if len(s - outputs) == 1}
         candidates = {p: t for p, t in single.items() if t not in inputs and t not in qdq}
         sizes: dict[str, int] = {}
-        if candidates:
+        if candidates and share > 0:
             session = make_session(expose_tensors(model, sorted(set(candidates.values()))), self.threads)
             names = [o.name for o in session.get_outputs()]
             sizes = {n: int(v.nbytes) for n, v in zip(names, session.run(names, dict(self.sample)))}

@@ -13,6 +13,7 @@ from trtq.sensitivity.fallback import FallbackResult
 __all__ = [
     "sensitivity_document",
     "plot_sensitivity",
+    "has_alone_int8",
     "sensitivity_figure",
     "sensitivity_markdown",
     "format_metric",
@@ -68,13 +69,18 @@ def budget_unit(metric: str) -> str:
     return info.budget_unit() if info is not None else "units of the metric"
 
 
+def has_alone_int8(sensitivity: SensitivityResult) -> bool:
+    """Whether the analysis measured the layers alone INT8 (`alone_int8=True`, `--alone-int8`)."""
+    return any(layer.metric_quantized_alone is not None for layer in sensitivity.layers)
+
+
 def plot_sensitivity(
     sensitivity: SensitivityResult,
     path: str | os.PathLike,
     chosen: list[str] | None = None,
     top: int = 20,
 ) -> Path:
-    """Bar chart of the `top` highest-ranked layers: metric and output noise, alone INT8 and alone FP16.
+    """Bar chart of the `top` highest-ranked layers: metric and output noise, alone FP16 (and alone INT8).
 
     Layers kept in FP16 (`chosen`) are drawn in bold. Written atomically (PNG).
     """
@@ -107,18 +113,24 @@ def sensitivity_figure(sensitivity: SensitivityResult, chosen: list[str] | None 
     info = metric_info(sensitivity.metric)
     scale = 100.0 if info is not None and info.unit == "fraction" else 1.0
     unit = " (points)" if scale == 100.0 else ""
+    alone_q = has_alone_int8(sensitivity)  # the alone-INT8 bars only where they were measured (--alone-int8)
     recovered = [scale * (layer.metric_fp16_alone - sensitivity.int8_metric) for layer in layers][::-1]
-    lost = [scale * (sensitivity.fp32_metric - layer.metric_quantized_alone) for layer in layers][::-1]
+    lost = [scale * (sensitivity.fp32_metric - (layer.metric_quantized_alone or 0.0)) for layer in layers][
+        ::-1
+    ]
     removed = [max(sensitivity.int8_noise - layer.noise_fp16_alone, 0.0) for layer in layers][::-1]
-    added = [layer.noise_quantized_alone for layer in layers][::-1]
+    added = [layer.noise_quantized_alone or 0.0 for layer in layers][::-1]
+    if not alone_q:
+        lost, added = [], []
 
     height = 1.6 + 0.32 * len(layers)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, height), sharey=True)
     y = list(range(len(layers)))
-    bar = 0.4
-    up, down = [i + bar / 2 for i in y], [i - bar / 2 for i in y]
+    bar = 0.4 if alone_q else 0.6
+    up, down = ([i + bar / 2 for i in y], [i - bar / 2 for i in y]) if alone_q else (y, y)
     ax1.barh(up, recovered, bar, color="#2b7bba", label="layer alone FP16: metric recovered / noise removed")
-    ax1.barh(down, lost, bar, color="#e6862e", label="layer alone INT8: metric lost / noise added")
+    if alone_q:
+        ax1.barh(down, lost, bar, color="#e6862e", label="layer alone INT8: metric lost / noise added")
     ax1.set_xlabel(f"{sensitivity.metric}{unit}")
     if all(v == 0 for v in recovered + lost):
         ax1.set_xticks([])
@@ -134,7 +146,8 @@ def sensitivity_figure(sensitivity: SensitivityResult, chosen: list[str] | None 
     # Eight decades below the largest bar are enough to compare layers; more would crowd the tick labels.
     floor = max(min(positive) / 3, max(positive) * 1e-8) if positive else 1e-12
     ax2.barh(up, [max(v, floor) for v in removed], bar, color="#2b7bba")
-    ax2.barh(down, [max(v, floor) for v in added], bar, color="#e6862e")
+    if alone_q:
+        ax2.barh(down, [max(v, floor) for v in added], bar, color="#e6862e")
     ax2.set_xlabel("output noise (relative error energy)")
     if positive:
         import math
@@ -261,25 +274,29 @@ def sensitivity_markdown(
     if sensitivity is not None:
         chosen = set(choice.nodes) if choice is not None else set()
         total = max(sensitivity.total_macs, 1)
+        alone_q = has_alone_int8(sensitivity)
         lines += [
             f"Ranking: {sensitivity.ranking}.",
             "",
-            "| rank | node | op | MACs | alone INT8 | alone FP16 | FP16 |",
-            "|---|---|---|---|---|---|---|",
+            "| rank | node | op | MACs |" + (" alone INT8 |" if alone_q else "") + " alone FP16 | FP16 |",
+            "|---|---|---|---|" + ("---|" if alone_q else "") + "---|---|",
         ]
         for layer in sensitivity.layers[:top]:
+            q = f"{format_metric(metric, layer.metric_quantized_alone or 0.0)} | " if alone_q else ""
             lines.append(
-                f"| {layer.rank} | `{layer.node}` | {layer.op_type} | {100 * layer.macs / total:.1f}% | "
-                f"{format_metric(metric, layer.metric_quantized_alone)} | {format_metric(metric, layer.metric_fp16_alone)} "
+                f"| {layer.rank} | `{layer.node}` | {layer.op_type} | {100 * layer.macs / total:.1f}% | {q}"
+                f"{format_metric(metric, layer.metric_fp16_alone)} "
                 f"({format_points(metric, layer.metric_fp16_alone - sensitivity.int8_metric)}) | "
                 f"{'yes' if layer.node in chosen else ''} |"
             )
         if len(sensitivity.layers) > top:
-            lines.append(f"| … | {len(sensitivity.layers) - top} more in sensitivity.json | | | | | |")
+            blanks = " |" * (5 if alone_q else 4)
+            lines.append(f"| … | {len(sensitivity.layers) - top} more in sensitivity.json |{blanks}")
         lines.append("")
         t = sensitivity.timings
         lines.append(
-            f"Analysis: {len(sensitivity.layers)} layers x 2 variants in {t.get('total', 0):.1f} s "
+            f"Analysis: {len(sensitivity.layers)} layers x {2 if alone_q else 1} variant{'s' if alone_q else ''} "
+            f"in {t.get('total', 0):.1f} s "
             f"({t.get('total', 0) / max(len(sensitivity.layers), 1):.2f} s per layer)."
         )
         lines.append("")

@@ -72,7 +72,7 @@ class FallbackStage:
         if rank:
             sens = analyze_sensitivity(
                 fp32, amax, data, plan=plan, workers=cfg.workers, rank_by=cfg.rank_by, cache_bytes=CACHE_BYTES,
-                **kw,
+                alone_int8=cfg.alone_int8, **kw,
             )  # fmt: skip
         choice = None
         if cfg.enabled:
