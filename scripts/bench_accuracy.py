@@ -82,6 +82,12 @@ def main() -> None:
         "separated by ';' (a list with equalize calibrates the equalised graph again, in its time)",
     )
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument(
+        "--decompose",
+        action="store_true",
+        help="also score weights-only INT8 (activations FP32, per weight method) and activations-only INT8 "
+        "(weights FP32, per amax method): which side the remaining error comes from",
+    )
     args = ap.parse_args()
 
     from trtq.calibration import calibrate
@@ -142,6 +148,28 @@ def main() -> None:
                 continue
             q = insert_qdq(g, p, amx[mname] if eq else amax, weights=res)
             rows.append((f"trtq {mname}", wname, score(run(q, held_x), ref, held_y), secs / base_s, ""))
+            print(rows[-1], flush=True)
+    if args.decompose:
+        from dataclasses import replace
+
+        weights_only = replace(plan, activations=[], consumers={}, scale_groups=[])
+        for wname, eq, res, _ in weight_sets:
+            if not eq:
+                q = insert_qdq(fp32, weights_only, {}, weights=res)
+                rows.append(
+                    (
+                        "trtq weights only (activations FP32)",
+                        wname,
+                        score(run(q, held_x), ref, held_y),
+                        None,
+                        "",
+                    )
+                )
+                print(rows[-1], flush=True)
+        for mname, amax in amax_sets.items():
+            q = insert_qdq(fp32, replace(plan, weights={}), amax)
+            rows.append((f"trtq {mname}, activations only (weights FP32)", "-", score(run(q, held_x), ref, held_y),
+                         None, ""))  # fmt: skip
             print(rows[-1], flush=True)
     # INT8 weight storage size
     q8 = insert_qdq(fp32, plan, cal.amax["entropy"], weight_storage="int8")
