@@ -57,3 +57,25 @@ def test_summary_text_ranks_layers_and_states_the_verdict(tmp_path, outlier, cap
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert "model.mixed.onnx" in names and "model.trt.onnx" not in names
     assert f"in {tmp_path / 'out'}" in text.splitlines()[-1]
+
+
+def test_alone_int8_is_measured_only_when_asked(tmp_path, outlier, capsys):
+    from trtq.calibration import Calibration
+    from trtq.cli import main
+
+    fp32, amax, x = outlier
+    onnx.save(fp32, str(tmp_path / "model.onnx"))
+    np.save(tmp_path / "eval.npy", x[:64])
+    Calibration.from_amax(amax, method="minmax").save(tmp_path / "calibration.json")
+    base = ["sensitivity", "-m", str(tmp_path / "model.onnx"), "-c", str(tmp_path / "calibration.json"),
+            "-d", str(tmp_path / "eval.npy"), "--no-typed"]  # fmt: skip
+    docs, texts = {}, {}
+    for flag in ([], ["--alone-int8"]):
+        out = tmp_path / f"out{len(flag)}"
+        assert main([*base, *flag, "--out", str(out)]) == 0
+        texts[bool(flag)] = capsys.readouterr().out
+        docs[bool(flag)] = json.loads((out / "sensitivity.json").read_text())
+    assert all(layer["metric_quantized_alone"] is None for layer in docs[False]["layers"])
+    assert all(isinstance(layer["metric_quantized_alone"], float) for layer in docs[True]["layers"])
+    assert [e["node"] for e in docs[False]["layers"]] == [e["node"] for e in docs[True]["layers"]]
+    assert "alone INT8" not in texts[False] and "alone INT8" in texts[True]
