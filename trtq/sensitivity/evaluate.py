@@ -52,7 +52,7 @@ def default_workers() -> int:
 #: Samples per ONNX Runtime call: a batch is run in slices of this many. The memory a session needs for its
 #: activations grows with the samples of one call (efficientnet_b0 at 224x224: about 15 MB a sample at its
 #: widest tensors), and the CPU time per sample hardly changes above a few samples.
-CALL_SAMPLES = 8
+CALL_SAMPLES = 4
 
 
 def make_session(model: onnx.ModelProto, threads: int | None = None) -> Any:
