@@ -110,9 +110,13 @@ def test_a_run_killed_with_sigkill_is_cleaned_up_by_the_next_run(
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
 def test_a_signal_during_a_stage_exits_128_plus_signal_and_removes_the_staging_folder(
     tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    signum: int,
+    signum: int, request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
     import trtq.qdq
+
+    # The default disposition, whatever the test runner inherited (nohup ignores SIGHUP; see the next test).
+    inherited = signal.signal(signum, signal.SIG_DFL)
+    request.addfinalizer(lambda: signal.signal(signum, inherited))
 
     def signalled(*a: object, **k: object) -> None:
         os.kill(os.getpid(), signum)
@@ -127,6 +131,22 @@ def test_a_signal_during_a_stage_exits_128_plus_signal_and_removes_the_staging_f
     assert _lines(err) == [f"trtq: terminated ({name}); no partial artifacts were left behind"]
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signum) is signal.SIG_DFL  # handlers are restored afterwards
+
+
+def test_a_signal_the_process_ignores_stays_ignored() -> None:
+    """`nohup trtq build ...`: SIGHUP is SIG_IGN on entry, and a hangup must not stop the run."""
+    from trtq.cli._guard import termination_signals
+
+    inherited = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with termination_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # SIGTERM is still handled
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing is raised
+            time.sleep(0.05)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, inherited)
 
 
 def test_a_signal_swallowed_by_a_weakref_callback_is_delivered_again(

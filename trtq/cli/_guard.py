@@ -89,6 +89,8 @@ class _SignalState:
 def termination_signals() -> Iterator[None]:
     """SIGTERM / SIGHUP raise `Terminated` in the main thread while the block runs (see `_SignalState`).
 
+    A signal whose disposition is SIG_IGN when the block starts (SIGHUP under `nohup`) is left ignored.
+
     Whatever exception leaves the block after such a signal arrived (an extension module being imported at that
     moment turns it into "ImportError: initialization failed") leaves as `Terminated`.
     """
@@ -96,7 +98,9 @@ def termination_signals() -> Iterator[None]:
         yield
         return
     state = _SignalState()
-    previous = {s: signal.signal(s, state.handler) for s in _signals()}
+    # A signal the process was told to ignore stays ignored: `nohup trtq build ...` keeps running on hangup.
+    ignored = [s for s in _signals() if signal.getsignal(s) is signal.SIG_IGN]
+    previous = {s: signal.signal(s, state.handler) for s in _signals() if s not in ignored}
     previous_hook = sys.unraisablehook
     sys.unraisablehook = state.unraisable(previous_hook)
     try:
