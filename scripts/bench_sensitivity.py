@@ -200,7 +200,8 @@ def main() -> None:
     for layer in sorted(sens.layers, key=lambda x: by_order[x.node]):
         print(
             f"{layer.rank:>4} {layer.node[-52:]:<52} {layer.op_type:<6} {100 * layer.macs / sens.total_macs:>7.2f} "
-            f"{layer.metric_quantized_alone or float('nan'):>8.4f} {layer.metric_fp16_alone:>10.4f} "
+            f"{float('nan') if layer.metric_quantized_alone is None else layer.metric_quantized_alone:>8.4f} "
+            f"{layer.metric_fp16_alone:>10.4f} "
             f"{layer.seconds:>6.2f}"
         )
     result = {

@@ -10,16 +10,23 @@ import onnx
 from tests.sensitivity.fixtures import OUTLIER_LAYER
 
 
-def test_cli_sensitivity(tmp_path, outlier, capsys):
+def _inputs(tmp_path, outlier, samples: int) -> list[str]:
+    """model.onnx, eval.npy (the first `samples`) and calibration.json in tmp_path; the `trtq sensitivity` argv
+    that reads them."""
     from trtq.calibration import Calibration
-    from trtq.cli import main
 
     fp32, amax, x = outlier
     onnx.save(fp32, str(tmp_path / "model.onnx"))
-    np.save(tmp_path / "eval.npy", x[:128])
+    np.save(tmp_path / "eval.npy", x[:samples])
     Calibration.from_amax(amax, method="minmax").save(tmp_path / "calibration.json")
-    args = ["sensitivity", "-m", str(tmp_path / "model.onnx"), "-c", str(tmp_path / "calibration.json"),
-            "-d", str(tmp_path / "eval.npy"), "--max-drop", "1", "--out", str(tmp_path / "out"), "--json"]  # fmt: skip
+    return ["sensitivity", "-m", str(tmp_path / "model.onnx"), "-c", str(tmp_path / "calibration.json"),
+            "-d", str(tmp_path / "eval.npy")]  # fmt: skip
+
+
+def test_cli_sensitivity(tmp_path, outlier, capsys):
+    from trtq.cli import main
+
+    args = [*_inputs(tmp_path, outlier, 128), "--max-drop", "1", "--out", str(tmp_path / "out"), "--json"]
     assert main(args) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["fallback"]["nodes"] == [OUTLIER_LAYER] and payload["ranked"][0] == OUTLIER_LAYER
@@ -39,16 +46,16 @@ def test_cli_sensitivity(tmp_path, outlier, capsys):
 
 
 def test_summary_text_ranks_layers_and_states_the_verdict(tmp_path, outlier, capsys):
-    from trtq.calibration import Calibration
     from trtq.cli import main
 
-    fp32, amax, x = outlier
-    onnx.save(fp32, str(tmp_path / "model.onnx"))
-    np.save(tmp_path / "eval.npy", x[:64])
-    Calibration.from_amax(amax, method="minmax").save(tmp_path / "calibration.json")
-    args = ["sensitivity", "-m", str(tmp_path / "model.onnx"), "-c", str(tmp_path / "calibration.json"),
-            "-d", str(tmp_path / "eval.npy"), "--fallback", OUTLIER_LAYER, "--out", str(tmp_path / "out"),
-            "--no-typed"]  # fmt: skip
+    args = [
+        *_inputs(tmp_path, outlier, 64),
+        "--fallback",
+        OUTLIER_LAYER,
+        "--out",
+        str(tmp_path / "out"),
+        "--no-typed",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert (
@@ -60,15 +67,9 @@ def test_summary_text_ranks_layers_and_states_the_verdict(tmp_path, outlier, cap
 
 
 def test_alone_int8_is_measured_only_when_asked(tmp_path, outlier, capsys):
-    from trtq.calibration import Calibration
     from trtq.cli import main
 
-    fp32, amax, x = outlier
-    onnx.save(fp32, str(tmp_path / "model.onnx"))
-    np.save(tmp_path / "eval.npy", x[:64])
-    Calibration.from_amax(amax, method="minmax").save(tmp_path / "calibration.json")
-    base = ["sensitivity", "-m", str(tmp_path / "model.onnx"), "-c", str(tmp_path / "calibration.json"),
-            "-d", str(tmp_path / "eval.npy"), "--no-typed"]  # fmt: skip
+    base = [*_inputs(tmp_path, outlier, 64), "--no-typed"]
     docs, texts = {}, {}
     for flag in ([], ["--alone-int8"]):
         out = tmp_path / f"out{len(flag)}"

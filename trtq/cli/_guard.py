@@ -99,8 +99,9 @@ def termination_signals() -> Iterator[None]:
         return
     state = _SignalState()
     # A signal the process was told to ignore stays ignored: `nohup trtq build ...` keeps running on hangup.
-    ignored = [s for s in _signals() if signal.getsignal(s) is signal.SIG_IGN]
-    previous = {s: signal.signal(s, state.handler) for s in _signals() if s not in ignored}
+    previous = {
+        s: signal.signal(s, state.handler) for s in _signals() if signal.getsignal(s) is not signal.SIG_IGN
+    }
     previous_hook = sys.unraisablehook
     sys.unraisablehook = state.unraisable(previous_hook)
     try:

@@ -355,6 +355,7 @@ def analyze_sensitivity(
     macs = layer_macs(fp32n, sample)
     ops = {n.name: n.op_type for n in fp32n.graph.node}
     results = []
+    kinds = ("fp16", "quantized") if alone_int8 else ("fp16",)
     for node in chosen:
         of = evaluator.outputs(("fp16", node))
         oq = evaluator.outputs(("quantized", node)) if alone_int8 else None
@@ -367,8 +368,7 @@ def analyze_sensitivity(
                 metric_fp16_alone=met(ref, of, lab),
                 noise_quantized_alone=output_noise(ref, oq) if oq is not None else None,
                 noise_fp16_alone=output_noise(ref, of),
-                seconds=evaluator.seconds(("fp16", node))
-                + (evaluator.seconds(("quantized", node)) if alone_int8 else 0.0),
+                seconds=sum(evaluator.seconds((kind, node)) for kind in kinds),
                 cosine_fp16_alone=cosine(ref, of),
                 kl_fp16_alone=output_kl(ref, of),
             )

@@ -115,13 +115,12 @@ def sensitivity_figure(sensitivity: SensitivityResult, chosen: list[str] | None 
     unit = " (points)" if scale == 100.0 else ""
     alone_q = has_alone_int8(sensitivity)  # the alone-INT8 bars only where they were measured (--alone-int8)
     recovered = [scale * (layer.metric_fp16_alone - sensitivity.int8_metric) for layer in layers][::-1]
-    lost = [scale * (sensitivity.fp32_metric - (layer.metric_quantized_alone or 0.0)) for layer in layers][
-        ::-1
-    ]
     removed = [max(sensitivity.int8_noise - layer.noise_fp16_alone, 0.0) for layer in layers][::-1]
-    added = [layer.noise_quantized_alone or 0.0 for layer in layers][::-1]
-    if not alone_q:
-        lost, added = [], []
+    lost: list[float] = []
+    added: list[float] = []
+    if alone_q:
+        lost = [scale * (sensitivity.fp32_metric - layer.metric_quantized_alone) for layer in layers][::-1]
+        added = [layer.noise_quantized_alone for layer in layers][::-1]
 
     height = 1.6 + 0.32 * len(layers)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, height), sharey=True)
@@ -282,7 +281,7 @@ def sensitivity_markdown(
             "|---|---|---|---|" + ("---|" if alone_q else "") + "---|---|",
         ]
         for layer in sensitivity.layers[:top]:
-            q = f"{format_metric(metric, layer.metric_quantized_alone or 0.0)} | " if alone_q else ""
+            q = f"{format_metric(metric, layer.metric_quantized_alone)} | " if alone_q else ""
             lines.append(
                 f"| {layer.rank} | `{layer.node}` | {layer.op_type} | {100 * layer.macs / total:.1f}% | {q}"
                 f"{format_metric(metric, layer.metric_fp16_alone)} "
