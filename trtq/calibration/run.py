@@ -30,7 +30,7 @@ from trtq.calibrators import (
 from trtq.errors import TrtqError, UsageError
 from trtq.formats import QuantFormat, get_format
 from trtq.progress import track
-from trtq.runners.onnxrt import OUTPUT_BUDGET, PartRunner
+from trtq.runners.onnxrt import PartRunner
 
 __all__ = [
     "calibrate",
@@ -42,8 +42,10 @@ __all__ = [
 ]
 
 SUMMARY_QUANTILES = (0.5, 0.99, 0.999, 0.9999, 0.99999)
-#: Bytes of activations one calibration inference may expose (see `calibrate`'s `activation_budget`).
-ACTIVATION_BUDGET = OUTPUT_BUDGET
+#: Bytes of activations one calibration inference may expose (see `calibrate`'s `activation_budget`): 96 MiB is two
+#: samples of efficientnet_b0's 113 planned activations (35 MiB a sample); 128 MiB (three) peaked 75 MiB higher and
+#: was no faster (docs/performance.md).
+ACTIVATION_BUDGET = 96 << 20
 
 
 def ahead(items: Iterator[Any]) -> Iterator[Any]:

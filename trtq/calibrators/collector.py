@@ -25,19 +25,20 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from trtq.calibrators._kernels import fold_block
 from trtq.errors import TrtqError, UsageError
 
 __all__ = ["HistogramCollector", "TensorHistogram", "CoarseHistogram", "NonFiniteActivation"]
 
-_CHUNK = 1 << 18  # elements histogrammed at a time: bounds temporaries and stays cache friendly
-_SMALL = 1 << 12  # chunks below this many elements are scatter-added (a bincount costs fine_bins per call)
+_CHUNK = (
+    1 << 18
+)  # elements whose extremes are taken at a time (a tensor this large is folded in its own thread)
 
 
 class NonFiniteActivation(TrtqError):
@@ -168,7 +169,6 @@ class HistogramCollector:
         self.tensors: dict[str, TensorHistogram] = {}
         self.batches = 0
         self.workers = max(1, min(8, os.cpu_count() or 1) if workers is None else int(workers))
-        self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
 
     def __getitem__(self, name: str) -> TensorHistogram:
@@ -176,13 +176,11 @@ class HistogramCollector:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_local"] = None
         state["_pool"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._local = threading.local()
 
     def close(self) -> None:
         """Stop the worker threads (they are also stopped when the collector is garbage collected)."""
@@ -288,13 +286,6 @@ class HistogramCollector:
                 mine._pending_zeros = 0
         self.batches += other.batches
 
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        local = self._local
-        if getattr(local, "fbuf", None) is None:
-            local.fbuf = np.empty(_CHUNK, dtype=np.float32)
-            local.ibuf = np.empty(_CHUNK, dtype=np.intp)
-        return local.fbuf, local.ibuf
-
     def _fold(self, rec: TensorHistogram, x: np.ndarray, batch_index: int | None) -> None:
         if not np.issubdtype(x.dtype, np.floating):
             raise UsageError(
@@ -307,12 +298,11 @@ class HistogramCollector:
         n = flat.size
         if n == 0:
             return
-        # Two sweeps over cache-sized chunks instead of one pass over the whole tensor per statistic: the tensor
-        # is read from memory twice (extremes, then moments and bins), not eight times.
-        step = _CHUNK
+        # Two sweeps: the extremes (numpy, over cache-sized chunks; they fix the bin width before any value is
+        # binned), then the moments and bins in one compiled loop (`_kernels.fold_block`).
         lo, hi = math.inf, -math.inf
-        for start in range(0, n, step):
-            chunk = flat[start : start + step]
+        for start in range(0, n, _CHUNK):
+            chunk = flat[start : start + _CHUNK]
             clo, chi = float(chunk.min()), float(chunk.max())  # NaN propagates through numpy's min/max
             if not (math.isfinite(clo) and math.isfinite(chi)):
                 raise NonFiniteActivation(rec.name, batch_index)
@@ -321,7 +311,6 @@ class HistogramCollector:
         rec.min = min(rec.min, lo)
         rec.max = max(rec.max, hi)
         absmax = max(-lo, hi)
-        wide = absmax >= 1e15  # float32 x*x overflows past 1.8e19: moments in float64
         binning = self.keep_histograms and absmax > 0.0
         if self.keep_histograms and not binning:
             if rec.fine is None:
@@ -338,15 +327,13 @@ class HistogramCollector:
                 rec._pending_zeros = 0
             elif e > rec.exponent:
                 self._grow(rec, e)
-        total, squares, nonzero = 0.0, 0.0, 0
-        for start in range(0, n, step):
-            chunk = flat[start : start + step]
-            w = chunk.astype(np.float64) if wide else chunk
-            total += float(w.sum(dtype=w.dtype))
-            squares += float(np.dot(w, w))
-            nonzero += int(np.count_nonzero(chunk != 0))  # far faster than count_nonzero(chunk) on floats
-            if binning:
-                self._bin(rec, chunk)
+        work = flat
+        scale = 0.0
+        if binning:
+            scale = math.ldexp(1.0, -rec.exponent)
+            if flat.dtype == np.float32 and not (1e-37 < scale < 1e37):
+                work = flat.astype(np.float64)  # 2**-e not a normal float32: bin in float64 (still exact)
+        total, squares, nonzero = fold_block(work, scale, rec.fine if binning else None)
         rec.sum += total
         rec.sumsq += squares
         rec.nonzero += nonzero
@@ -362,24 +349,3 @@ class HistogramCollector:
             merged[: self.fine_bins // group] = rec.fine.reshape(-1, group).sum(axis=1)
         rec.fine = merged
         rec.exponent = e
-
-    def _bin(self, rec: TensorHistogram, flat: np.ndarray) -> None:
-        scale = math.ldexp(1.0, -rec.exponent)
-        work_dtype = flat.dtype
-        if flat.dtype == np.float32 and not (1e-37 < scale < 1e37):
-            work_dtype = np.dtype(np.float64)  # 2**-e not a normal float32: bin in float64 (still exact)
-        s = work_dtype.type(scale)
-        fbuf, ibuf = self._buffers()
-        if work_dtype != np.float32:
-            fbuf = np.empty(_CHUNK, dtype=work_dtype)
-        for start in range(0, flat.size, _CHUNK):
-            chunk = flat[start : start + _CHUNK]
-            k = chunk.size
-            f, i = fbuf[:k], ibuf[:k]
-            np.abs(chunk, out=f)
-            np.multiply(f, s, out=i, casting="unsafe")  # truncation == floor for |x| >= 0
-            if k < _SMALL:  # a few values: scatter-add them, not a fine_bins-long bincount per call
-                np.add.at(rec.fine, i, 1)
-            else:
-                counts = np.bincount(i)  # as long as the largest index, at most fine_bins
-                rec.fine[: counts.size] += counts

@@ -22,7 +22,7 @@ SECTION_TITLE = "Sensitivity and FP16 fallback"
 #: Memory for the sensitivity pass's cached activations (`VariantEvaluator`): fewer checkpoints than the library
 #: default of 2 GiB, so `trtq build --max-drop` stays within 2 GB on an ImageNet CNN (1850 MiB on efficientnet_b0 with
 #: 256 images, docs/performance.md).
-CACHE_BYTES = 384 << 20
+CACHE_BYTES = 256 << 20
 
 
 @dataclass
