@@ -20,8 +20,8 @@ __all__ = ["FallbackStage", "SECTION_TITLE", "CACHE_BYTES"]
 #: Title of the report.md section.
 SECTION_TITLE = "Sensitivity and FP16 fallback"
 #: Memory for the sensitivity pass's cached activations (`VariantEvaluator`): fewer checkpoints than the library
-#: default of 2 GiB, so `trtq build --max-drop` stays within 2 GB on an ImageNet CNN (1850 MiB on efficientnet_b0 with
-#: 256 images, docs/performance.md).
+#: default of 2 GiB, so `trtq build --max-drop` stays within 2 GB on an ImageNet CNN (1812 MiB on efficientnet_b0 with
+#: 256 images; 384 MiB peaked at 2005 MiB once numba's ~130 MiB was resident, and was no faster; docs/performance.md).
 CACHE_BYTES = 256 << 20
 
 
