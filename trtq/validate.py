@@ -170,6 +170,9 @@ def polygraphy_runner(model: Any, name: str | None = None) -> Any:
 
         def make_session() -> Any:
             opts = session_options()
+            # no arena: it would keep the largest intermediate activations of any call until the session ends,
+            # on top of the resident floor (PyTorch, numba) the validate stage peaks over (docs/performance.md)
+            opts.enable_cpu_mem_arena = False
             if not isinstance(model, onnx.ModelProto):
                 source: Any = str(model)  # a file: ONNX Runtime reads external data beside it
                 return ort.InferenceSession(
