@@ -19,27 +19,6 @@ def test_fine_histogram_equals_numpy_histogram_with_the_final_edges(samples):
     assert rec.absmax < col.fine_bins * rec.fine_width <= 2 * rec.absmax  # no half-empty range
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_moments_and_bins_equal_numpy_across_the_kernel_blocks(dtype):
-    """The compiled fold (`_kernels.fold_block`) over a tensor of several blocks and a ragged end: sum, sum of
-    squares and non-zero count as numpy computes them in float64, and every value in numpy's bin."""
-    from trtq.calibrators._kernels import _BLOCK
-
-    rng = np.random.default_rng(7)
-    x = np.maximum(rng.standard_normal(3 * _BLOCK + 4321), -0.5).astype(dtype)
-    x[::5] = 0.0
-    col = HistogramCollector(1 << 16)
-    col.collect({"t": x[:1000]})
-    col.collect({"t": x[1000:]})  # the range set by the first part grows: bins merged, then binned on
-    rec = col["t"]
-    wide = x.astype(np.float64)
-    assert rec.sum == pytest.approx(wide.sum(), rel=1e-12)
-    assert rec.sumsq == pytest.approx(np.dot(wide, wide), rel=1e-12)
-    assert rec.nonzero == np.count_nonzero(x) and rec.count == x.size
-    ref, _ = np.histogram(np.abs(x), bins=col.fine_bins, range=(0, col.fine_bins * rec.fine_width))
-    np.testing.assert_array_equal(rec.fine, ref)
-
-
 def test_histograms_do_not_depend_on_batch_size_or_order(samples):
     """Growing ranges merge bins exactly: any split and order gives the same histogram and thresholds."""
     x = samples["laplace"]
