@@ -136,3 +136,10 @@ def test_run_models_streams_one_model_at_a_time_and_reuses_given_outputs(onnx_gr
     assert np.array_equal(
         stacked_outputs(runs, "fp32")["logits"], np.concatenate([r["logits"] for r in reference])
     )
+
+
+def test_validation_sessions_run_without_the_memory_arena(onnx_graph):
+    """An arena would hold the largest activations of any call until the session ends (the validate stage's peak)."""
+    runner = polygraphy_runner(onnx_graph("linear_classifier"), "int8")
+    with runner:
+        assert runner.sess.get_session_options().enable_cpu_mem_arena is False

@@ -169,10 +169,9 @@ def polygraphy_runner(model: Any, name: str | None = None) -> Any:
         from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, session_options
 
         def make_session() -> Any:
-            opts = session_options()
-            # no arena: it would keep the largest intermediate activations of any call until the session ends,
-            # on top of the resident floor (PyTorch, numba) the validate stage peaks over (docs/performance.md)
-            opts.enable_cpu_mem_arena = False
+            # no arena: it would hold the largest activations of any call until the session ends, on top of the
+            # resident floor (PyTorch, numba) the validate stage peaks over (docs/performance.md)
+            opts = session_options(arena=False)
             if not isinstance(model, onnx.ModelProto):
                 source: Any = str(model)  # a file: ONNX Runtime reads external data beside it
                 return ort.InferenceSession(

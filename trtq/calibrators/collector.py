@@ -36,9 +36,8 @@ from trtq.errors import TrtqError, UsageError
 
 __all__ = ["HistogramCollector", "TensorHistogram", "CoarseHistogram", "NonFiniteActivation"]
 
-_CHUNK = (
-    1 << 18
-)  # elements whose extremes are taken at a time (a tensor this large is folded in its own thread)
+#: Elements whose extremes are taken at a time; a tensor this large is folded in its own thread.
+_CHUNK = 1 << 18
 
 
 class NonFiniteActivation(TrtqError):

@@ -9,9 +9,10 @@ the nearest multiple of s and a value above is clipped to a, so the expected err
 
 Both integrals have closed forms: with H(u) = floor(u + 1/2) / 12 + r^3 / 3, r = u - round(u), the
 antiderivative of the squared rounding error is s^3 H(x / s). The search is exhaustive over the
-candidates (a compiled loop, `_kernels.rounding_errors`), so it equals a brute-force evaluation of the same objective. Unlike
-putting each bin's mass at its center (ModelOpt's choice), this does not alias the 127 quantization
-levels against the bin grid, and agrees with a brute-force search on the raw samples to a bin or two.
+candidates (a compiled loop, `_kernels.rounding_errors`), so it equals a brute-force evaluation of the
+same objective. Unlike putting each bin's mass at its center (ModelOpt's choice), this does not alias
+the 127 quantization levels against the bin grid, and agrees with a brute-force search on the raw
+samples to a bin or two.
 """
 
 from __future__ import annotations

@@ -45,9 +45,11 @@ _ORT_TYPES = {
 }
 
 
-def session_options(threads: int | None = None) -> object:
+def session_options(threads: int | None = None, *, arena: bool = True) -> object:
     """The `onnxruntime.SessionOptions` of every trtq session: quiet, `threads` intra-op threads (default ONNX
-    Runtime's: one per physical core) and no spin-waiting between ops.
+    Runtime's: one per physical core) and no spin-waiting between ops; `arena=False` turns off ONNX Runtime's CPU
+    memory arena, which keeps the most memory a session ever needed until it ends (each tensor is then allocated
+    and freed with the C allocator: for sessions of a stage whose peak matters, sensitivity's and validation's).
 
     ONNX Runtime's intra-op threads spin for work by default, which helps a latency benchmark on an idle machine
     and costs a throughput pass on a shared or small one: the spinning threads take the cores the work needs.
@@ -61,6 +63,7 @@ def session_options(threads: int | None = None) -> object:
     if threads:
         opts.intra_op_num_threads = threads
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.enable_cpu_mem_arena = arena
     return opts
 
 

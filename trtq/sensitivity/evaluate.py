@@ -68,8 +68,7 @@ def make_session(model: onnx.ModelProto, threads: int | None = None) -> Any:
 
     from trtq.runners.onnxrt import QDQ_FUSION_OPTIMIZERS, session_options
 
-    opts = session_options()
-    opts.enable_cpu_mem_arena = False
+    opts = session_options(arena=False)
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
